@@ -1,0 +1,1 @@
+"""Clients of sessiond: the command line and the programmatic client."""

@@ -1,0 +1,1 @@
+"""sessiond's daemon side: store model, key grammar, cleanup engine, and the I/O shell around them."""
