@@ -20,6 +20,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check daemon protocol client tests
 
 typecheck: $(STAMP)
+	mkdir -p .typecheck/sessiond
+	for d in daemon protocol client; do ln -sfn ../../$$d .typecheck/sessiond/$$d; done
 	$(BIN)/mypy
 
 unit: $(STAMP)

@@ -1,10 +1,149 @@
-"""Command line entry point."""
+"""`sessiond`: the command line. `serve` runs the daemon; `sessions cleanup` mirrors OpenClaw's."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import time
+from collections.abc import Sequence
+
+import msgspec
+from sessiond.client.cleanup_text import render_applied, render_dry_run
+from sessiond.daemon.cleanup import CleanupError, CleanupOptions
+from sessiond.daemon.cleanup_run import (
+    StoreUnreadable,
+    combine,
+    plan_targets,
+    preview_summary,
+)
+from sessiond.daemon.config import (
+    ConfigError,
+    Locations,
+    TargetError,
+    load_config_file,
+    resolve_config_path,
+    resolve_targets,
+)
+from sessiond.daemon.disk_io import StoreWriteError, read_store
+from sessiond.daemon.disk_view import OsDiskView
+from sessiond.daemon.local_cleanup import ApplyRefused, apply_locally
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("sessiond", argv if argv is not None else sys.argv[1:])
+def now_ms() -> int:
+    """The clock; `SESSIOND_NOW_MS` pins it so a run can be compared with a recorded one."""
+    pinned = os.environ.get("SESSIOND_NOW_MS")
+    return int(pinned) if pinned else time.time_ns() // 1_000_000
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+
+
+def _add_target_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--store", default=default, help="Explicit sessions.json path")
+    parser.add_argument("--agent", default=default, help="One configured agent's store")
+    parser.add_argument(
+        "--all-agents", action="store_true", default=default, help="Every configured agent"
+    )
+    parser.add_argument("--json", action="store_true", default=default, help="Output JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sessiond", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sessions = commands.add_parser("sessions", help="Session store commands")
+    _add_target_flags(sessions, suppress=False)
+    session_commands = sessions.add_subparsers(dest="sessions_command", required=True)
+    cleanup = session_commands.add_parser("cleanup", help="Run session-store maintenance now")
+    _add_target_flags(cleanup, suppress=True)
+    cleanup.add_argument("--dry-run", action="store_true", help="Preview without writing")
+    cleanup.add_argument(
+        "--enforce", action="store_true", help="Apply maintenance even when mode is warn"
+    )
+    cleanup.add_argument(
+        "--fix-missing", action="store_true", help="Remove entries whose transcripts are missing"
+    )
+    cleanup.add_argument(
+        "--fix-dm-scope",
+        action="store_true",
+        help="Retire stale direct-DM rows that no longer match session.dmScope=main",
+    )
+    cleanup.add_argument("--active-key", help="Protect this session key from eviction")
+    return parser
+
+
+def cleanup_command(args: argparse.Namespace) -> int:
+    cwd = os.getcwd()
+    env = os.environ
+    where = Locations.from_env(env, cwd)
+    try:
+        config = load_config_file(resolve_config_path(env, where.state_dir, cwd))
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    store, agent = args.store, args.agent
+    all_agents, as_json = bool(args.all_agents), bool(args.json)
+    try:
+        targets = resolve_targets(config, where, store=store, agent=agent, all_agents=all_agents)
+    except TargetError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    options = CleanupOptions(
+        fix_missing=args.fix_missing,
+        fix_dm_scope=args.fix_dm_scope,
+        active_key=args.active_key,
+        enforce=args.enforce,
+    )
+    clock = now_ms()
+    try:
+        planned = plan_targets(
+            targets, lambda t: read_store(t.store_path), config, options, OsDiskView(), clock, where
+        )
+    except (StoreUnreadable, CleanupError) as exc:
+        print(f"Error: {exc}" if isinstance(exc, StoreUnreadable) else str(exc), file=sys.stderr)
+        return 1
+    mode = planned[0].plan.mode if planned else config.maintenance.mode
+    if args.dry_run:
+        summaries = [preview_summary(p.plan) for p in planned]
+        if as_json:
+            _print_json(combine(summaries, mode, dry_run=True))
+            return 0
+        out: list[str] = []
+        for index, (p, summary) in enumerate(zip(planned, summaries, strict=True)):
+            if index > 0:
+                out.append("")
+            out += render_dry_run(p.plan, summary, config, clock, agent_header=len(planned) > 1)
+        sys.stdout.write("".join(f"{line}\n" for line in out))
+        return 0
+    applied = []
+    for p in planned:
+        try:
+            result = apply_locally(p)
+        except (ApplyRefused, StoreWriteError) as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        for path, reason in result.files.failed:
+            print(f"[sessiond] could not remove or archive {path}: {reason}", file=sys.stderr)
+        applied.append(result.summary)
+    if as_json:
+        _print_json(combine(applied, mode, dry_run=False))
+    else:
+        sys.stdout.write("".join(f"{line}\n" for line in render_applied(applied)))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Sub-command flags default to SUPPRESS, so `sessions --json cleanup` keeps the parent's.
+    if args.command == "sessions" and args.sessions_command == "cleanup":
+        return cleanup_command(args)
+    parser.error("unknown command")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,1 +1,1 @@
-"""sessiond's daemon side: store model, key grammar, cleanup engine, and the I/O shell around them."""
+"""sessiond's daemon side: store model, key grammar, cleanup engine, and their I/O shell."""

@@ -1,0 +1,571 @@
+"""The cleanup engine: one pure planning step that decides everything a cleanup will do.
+
+`plan_cleanup` takes a store, its sessions dir as seen through a `DiskView`, the config, the
+options and a clock reading, and returns a `StorePlan`: which key leaves by which rule, which
+files are archived or removed, and every figure the reports print. A dry run prints the plan; an
+apply executes the very same plan (`disk_io.apply_plan`), so what the dry run promised is what
+happens.
+
+Stages, in the reference's order, each on what the previous left:
+  fix-missing -> retire-dm-scope -> prune-stale -> cap-overflow -> (archive, expire archives)
+  -> evict-budget -> unreferenced-artifact sweep.
+Action precedence for a key: retire-dm-scope > prune-missing > prune-stale > cap-overflow >
+evict-budget > keep. Under `mode: warn` (without `enforce`) an apply performs only the two fix
+stages; the plan's figures still show what enforcement would do, as the reference's dry run does.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sessiond.daemon.config import Maintenance, MaintenanceMode, SessionsConfig, StoreTarget
+from sessiond.daemon.disk_view import DirFile, DiskView, canonical
+from sessiond.daemon.js_semantics import is_finite_number, js_truthy, to_number
+from sessiond.daemon.keys import (
+    is_main_scope_stale_direct_key,
+    is_protected,
+    normalize_preserve_key,
+)
+from sessiond.daemon.store import RowView, Store, row_chunk, store_size_for_chunks
+from sessiond.daemon.transcripts import (
+    SessionsDir,
+    archive_name,
+    archive_timestamp,
+    is_archive,
+    is_sweepable,
+    parse_archive_stamp_ms,
+)
+
+
+class Action(enum.StrEnum):
+    RETIRE_DM_SCOPE = "retire-dm-scope"
+    PRUNE_MISSING = "prune-missing"
+    PRUNE_STALE = "prune-stale"
+    CAP_OVERFLOW = "cap-overflow"
+    EVICT_BUDGET = "evict-budget"
+    KEEP = "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupOptions:
+    fix_missing: bool = False
+    fix_dm_scope: bool = False
+    active_key: str | None = None
+    enforce: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DiskBudgetFigures:
+    total_bytes_before: int
+    total_bytes_after: int
+    removed_files: int
+    removed_entries: int
+    freed_bytes: int
+    max_bytes: int
+    high_water_bytes: int
+    over_budget: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFigures:
+    scanned_files: int
+    removed_files: int
+    freed_bytes: int
+    older_than_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileOps:
+    """What an apply does to files, in order: renames to archives, then removals."""
+
+    archives: tuple[tuple[str, str], ...] = ()
+    removals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedFigures:
+    """What an apply under the plan's mode reports (differs from the preview only under warn)."""
+
+    after_count: int
+    pruned: int
+    capped: int
+    disk_budget: DiskBudgetFigures | None
+    unreferenced: SweepFigures
+
+
+@dataclass(frozen=True, slots=True)
+class StorePlan:
+    target: StoreTarget
+    mode: MaintenanceMode
+    before_keys: tuple[str, ...]
+    actions: dict[str, Action]
+    missing: int
+    dm_scope_retired: int
+    pruned: int
+    capped: int
+    unreferenced: SweepFigures
+    disk_budget: DiskBudgetFigures | None
+    after_count: int
+    applied: AppliedFigures
+    removed_keys: frozenset[str]
+    file_ops: FileOps
+    views: dict[str, RowView] = field(repr=False)
+
+    @property
+    def would_mutate(self) -> bool:
+        budget = self.disk_budget
+        return (
+            self.missing > 0
+            or self.dm_scope_retired > 0
+            or self.pruned > 0
+            or self.capped > 0
+            or self.unreferenced.removed_files > 0
+            or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
+        )
+
+    @property
+    def applied_would_mutate(self) -> bool:
+        budget = self.applied.disk_budget
+        return (
+            self.missing > 0
+            or self.dm_scope_retired > 0
+            or self.applied.pruned > 0
+            or self.applied.capped > 0
+            or self.applied.unreferenced.removed_files > 0
+            or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
+        )
+
+
+class CleanupError(Exception):
+    """The plan cannot be made (the reference aborts the same cases); nothing was touched."""
+
+
+# ------------------------------------------------------------------------------- comparisons
+
+
+def _js_compare(a: float, b: float) -> int:
+    diff = a - b
+    if math.isnan(diff) or diff == 0:
+        return 0
+    return -1 if diff < 0 else 1
+
+
+def _updated_or(view: RowView, missing: float) -> float:
+    value = view.fields.updated_at
+    return missing if value is None else to_number(value)
+
+
+def _display_updated(view: RowView) -> float:
+    return _updated_or(view, 0.0)
+
+
+def display_order(keys: list[str], views: dict[str, RowView]) -> list[str]:
+    """Newest first; rows without `updatedAt` last (the dry-run table's order)."""
+
+    def newest_first(a: str, b: str) -> int:
+        return _js_compare(_display_updated(views[b]), _display_updated(views[a]))
+
+    return sorted(keys, key=functools.cmp_to_key(newest_first))
+
+
+# --------------------------------------------------------------------------------- the files
+
+
+@dataclass(slots=True)
+class _SimFile:
+    original: DirFile
+    name: str
+    archived_to: str | None = None
+    removed: bool = False
+
+
+class _DirState:
+    """The sessions dir as the apply will leave it, step by step, without touching it."""
+
+    def __init__(self, files: list[DirFile]) -> None:
+        self.files = [_SimFile(f, f.name) for f in files]
+        self.by_canonical = {f.original.canonical: f for f in self.files}
+
+    def present(self) -> list[_SimFile]:
+        return [f for f in self.files if not f.removed]
+
+    def archive(self, canonical_path: str, now_ms: int) -> bool:
+        sim = self.by_canonical.get(canonical_path)
+        if sim is None or sim.removed or sim.archived_to is not None:
+            return False
+        sim.archived_to = archive_name(sim.original.path, "deleted", now_ms)
+        sim.name = os.path.basename(sim.archived_to)
+        return True
+
+    def remove(self, canonical_path: str) -> int | None:
+        """Size removed (0 for an empty file), or None when nothing is there."""
+        sim = self.by_canonical.get(canonical_path)
+        if sim is None or sim.removed:
+            return None
+        sim.removed = True
+        return sim.original.size
+
+    def ops(self) -> FileOps:
+        archives = tuple(
+            (f.original.path, f.archived_to)
+            for f in self.files
+            if f.archived_to is not None and not f.removed
+        )
+        removals = tuple(f.original.path for f in self.files if f.removed)
+        return FileOps(archives, removals)
+
+
+# ------------------------------------------------------------------------------------- stages
+
+
+@dataclass(slots=True)
+class _Context:
+    store: Store
+    views: dict[str, RowView]
+    sdir: SessionsDir
+    maintenance: Maintenance
+    options: CleanupOptions
+    now_ms: int
+    home: str
+    preserve_keys: set[str]
+
+    def preserved(self, key: str) -> bool:
+        return key in self.preserve_keys or is_protected(key, self.views[key].fields)
+
+
+def _fix_missing(ctx: _Context, remaining: list[str]) -> list[str]:
+    removed: list[str] = []
+    for key in remaining:
+        fields = ctx.views[key].fields
+        session_id = fields.session_id
+        if not js_truthy(session_id):
+            continue
+        if not isinstance(session_id, str):
+            raise CleanupError(f"TypeError: sessionId of {key!r} is not a string")
+        try:
+            path = ctx.sdir.transcript_path(session_id, fields.session_file)
+        except ValueError as exc:
+            raise CleanupError(f"Error: {exc}") from exc
+        if not ctx.sdir.view.exists(path):
+            removed.append(key)
+    return removed
+
+
+def _retire_dm_scope(
+    ctx: _Context, remaining: list[str], target: StoreTarget, dm_scope: str
+) -> list[str]:
+    return [
+        key
+        for key in remaining
+        if is_main_scope_stale_direct_key(key, target.agent_id, ctx.options.active_key, dm_scope)
+    ]
+
+
+def _prune_stale(ctx: _Context, remaining: list[str]) -> list[str]:
+    cutoff = ctx.now_ms - ctx.maintenance.prune_after_ms
+    removed: list[str] = []
+    for key in remaining:
+        if ctx.preserved(key):
+            continue
+        updated = ctx.views[key].fields.updated_at
+        if updated is not None and to_number(updated) < cutoff:
+            removed.append(key)
+    return removed
+
+
+def _cap(ctx: _Context, remaining: list[str]) -> list[str]:
+    preserved = sum(1 for key in remaining if ctx.preserved(key))
+    slots = max(0, ctx.maintenance.max_entries - preserved)
+    candidates = [key for key in remaining if not ctx.preserved(key)]
+    if len(candidates) <= slots:
+        return []
+
+    def newest_first(a: str, b: str) -> int:
+        return _js_compare(
+            _updated_or(ctx.views[b], -math.inf), _updated_or(ctx.views[a], -math.inf)
+        )
+
+    return sorted(candidates, key=functools.cmp_to_key(newest_first))[slots:]
+
+
+def _session_files(ctx: _Context, keys: list[str], last_file_wins: bool) -> dict[str, Any]:
+    """sessionId -> sessionFile of removed rows, remembered the way the reference remembers."""
+    remembered: dict[str, Any] = {}
+    for key in keys:
+        fields = ctx.views[key].fields
+        session_id = fields.session_id
+        if not isinstance(session_id, str) or not session_id:
+            continue
+        if last_file_wins or session_id not in remembered or fields.session_file:
+            remembered[session_id] = fields.session_file
+    return remembered
+
+
+def _referenced_ids(ctx: _Context, keys: list[str]) -> set[str]:
+    ids: set[str] = set()
+    for key in keys:
+        session_id = ctx.views[key].fields.session_id
+        if isinstance(session_id, str) and session_id:
+            ids.add(session_id)
+    return ids
+
+
+def _archive_removed(
+    ctx: _Context, state: _DirState, removed: dict[str, Any], referenced: set[str]
+) -> None:
+    for session_id, session_file in removed.items():
+        if session_id in referenced:
+            continue
+        for path in ctx.sdir.archive_candidates(session_id, session_file, ctx.home):
+            state.archive(path, ctx.now_ms)
+
+
+def _remove_trajectory_sidecars(
+    ctx: _Context, state: _DirState, removed: dict[str, Any], referenced: set[str]
+) -> None:
+    for session_id, session_file in removed.items():
+        if session_id in referenced:
+            continue
+        try:
+            transcript = ctx.sdir.transcript_path(session_id, session_file)
+        except ValueError:
+            continue
+        stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
+        for sidecar in (f"{stem}.trajectory.jsonl", f"{stem}.trajectory-path.json"):
+            path = canonical(ctx.sdir.view, sidecar)
+            if ctx.sdir.contains(path):
+                state.remove(path)
+
+
+def _expire_archives(ctx: _Context, state: _DirState) -> None:
+    rules: list[tuple[str, int]] = [("deleted", ctx.maintenance.prune_after_ms)]
+    if ctx.maintenance.reset_archive_retention_ms is not None:
+        rules.append(("reset", ctx.maintenance.reset_archive_retention_ms))
+    for reason, older_than in rules:
+        if older_than < 0:
+            continue
+        for sim in state.present():
+            stamp = archive_timestamp(sim.name, reason)
+            if stamp is None:
+                continue
+            stamp_ms = parse_archive_stamp_ms(stamp)
+            if stamp_ms is not None and ctx.now_ms - stamp_ms > older_than:
+                state.remove(sim.original.canonical)
+
+
+def _budget(
+    ctx: _Context,
+    state: _DirState,
+    remaining: list[str],
+    store_path: str,
+    warn_only: bool,
+) -> tuple[DiskBudgetFigures | None, list[str]]:
+    max_bytes = ctx.maintenance.max_disk_bytes
+    high_water = ctx.maintenance.high_water_bytes
+    if max_bytes is None or high_water is None:
+        return None, []
+    store_canonical = canonical(ctx.sdir.view, store_path)
+    files = state.present()
+    chunks = {key: len(row_chunk(key, ctx.store.rows[key])) for key in remaining}
+    projected = store_size_for_chunks(list(chunks.values()))
+    on_disk_store = sum(f.original.size for f in files if f.original.canonical == store_canonical)
+    total = sum(f.original.size for f in files) - on_disk_store + projected
+    before = total
+
+    def figures(removed_files: int, entries: int, freed: int, over: bool) -> DiskBudgetFigures:
+        return DiskBudgetFigures(
+            before, total, removed_files, entries, freed, max_bytes, high_water, over
+        )
+
+    if total <= max_bytes:
+        return figures(0, 0, 0, False), []
+    if warn_only:
+        return figures(0, 0, 0, True), []
+    removed_files = removed_entries = freed = 0
+    evicted: list[str] = []
+    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining)
+    queue = [
+        f
+        for f in files
+        if f.original.canonical != store_canonical
+        and (
+            is_archive(f.name) or (f.original.canonical not in referenced and is_sweepable(f.name))
+        )
+    ]
+    queue.sort(key=lambda f: f.original.mtime_ms)
+    for sim in queue:
+        if total <= high_water:
+            break
+        size = state.remove(sim.original.canonical)
+        if not size:
+            continue
+        total -= size
+        freed += size
+        removed_files += 1
+    if total > high_water:
+        active = normalize_preserve_key(ctx.options.active_key)
+        refcounts: dict[str, int] = {}
+        for key in remaining:
+            session_id = ctx.views[key].fields.session_id
+            if js_truthy(session_id) and isinstance(session_id, str):
+                refcounts[session_id] = refcounts.get(session_id, 0) + 1
+
+        def budget_age(key: str) -> float:
+            value = ctx.views[key].fields.updated_at
+            return float(value) if is_finite_number(value) else 0.0
+
+        for key in sorted(remaining, key=budget_age):
+            if total <= high_water:
+                break
+            if active and key.lower() == active:
+                continue
+            view = ctx.views[key]
+            if not view.truthy or ctx.preserved(key):
+                continue
+            previous = projected
+            projected = max(2, projected - (chunks[key] + 2))
+            total += projected - previous
+            removed_entries += 1
+            evicted.append(key)
+            session_id = view.fields.session_id
+            if not js_truthy(session_id) or not isinstance(session_id, str):
+                continue
+            left = refcounts.get(session_id, 1) - 1
+            if left > 0:
+                refcounts[session_id] = left
+                continue
+            refcounts.pop(session_id, None)
+            for path in ctx.sdir.artifact_paths(view.fields):
+                size = state.remove(path)
+                if not size:
+                    continue
+                total -= size
+                freed += size
+                removed_files += 1
+    return figures(removed_files, removed_entries, freed, True), evicted
+
+
+def _sweep(ctx: _Context, state: _DirState, remaining: list[str], scanned: int) -> SweepFigures:
+    older_than = ctx.maintenance.prune_after_ms
+    older_than = older_than if math.isfinite(older_than) and older_than > 0 else 0
+    cutoff = ctx.now_ms - older_than
+    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining)
+    candidates = [
+        f
+        for f in state.present()
+        if f.original.mtime_ms <= cutoff
+        and f.original.canonical not in referenced
+        and is_sweepable(f.name)
+    ]
+    candidates.sort(key=lambda f: f.original.mtime_ms)
+    removed = freed = 0
+    for sim in candidates:
+        size = state.remove(sim.original.canonical)
+        if size:
+            removed += 1
+            freed += size
+    return SweepFigures(scanned, removed, freed, older_than)
+
+
+# ---------------------------------------------------------------------------------- planning
+
+
+def plan_cleanup(
+    store: Store,
+    target: StoreTarget,
+    config: SessionsConfig,
+    options: CleanupOptions,
+    view: DiskView,
+    now_ms: int,
+    home: str,
+    state_dir: str | None = None,
+) -> StorePlan:
+    """Decide a whole cleanup of one store; touches nothing, asks the disk only through `view`."""
+    maintenance = config.maintenance
+    mode: MaintenanceMode = "enforce" if options.enforce else maintenance.mode
+    sessions_dir = os.path.dirname(os.path.abspath(target.store_path))
+    sdir = SessionsDir(sessions_dir, view, state_dir)
+    views = {key: store.view(key) for key in store.rows}
+    preserve = normalize_preserve_key(options.active_key)
+    ctx = _Context(
+        store, views, sdir, maintenance, options, now_ms, home, {preserve} if preserve else set()
+    )
+    before = list(store.rows)
+    actions: dict[str, Action] = {}
+
+    def drop(keys: list[str], action: Action, remaining: list[str]) -> list[str]:
+        gone = set(keys)
+        for key in keys:
+            actions[key] = action
+        return [key for key in remaining if key not in gone]
+
+    remaining = before
+    missing = _fix_missing(ctx, remaining) if options.fix_missing else []
+    remaining = drop(missing, Action.PRUNE_MISSING, remaining)
+    retired = (
+        _retire_dm_scope(ctx, remaining, target, config.dm_scope) if options.fix_dm_scope else []
+    )
+    remaining = drop(retired, Action.RETIRE_DM_SCOPE, remaining)
+    after_fix = remaining
+    stale = _prune_stale(ctx, remaining)
+    remaining = drop(stale, Action.PRUNE_STALE, remaining)
+    capped = _cap(ctx, remaining)
+    remaining = drop(capped, Action.CAP_OVERFLOW, remaining)
+
+    files = view.list_files(sessions_dir)
+    state = _DirState(files)
+    maintained = _session_files(ctx, stale + capped, last_file_wins=False)
+    referenced_after_cap = _referenced_ids(ctx, remaining)
+    _archive_removed(ctx, state, maintained, referenced_after_cap)
+    _remove_trajectory_sidecars(ctx, state, maintained, referenced_after_cap)
+    _expire_archives(ctx, state)
+    budget, evicted = _budget(ctx, state, remaining, target.store_path, warn_only=False)
+    remaining = drop(evicted, Action.EVICT_BUDGET, remaining)
+    retired_files = _session_files(ctx, retired, last_file_wins=True)
+    _archive_removed(ctx, state, retired_files, _referenced_ids(ctx, remaining))
+    sweep = _sweep(ctx, state, remaining, len(files))
+
+    if mode == "enforce":
+        applied = AppliedFigures(len(remaining), len(stale), len(capped), budget, sweep)
+        removed_keys = frozenset(before) - frozenset(remaining)
+        ops = state.ops()
+    else:
+        warn_state = _DirState(files)
+        warn_budget, _ = _budget(ctx, warn_state, after_fix, target.store_path, warn_only=True)
+        _archive_removed(ctx, warn_state, retired_files, _referenced_ids(ctx, after_fix))
+        applied = AppliedFigures(
+            len(after_fix), 0, 0, warn_budget, SweepFigures(0, 0, 0, maintenance.prune_after_ms)
+        )
+        removed_keys = frozenset(missing) | frozenset(retired)
+        ops = warn_state.ops()
+
+    return StorePlan(
+        target=target,
+        mode=mode,
+        before_keys=tuple(before),
+        actions=actions,
+        missing=len(missing),
+        dm_scope_retired=len(retired),
+        pruned=len(stale),
+        capped=len(capped),
+        unreferenced=sweep,
+        disk_budget=budget,
+        after_count=len(remaining),
+        applied=applied,
+        removed_keys=removed_keys,
+        file_ops=ops,
+        views=views,
+    )
+
+
+def action_of(plan: StorePlan, key: str) -> Action:
+    return plan.actions.get(key, Action.KEEP)
+
+
+Clock = Callable[[], int]

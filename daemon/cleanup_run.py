@@ -1,0 +1,132 @@
+"""`sessions.cleanup` over its targets: plan every store first, then apply them one by one.
+
+Shared by the local CLI and the daemon. Where the stores come from (disk, or the daemon's memory)
+and how a plan is carried out are passed in, so both callers run the identical decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sessiond.daemon.cleanup import (
+    CleanupOptions,
+    DiskBudgetFigures,
+    StorePlan,
+    SweepFigures,
+    plan_cleanup,
+)
+from sessiond.daemon.config import Locations, SessionsConfig, StoreTarget
+from sessiond.daemon.disk_view import DiskView
+from sessiond.daemon.store import Store
+from sessiond.protocol.cleanup import (
+    AllAgentsCleanup,
+    CleanupResult,
+    CleanupSummary,
+    DiskBudget,
+    UnreferencedArtifacts,
+)
+
+
+class StoreUnreadable(Exception):
+    """A target store does not parse; the cleanup stops before touching anything."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStore:
+    plan: StorePlan
+    store: Store
+
+
+def _budget(figures: DiskBudgetFigures | None) -> DiskBudget | None:
+    if figures is None:
+        return None
+    return DiskBudget(
+        figures.total_bytes_before,
+        figures.total_bytes_after,
+        figures.removed_files,
+        figures.removed_entries,
+        figures.freed_bytes,
+        figures.max_bytes,
+        figures.high_water_bytes,
+        figures.over_budget,
+    )
+
+
+def _sweep(figures: SweepFigures) -> UnreferencedArtifacts:
+    return UnreferencedArtifacts(
+        figures.scanned_files, figures.removed_files, figures.freed_bytes, figures.older_than_ms
+    )
+
+
+def preview_summary(plan: StorePlan) -> CleanupSummary:
+    return CleanupSummary(
+        agent_id=plan.target.agent_id,
+        store_path=plan.target.store_path,
+        mode=plan.mode,
+        dry_run=True,
+        before_count=len(plan.before_keys),
+        after_count=plan.after_count,
+        missing=plan.missing,
+        dm_scope_retired=plan.dm_scope_retired,
+        pruned=plan.pruned,
+        capped=plan.capped,
+        unreferenced_artifacts=_sweep(plan.unreferenced),
+        disk_budget=_budget(plan.disk_budget),
+        would_mutate=plan.would_mutate,
+    )
+
+
+def applied_summary(plan: StorePlan, applied_count: int) -> CleanupSummary:
+    applied = plan.applied
+    return CleanupSummary(
+        agent_id=plan.target.agent_id,
+        store_path=plan.target.store_path,
+        mode=plan.mode,
+        dry_run=False,
+        before_count=len(plan.before_keys),
+        after_count=applied.after_count,
+        missing=plan.missing,
+        dm_scope_retired=plan.dm_scope_retired,
+        pruned=applied.pruned,
+        capped=applied.capped,
+        unreferenced_artifacts=_sweep(applied.unreferenced),
+        disk_budget=_budget(applied.disk_budget),
+        would_mutate=plan.applied_would_mutate,
+        applied=True,
+        applied_count=applied_count,
+    )
+
+
+def combine(summaries: list[CleanupSummary], mode: str, dry_run: bool) -> CleanupResult:
+    """One target prints its bare summary; several print the allAgents envelope."""
+    if len(summaries) == 1:
+        return summaries[0]
+    return AllAgentsCleanup(
+        all_agents=True,
+        mode="enforce" if mode == "enforce" else "warn",
+        dry_run=dry_run,
+        stores=summaries,
+    )
+
+
+def plan_targets(
+    targets: list[StoreTarget],
+    load: Callable[[StoreTarget], Store],
+    config: SessionsConfig,
+    options: CleanupOptions,
+    view: DiskView,
+    now_ms: int,
+    where: Locations,
+) -> list[PlannedStore]:
+    """Plan every target before any is applied, as the reference previews all first."""
+    planned: list[PlannedStore] = []
+    for target in targets:
+        store = load(target)
+        if store.error is not None:
+            raise StoreUnreadable(str(store.error))
+        plan = plan_cleanup(
+            store, target, config, options, view, now_ms, where.home, where.state_dir
+        )
+        planned.append(PlannedStore(plan, store))
+    return planned

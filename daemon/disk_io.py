@@ -1,0 +1,142 @@
+"""The only code that writes to a sessions dir: durable store writes and a plan's file operations.
+
+Order is the guarantee: the reduced sessions.json is on disk (fsynced, renamed, directory
+fsynced) before any transcript is archived or removed, so a crash never leaves a row pointing at
+a file that is gone. A file operation that fails is reported, never counted as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from dataclasses import dataclass, field
+
+from sessiond.daemon.cleanup import FileOps
+from sessiond.daemon.store import Store, load_store_bytes
+
+STORE_FILE_MODE = 0o600
+TEMP_PREFIX = ".sessiond-"
+TEMP_SUFFIX = ".tmp"
+
+
+class StoreWriteError(OSError):
+    """A durable write did not complete; the old file is untouched and no temp file is left."""
+
+
+class StoreNotWritable(Exception):
+    """The file on disk does not parse; sessiond will not replace what it cannot read."""
+
+
+def read_store_bytes(path: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return None
+
+
+def read_store(path: str) -> Store:
+    return load_store_bytes(read_store_bytes(path), path)
+
+
+# Test-only fault injection: the crash tests pause or die at named points of a write.
+_FAULT_HOOK = os.environ.get("SESSIOND_TEST_FAULT_HOOK")
+
+
+def _fault_point(name: str) -> None:
+    if _FAULT_HOOK is None:
+        return
+    import time
+
+    if f"{name}:pause" in _FAULT_HOOK.split(","):
+        time.sleep(float(os.environ.get("SESSIOND_TEST_FAULT_PAUSE", "0.05")))
+
+
+def fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: str, data: bytes) -> os.stat_result:
+    """temp (0600, same dir) -> write -> fsync -> rename -> fsync dir; returns the new stat."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    temp = os.path.join(
+        directory,
+        f"{TEMP_PREFIX}{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}",
+    )
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fault_point("after-temp-write")
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+        raise
+    _fault_point("after-rename")
+    fsync_directory(directory)
+    return os.stat(path)
+
+
+@dataclass(slots=True)
+class FileOpsOutcome:
+    archived: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
+    """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised."""
+    outcome = FileOpsOutcome()
+    root = os.path.realpath(allowed_dir)
+
+    def inside(path: str) -> bool:
+        parent = os.path.realpath(os.path.dirname(path))
+        return parent == root
+
+    for source, archive in ops.archives:
+        if not inside(source) or not inside(archive):
+            outcome.failed.append((source, "outside the sessions dir"))
+            continue
+        try:
+            os.rename(source, archive)
+            outcome.archived.append((source, archive))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            outcome.failed.append((source, exc.strerror or str(exc)))
+    for path in ops.removals:
+        if not inside(path):
+            outcome.failed.append((path, "outside the sessions dir"))
+            continue
+        try:
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            os.unlink(path)
+            outcome.removed.append(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            outcome.failed.append((path, exc.strerror or str(exc)))
+    if outcome.archived or outcome.removed:
+        with contextlib.suppress(OSError):
+            fsync_directory(root)
+    return outcome
