@@ -203,9 +203,9 @@ def test_apply_does_what_the_dry_run_said(
         assert applied.applied_count == preview.after_count
 
         left = read_store(str(store))
-        expected_keys = [k for k in original.keys() if k not in planned.plan.removed_keys]
+        expected_keys = [k for k in original if k not in planned.plan.removed_keys]
         assert left.keys() == expected_keys
-        for key in left.keys():  # untouched rows, unknown fields included, survive exactly
+        for key in left:  # untouched rows, unknown fields included, survive exactly
             assert msgspec.json.decode(left.rows[key]) == msgspec.json.decode(original.rows[key])
         for source, archive in planned.plan.file_ops.archives:
             assert os.path.exists(archive) and not os.path.exists(source)

@@ -1,4 +1,4 @@
-"""Key grammar and maintenance unit grammars, case by case against the reference's observed table."""
+"""Key grammar and maintenance unit grammars, case by case against the observed table."""
 
 from __future__ import annotations
 
