@@ -1,0 +1,485 @@
+"""Run, normalise and compare `sessions cleanup` runs (reference and sessiond alike).
+
+One observation of a run is a JSON-ready dict:
+
+    flags            the cleanup flags of the combination
+    exitCode         process exit status
+    stdoutFormat     "json" when --json was given and stdout parsed, else "lines"
+    stdout           parsed JSON, or the list of output lines
+    stderrFirstLine  first non-empty stderr line when the exit status is not 0, else null
+    stderrLines      every stderr line (informational: log lines; never compared)
+    after            for non-dry runs: a snapshot of every directory under the state dir
+                     (except logs/ and identity/) and of every store file in them
+
+All text is stripped of ANSI escapes, and the temporary state dir is replaced by `<STATE>`.
+Archive names created by the run (`.deleted.<ts>` within a day of the run) become
+`.deleted.<TS>`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .fixtures import CASES, DAY, build_state_dir
+
+Json = Any
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+STATE_PLACEHOLDER = "<STATE>"
+TS_PLACEHOLDER = "<TS>"
+IGNORED_TOP_DIRS = frozenset({"logs", "identity"})
+COMPARED_FIELDS = ("exitCode", "stdoutFormat", "stdout", "stderrFirstLine", "after")
+RUN_TIMEOUT_S = 120.0
+ABSENT = "<absent>"
+
+# Deliberate deviations of sessiond from the reference (see docs/compat.md). A key is
+# "<case glob>|<combo selector>|<difference path glob>"; the selector is "*", "applied",
+# "dry-run", "applied-json", "dry-run-json" or a combo index. Matching differences are listed
+# by the tests instead of failing them.
+KNOWN_DIFFERENCES: dict[str, str] = {
+    "*|applied-json|stdout.beforeCount": (
+        "sessiond's applied beforeCount counts the rows before the --fix-missing and "
+        "--fix-dm-scope stages, like the dry run; the reference counts them afterwards."
+    ),
+    "*|applied-json|stdout.stores.*.beforeCount": (
+        "sessiond's applied beforeCount counts the rows before the fix stages (per store)."
+    ),
+    "corrupt_store|applied|after.stores.*": (
+        "sessiond never replaces an unreadable store with {} on apply; the reference does."
+    ),
+}
+
+_ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+_ARCHIVE_RE = re.compile(
+    r"\.(deleted|reset|bak)\.(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d{1,3})?Z)$"
+)
+
+
+# =========================================================================================
+# Normalisation
+# =========================================================================================
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI_RE.sub("", text)
+
+
+def state_spellings(state_dir: Path) -> list[str]:
+    """Every spelling of the state dir a program may print, longest first."""
+    spellings = {str(state_dir), os.path.realpath(state_dir), str(state_dir.resolve())}
+    return sorted(spellings, key=len, reverse=True)
+
+
+def normalise_text(text: str, spellings: Sequence[str]) -> str:
+    text = strip_ansi(text)
+    for spelling in spellings:
+        text = text.replace(spelling, STATE_PLACEHOLDER)
+    return text
+
+
+def normalise_json(value: Json, spellings: Sequence[str]) -> Json:
+    if isinstance(value, str):
+        return normalise_text(value, spellings)
+    if isinstance(value, list):
+        return [normalise_json(item, spellings) for item in value]
+    if isinstance(value, dict):
+        return {
+            normalise_text(key, spellings): normalise_json(item, spellings)
+            for key, item in value.items()
+        }
+    return value
+
+
+def normalise_file_name(name: str, now_ms: int) -> str:
+    """Replace the timestamp of an archive made by the run (within a day of now) by <TS>."""
+    match = _ARCHIVE_RE.search(name)
+    if match is None:
+        return name
+    stamp = match.group(2)
+    fmt = "%Y-%m-%dT%H-%M-%S.%fZ" if "." in stamp else "%Y-%m-%dT%H-%M-%SZ"
+    try:
+        moment = datetime.strptime(stamp, fmt).replace(tzinfo=UTC)
+    except ValueError:
+        return name
+    if abs(moment.timestamp() * 1000 - now_ms) >= DAY:
+        return name
+    return f"{name[: match.start()]}.{match.group(1)}.{TS_PLACEHOLDER}"
+
+
+def _is_store_file(rel: Path) -> bool:
+    name = rel.name
+    return (
+        len(rel.parts) > 1 and name.endswith(".json") and not name.endswith(".trajectory-path.json")
+    )
+
+
+def js_canonical(value: Json) -> str:
+    """`JSON.stringify(value, null, 2)` for the values our stores hold."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def snapshot_state(state_dir: Path, now_ms: int) -> dict[str, Json]:
+    """Every directory's file names and every store file's content, normalised."""
+    spellings = state_spellings(state_dir)
+    dirs: dict[str, list[str]] = {}
+    stores: dict[str, Json] = {}
+    for current, subdirs, files in os.walk(state_dir):
+        here = Path(current)
+        rel_dir = here.relative_to(state_dir)
+        if rel_dir.parts and rel_dir.parts[0] in IGNORED_TOP_DIRS:
+            continue
+        if not rel_dir.parts:
+            subdirs[:] = [d for d in subdirs if d not in IGNORED_TOP_DIRS]
+        subdirs.sort()
+        dirs[rel_dir.as_posix() or "."] = sorted(normalise_file_name(f, now_ms) for f in files)
+        for name in sorted(files):
+            rel = rel_dir / name
+            if not _is_store_file(rel):
+                continue
+            path = here / name
+            raw = path.read_bytes()
+            text = raw.decode("utf-8", errors="replace")
+            entry: dict[str, Json] = {"mode": oct(path.stat().st_mode & 0o777)}
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                entry["json"] = None
+                entry["raw"] = normalise_text(text[:200], spellings)
+            else:
+                entry["json"] = normalise_json(parsed, spellings)
+                entry["canonical"] = text == js_canonical(parsed)
+            stores[rel.as_posix()] = entry
+    return {"dirs": dirs, "stores": stores}
+
+
+# =========================================================================================
+# Running
+# =========================================================================================
+
+
+@dataclass(frozen=True)
+class RawRun:
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+    started_ms: int
+    elapsed_s: float
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, so a gateway probe fails at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_env(state_dir: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(state_dir),
+        "OPENCLAW_STATE_DIR": str(state_dir),
+        "OPENCLAW_GATEWAY_PORT": str(free_port()),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+    }
+
+
+def run_command(
+    argv: Sequence[str], state_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> RawRun:
+    env = base_env(state_dir)
+    if extra_env:
+        env.update(extra_env)
+    started = time.time()
+    try:
+        proc = subprocess.run(
+            list(argv),
+            cwd=state_dir,
+            env=env,
+            capture_output=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+        )
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        code = -1
+        out = exc.stdout or b""
+        err = (exc.stderr or b"") + f"\ntimed out after {RUN_TIMEOUT_S} s".encode()
+    return RawRun(
+        argv=tuple(argv),
+        exit_code=code,
+        stdout=out.decode("utf-8", errors="replace"),
+        stderr=err.decode("utf-8", errors="replace"),
+        started_ms=int(started * 1000),
+        elapsed_s=round(time.time() - started, 2),
+    )
+
+
+def reference_bin(ref_dir: Path) -> Path:
+    for candidate in (
+        ref_dir / "bin" / "openclaw",
+        ref_dir / "node_modules" / ".bin" / "openclaw",
+    ):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"no openclaw executable under {ref_dir}")
+
+
+def reference_version(ref_dir: Path) -> str:
+    package = ref_dir / "node_modules" / "openclaw" / "package.json"
+    try:
+        return str(json.loads(package.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def sessiond_bin() -> Path:
+    """The `sessiond` console script of the interpreter running the tests."""
+    return Path(sys.executable).parent / "sessiond"
+
+
+def is_dry_run(flags: Sequence[str]) -> bool:
+    return "--dry-run" in flags
+
+
+def observe(raw: RawRun, flags: Sequence[str], state_dir: Path, now_ms: int) -> dict[str, Json]:
+    """Turn one finished run (and, for applies, the state dir it left) into an observation."""
+    spellings = state_spellings(state_dir)
+    stdout = normalise_text(raw.stdout, spellings)
+    stderr_lines = normalise_text(raw.stderr, spellings).splitlines()
+    parsed: Json = None
+    fmt = "lines"
+    if "--json" in flags:
+        try:
+            parsed = json.loads(stdout)
+            fmt = "json"
+        except ValueError:
+            parsed = None
+    first_err = next((line for line in stderr_lines if line.strip()), None)
+    return {
+        "flags": list(flags),
+        "exitCode": raw.exit_code,
+        "stdoutFormat": fmt,
+        "stdout": parsed if fmt == "json" else stdout.splitlines(),
+        "stderrFirstLine": first_err if raw.exit_code != 0 else None,
+        "stderrLines": stderr_lines,
+        "after": None if is_dry_run(flags) else snapshot_state(state_dir, now_ms),
+    }
+
+
+@contextmanager
+def temp_state_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="sdiff-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def cleanup_argv(program: Path, flags: Sequence[str]) -> list[str]:
+    return [str(program), "sessions", "cleanup", *flags]
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    observation: dict[str, Json]
+    now_ms: int  # the time the fixture was built against
+    started_ms: int  # the time the reference process was started
+
+
+def run_reference_case(
+    ref: Path, case: str, flags: Sequence[str], now_ms: int | None = None
+) -> ReferenceRun:
+    """Build a fresh state dir at `now_ms` (default: now) and run the reference on it."""
+    with temp_state_dir() as state:
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        build_state_dir(case, state, now)
+        raw = run_command(cleanup_argv(ref, flags), state)
+        obs = observe(raw, flags, state, now)
+        obs["elapsedSec"] = raw.elapsed_s
+        return ReferenceRun(obs, now, raw.started_ms)
+
+
+def run_sessiond_case(
+    case: str, flags: Sequence[str], now_ms: int, clock_ms: int | None = None
+) -> dict[str, Json]:
+    """Build the state dir at `now_ms` and run sessiond on it with its clock pinned."""
+    with temp_state_dir() as state:
+        build_state_dir(case, state, now_ms)
+        pinned = clock_ms if clock_ms is not None else now_ms
+        raw = run_command(
+            cleanup_argv(sessiond_bin(), flags), state, {"SESSIOND_NOW_MS": str(pinned)}
+        )
+        return observe(raw, flags, state, now_ms)
+
+
+# =========================================================================================
+# Comparison
+# =========================================================================================
+
+
+@dataclass(frozen=True)
+class Difference:
+    path: str
+    expected: Json
+    actual: Json
+    known_reason: str | None = None
+
+    def render(self) -> str:
+        exp = json.dumps(self.expected, ensure_ascii=False)
+        act = json.dumps(self.actual, ensure_ascii=False)
+        line = f"{self.path}: reference {exp} != sessiond {act}"
+        if self.known_reason:
+            line += f"  [known: {self.known_reason}]"
+        return line
+
+
+def _same_scalar(a: Json, b: Json) -> bool:
+    # JSON-level equality: 1 vs 1.0 vs true are all different things on the wire.
+    return type(a) is type(b) and a == b
+
+
+def diff_values(expected: Json, actual: Json, path: str) -> list[Difference]:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out: list[Difference] = []
+        shared = [k for k in expected if k in actual]
+        if [k for k in actual if k in expected] != shared:
+            out.append(
+                Difference(f"{path}.<key order>", [k for k in expected], [k for k in actual])
+            )
+        for key, value in expected.items():
+            sub = f"{path}.{key}"
+            if key not in actual:
+                out.append(Difference(sub, value, ABSENT))
+            else:
+                out.extend(diff_values(value, actual[key], sub))
+        out.extend(
+            Difference(f"{path}.{k}", ABSENT, v) for k, v in actual.items() if k not in expected
+        )
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if path.startswith("after.dirs."):
+            missing = list((Counter(expected) - Counter(actual)).elements())
+            extra = list((Counter(actual) - Counter(expected)).elements())
+            if missing or extra:
+                return [
+                    Difference(path, {"only in reference": missing}, {"only in sessiond": extra})
+                ]
+            return []
+        out = []
+        for index in range(max(len(expected), len(actual))):
+            exp = expected[index] if index < len(expected) else ABSENT
+            act = actual[index] if index < len(actual) else ABSENT
+            out.extend(diff_values(exp, act, f"{path}.{index}"))
+        return out
+    if _same_scalar(expected, actual):
+        return []
+    return [Difference(path, expected, actual)]
+
+
+def _combo_selected(selector: str, index: int, flags: Sequence[str]) -> bool:
+    if selector == "*":
+        return True
+    if selector.isdigit():
+        return int(selector) == index
+    applied = not is_dry_run(flags)
+    json_mode = "--json" in flags
+    return {
+        "applied": applied,
+        "dry-run": not applied,
+        "applied-json": applied and json_mode,
+        "dry-run-json": not applied and json_mode,
+    }.get(selector, False)
+
+
+def known_reason(case: str, index: int, flags: Sequence[str], path: str) -> str | None:
+    for key, reason in KNOWN_DIFFERENCES.items():
+        case_glob, selector, path_glob = key.split("|", 2)
+        if (
+            fnmatch.fnmatchcase(case, case_glob)
+            and _combo_selected(selector, index, flags)
+            and fnmatch.fnmatchcase(path, path_glob)
+        ):
+            return reason
+    return None
+
+
+def compare_observations(
+    case: str, index: int, expected: Mapping[str, Json], actual: Mapping[str, Json]
+) -> list[Difference]:
+    """Every difference between two observations, each tagged with a known reason if any."""
+    flags = list(expected.get("flags", []))
+    diffs: list[Difference] = []
+    for field in COMPARED_FIELDS:
+        diffs.extend(diff_values(expected.get(field), actual.get(field), field))
+    return [
+        Difference(d.path, d.expected, d.actual, known_reason(case, index, flags, d.path))
+        for d in diffs
+    ]
+
+
+def render_report(
+    case: str,
+    index: int,
+    expected: Mapping[str, Json],
+    actual: Mapping[str, Json],
+    diffs: Sequence[Difference],
+) -> str:
+    """A readable failure message: the differences, then both stdouts side by side."""
+    lines = [f"case {case} combo {index}: sessions cleanup {' '.join(expected.get('flags', []))}"]
+    lines += ["  " + d.render() for d in diffs]
+    if expected.get("stdoutFormat") == "lines" or actual.get("stdoutFormat") == "lines":
+        exp_text = _as_lines(expected.get("stdout"))
+        act_text = _as_lines(actual.get("stdout"))
+        lines.append("  stdout diff (reference -> sessiond):")
+        lines += [
+            "    " + d
+            for d in difflib.unified_diff(exp_text, act_text, "reference", "sessiond", lineterm="")
+        ]
+    if actual.get("stderrLines"):
+        lines.append("  sessiond stderr:")
+        lines += ["    " + s for s in actual["stderrLines"][:20]]
+    return "\n".join(lines)
+
+
+def _as_lines(value: Json) -> list[str]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return json.dumps(value, indent=2, ensure_ascii=False).splitlines()
+
+
+# =========================================================================================
+# Golden files
+# =========================================================================================
+
+
+def golden_path(case: str) -> Path:
+    return GOLDEN_DIR / f"{case}.json"
+
+
+def load_golden(case: str) -> dict[str, Json]:
+    data: dict[str, Json] = json.loads(golden_path(case).read_text(encoding="utf-8"))
+    return data
+
+
+def golden_cases() -> list[str]:
+    return sorted(p.stem for p in GOLDEN_DIR.glob("*.json") if p.stem in CASES)
