@@ -234,9 +234,15 @@ class _Context:
     now_ms: int
     home: str
     preserve_keys: set[str]
+    protected: dict[str, bool] = field(default_factory=dict)
 
     def preserved(self, key: str) -> bool:
-        return key in self.preserve_keys or is_protected(key, self.views[key].fields)
+        if key in self.preserve_keys:
+            return True
+        known = self.protected.get(key)
+        if known is None:
+            known = self.protected[key] = is_protected(key, self.views[key].fields)
+        return known
 
 
 def _fix_missing(ctx: _Context, remaining: list[str]) -> list[str]:

@@ -136,9 +136,16 @@ class SessionsDir:
         self.view = view
         self.real = view.realpath(self.path) or self.path
         self.state_dir = state_dir
+        self._artifacts: dict[tuple[str, Any], list[str]] = {}
 
     def contains(self, path: str) -> bool:
-        return not _relative_escapes(_relative(self.real, canonical(self.view, path)))
+        resolved = canonical(self.view, path)
+        prefix = self.real.rstrip(os.sep) + os.sep
+        if resolved.startswith(prefix):
+            # Same answer as the reference's `relative(...).startsWith("..")`, names like
+            # `..notes` included, without the cost of relpath on every row.
+            return not resolved[len(prefix) :].startswith("..")
+        return not _relative_escapes(_relative(self.real, resolved))
 
     def _from_agent_dir(self, agent_dir: str, candidate: str) -> str | None:
         base = self.view.realpath(os.path.abspath(agent_dir)) or os.path.abspath(agent_dir)
@@ -209,8 +216,15 @@ class SessionsDir:
         session_id = entry.session_id
         if not isinstance(session_id, str) or not session_id:
             return []
+        memo_key = (session_id, entry.session_file if isinstance(entry.session_file, str) else None)
+        found = self._artifacts.get(memo_key)
+        if found is None:
+            found = self._artifacts[memo_key] = self._artifact_paths(session_id, entry.session_file)
+        return found
+
+    def _artifact_paths(self, session_id: str, session_file: Any) -> list[str]:
         try:
-            transcript = canonical(self.view, self.transcript_path(session_id, entry.session_file))
+            transcript = canonical(self.view, self.transcript_path(session_id, session_file))
         except (InvalidSessionId, OutsideSessionsDir):
             return []
         if not self.contains(transcript):
