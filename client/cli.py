@@ -128,6 +128,12 @@ def cleanup_command(args: argparse.Namespace) -> int:
         for path, reason in result.files.failed:
             print(f"[sessiond] could not remove or archive {path}: {reason}", file=sys.stderr)
         applied.append(result.summary)
+    for p in planned:
+        for level, message in p.plan.applied.log:
+            # The reference's info lines reach stdout in text mode; warnings, and everything
+            # under --json, go to stderr so stdout stays parseable.
+            stream = sys.stdout if level == "info" and not as_json else sys.stderr
+            stream.write(f"[sessions/store] {message}\n")
     if as_json:
         _print_json(combine(applied, mode, dry_run=False))
     else:

@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sessiond.daemon.config import Maintenance, MaintenanceMode, SessionsConfig, StoreTarget
 from sessiond.daemon.disk_view import DirFile, DiskView, canonical
@@ -41,6 +41,8 @@ from sessiond.daemon.transcripts import (
     is_sweepable,
     parse_archive_stamp_ms,
 )
+
+LogLevel = Literal["info", "warn"]
 
 
 class Action(enum.StrEnum):
@@ -97,6 +99,7 @@ class AppliedFigures:
     capped: int
     disk_budget: DiskBudgetFigures | None
     unreferenced: SweepFigures
+    log: tuple[tuple[LogLevel, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +482,66 @@ def _sweep(ctx: _Context, state: _DirState, remaining: list[str], scanned: int) 
     return SweepFigures(scanned, removed, freed, older_than)
 
 
+# ------------------------------------------------------------------------------ maintenance log
+
+EVICT_ACTIVE_WARNING = "session maintenance would evict active session; skipping enforcement"
+
+
+def _enforce_log(
+    pruned: int, capped: int, budget: DiskBudgetFigures | None
+) -> tuple[tuple[LogLevel, str], ...]:
+    """The `[sessions/store]` lines the reference logs while it applies maintenance."""
+    lines: list[tuple[LogLevel, str]] = []
+    if pruned:
+        lines.append(("info", "pruned stale session entries"))
+    if capped:
+        lines.append(("info", "capped session entry count"))
+    if budget is not None and budget.over_budget:
+        if budget.total_bytes_after > budget.high_water_bytes:
+            lines.append(
+                ("warn", "session disk budget still above high-water target after cleanup")
+            )
+        elif budget.removed_files or budget.removed_entries:
+            lines.append(("info", "applied session disk budget cleanup"))
+    return tuple(lines)
+
+
+def _would_evict_active(ctx: _Context, keys: list[str]) -> bool:
+    """Under warn: would enforcement have pruned or capped the active row?"""
+    active = (ctx.options.active_key or "").strip()
+    if not active or active not in keys:
+        return False
+    view = ctx.views[active]
+    if is_protected(active, view.fields):
+        return False
+    updated = view.fields.updated_at
+    cutoff = ctx.now_ms - ctx.maintenance.prune_after_ms
+    if updated is not None and to_number(updated) < cutoff:
+        return True
+    max_entries = ctx.maintenance.max_entries
+    if len(keys) <= max_entries:
+        return False
+    protected = sum(1 for k in keys if k != active and is_protected(k, ctx.views[k].fields))
+    removable = max(0, max_entries - protected)
+    if removable <= 0:
+        return True
+    active_updated = _updated_or(view, -math.inf)
+    newer = 0
+    seen_active = False
+    for key in keys:
+        if key == active:
+            seen_active = True
+            continue
+        if is_protected(key, ctx.views[key].fields):
+            continue
+        other = _updated_or(ctx.views[key], -math.inf)
+        if other > active_updated or (not seen_active and other == active_updated):
+            newer += 1
+            if newer >= removable:
+                return True
+    return False
+
+
 # ---------------------------------------------------------------------------------- planning
 
 
@@ -538,15 +601,26 @@ def plan_cleanup(
     sweep = _sweep(ctx, state, remaining, len(files))
 
     if mode == "enforce":
-        applied = AppliedFigures(len(remaining), len(stale), len(capped), budget, sweep)
+        log = _enforce_log(len(stale), len(capped), budget)
+        applied = AppliedFigures(len(remaining), len(stale), len(capped), budget, sweep, log)
         removed_keys = frozenset(before) - frozenset(remaining)
         ops = state.ops()
     else:
         warn_state = _DirState(files)
         warn_budget, _ = _budget(ctx, warn_state, after_fix, target.store_path, warn_only=True)
         _archive_removed(ctx, warn_state, retired_files, _referenced_ids(ctx, after_fix))
+        warn_log: list[tuple[LogLevel, str]] = []
+        if _would_evict_active(ctx, after_fix):
+            warn_log.append(("warn", EVICT_ACTIVE_WARNING))
+        if warn_budget is not None and warn_budget.over_budget:
+            warn_log.append(("warn", "session disk budget exceeded (warn-only mode)"))
         applied = AppliedFigures(
-            len(after_fix), 0, 0, warn_budget, SweepFigures(0, 0, 0, maintenance.prune_after_ms)
+            len(after_fix),
+            0,
+            0,
+            warn_budget,
+            SweepFigures(0, 0, 0, maintenance.prune_after_ms),
+            tuple(warn_log),
         )
         removed_keys = frozenset(missing) | frozenset(retired)
         ops = warn_state.ops()
