@@ -43,6 +43,7 @@ from sessiond.daemon.transcripts import (
 )
 
 LogLevel = Literal["info", "warn"]
+RemovalStage = Literal["sidecar", "expired", "budget", "sweep"]
 
 
 class Action(enum.StrEnum):
@@ -83,11 +84,22 @@ class SweepFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class Removal:
+    """One planned unlink: which stage wants it, what it frees, and which evicted row owns it."""
+
+    path: str
+    size: int
+    stage: RemovalStage
+    owner_key: str | None = None
+    owner_chunk_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class FileOps:
     """What an apply does to files, in order: renames to archives, then removals."""
 
     archives: tuple[tuple[str, str], ...] = ()
-    removals: tuple[str, ...] = ()
+    removals: tuple[Removal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +141,6 @@ class StorePlan:
             or self.pruned > 0
             or self.capped > 0
             or self.unreferenced.removed_files > 0
-            or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
-        )
-
-    @property
-    def applied_would_mutate(self) -> bool:
-        budget = self.applied.disk_budget
-        return (
-            self.missing > 0
-            or self.dm_scope_retired > 0
-            or self.applied.pruned > 0
-            or self.applied.capped > 0
-            or self.applied.unreferenced.removed_files > 0
             or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
         )
 
@@ -186,6 +186,9 @@ class _SimFile:
     name: str
     archived_to: str | None = None
     removed: bool = False
+    stage: RemovalStage = "sweep"
+    owner_key: str | None = None
+    owner_chunk_bytes: int = 0
 
 
 class _DirState:
@@ -206,12 +209,21 @@ class _DirState:
         sim.name = os.path.basename(sim.archived_to)
         return True
 
-    def remove(self, canonical_path: str) -> int | None:
+    def remove(
+        self,
+        canonical_path: str,
+        stage: RemovalStage,
+        owner_key: str | None = None,
+        owner_chunk_bytes: int = 0,
+    ) -> int | None:
         """Size removed (0 for an empty file), or None when nothing is there."""
         sim = self.by_canonical.get(canonical_path)
         if sim is None or sim.removed:
             return None
         sim.removed = True
+        sim.stage = stage
+        sim.owner_key = owner_key
+        sim.owner_chunk_bytes = owner_chunk_bytes
         return sim.original.size
 
     def ops(self) -> FileOps:
@@ -220,7 +232,17 @@ class _DirState:
             for f in self.files
             if f.archived_to is not None and not f.removed
         )
-        removals = tuple(f.original.path for f in self.files if f.removed)
+        removals = tuple(
+            Removal(
+                f.original.path,
+                f.original.size,
+                f.stage,
+                f.owner_key,
+                f.owner_chunk_bytes,
+            )
+            for f in self.files
+            if f.removed
+        )
         return FileOps(archives, removals)
 
 
@@ -349,7 +371,7 @@ def _remove_trajectory_sidecars(
         for sidecar in (f"{stem}.trajectory.jsonl", f"{stem}.trajectory-path.json"):
             path = canonical(ctx.sdir.view, sidecar)
             if ctx.sdir.contains(path):
-                state.remove(path)
+                state.remove(path, "sidecar")
 
 
 def _expire_archives(ctx: _Context, state: _DirState) -> None:
@@ -365,7 +387,7 @@ def _expire_archives(ctx: _Context, state: _DirState) -> None:
                 continue
             stamp_ms = parse_archive_stamp_ms(stamp)
             if stamp_ms is not None and ctx.now_ms - stamp_ms > older_than:
-                state.remove(sim.original.canonical)
+                state.remove(sim.original.canonical, "expired")
 
 
 def _budget(
@@ -411,7 +433,7 @@ def _budget(
     for sim in queue:
         if total <= high_water:
             break
-        size = state.remove(sim.original.canonical)
+        size = state.remove(sim.original.canonical, "budget")
         if not size:
             continue
         total -= size
@@ -451,7 +473,7 @@ def _budget(
                 continue
             refcounts.pop(session_id, None)
             for path in ctx.sdir.artifact_paths(view.fields):
-                size = state.remove(path)
+                size = state.remove(path, "budget", key, chunks[key] + 2)
                 if not size:
                     continue
                 total -= size
@@ -475,7 +497,7 @@ def _sweep(ctx: _Context, state: _DirState, remaining: list[str], scanned: int) 
     candidates.sort(key=lambda f: f.original.mtime_ms)
     removed = freed = 0
     for sim in candidates:
-        size = state.remove(sim.original.canonical)
+        size = state.remove(sim.original.canonical, "sweep")
         if size:
             removed += 1
             freed += size

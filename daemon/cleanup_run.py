@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sessiond.daemon.cleanup import (
+    AppliedFigures,
     CleanupOptions,
     DiskBudgetFigures,
     StorePlan,
@@ -77,8 +78,11 @@ def preview_summary(plan: StorePlan) -> CleanupSummary:
     )
 
 
-def applied_summary(plan: StorePlan, applied_count: int) -> CleanupSummary:
-    applied = plan.applied
+def applied_summary(
+    plan: StorePlan, applied_count: int, applied: AppliedFigures | None = None
+) -> CleanupSummary:
+    """The applied report; `applied` overrides the plan's figures after reconciliation."""
+    applied = applied or plan.applied
     return CleanupSummary(
         agent_id=plan.target.agent_id,
         store_path=plan.target.store_path,
@@ -92,9 +96,21 @@ def applied_summary(plan: StorePlan, applied_count: int) -> CleanupSummary:
         capped=applied.capped,
         unreferenced_artifacts=_sweep(applied.unreferenced),
         disk_budget=_budget(applied.disk_budget),
-        would_mutate=plan.applied_would_mutate,
+        would_mutate=_would_mutate(plan, applied),
         applied=True,
         applied_count=applied_count,
+    )
+
+
+def _would_mutate(plan: StorePlan, applied: AppliedFigures) -> bool:
+    budget = applied.disk_budget
+    return (
+        plan.missing > 0
+        or plan.dm_scope_retired > 0
+        or applied.pruned > 0
+        or applied.capped > 0
+        or applied.unreferenced.removed_files > 0
+        or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
     )
 
 

@@ -123,7 +123,8 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
             continue
         except OSError as exc:
             outcome.failed.append((source, exc.strerror or str(exc)))
-    for path in ops.removals:
+    for removal in ops.removals:
+        path = removal.path
         if not inside(path):
             outcome.failed.append((path, "outside the sessions dir"))
             continue

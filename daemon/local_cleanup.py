@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from sessiond.daemon.cleanup_run import PlannedStore, applied_summary
-from sessiond.daemon.disk_io import FileOpsOutcome, apply_file_ops, read_store, write_durably
+from sessiond.daemon.disk_io import FileOpsOutcome, read_store, write_durably
+from sessiond.daemon.plan_execution import reconcile, run_file_ops
 from sessiond.daemon.store import serialize_store
 from sessiond.protocol.cleanup import CleanupSummary
 
@@ -25,12 +25,15 @@ def apply_locally(planned: PlannedStore) -> LocalApply:
     """Write the reduced store durably first, then archive and remove files as planned."""
     plan, store = planned.plan, planned.store
     path = plan.target.store_path
-    if plan.applied.after_count != len(store) or plan.removed_keys:
+    if plan.removed_keys:
         if not store.writable:
             raise ApplyRefused(f"{path}: refusing to overwrite a store that does not parse")
-        reduced = store.without(set(plan.removed_keys))
-        if plan.removed_keys:
-            write_durably(path, serialize_store(reduced))
-    files = apply_file_ops(plan.file_ops, os.path.dirname(os.path.abspath(path)))
+        write_durably(path, serialize_store(store.without(set(plan.removed_keys))))
+    files = run_file_ops(plan)
+    reconciled = reconcile(plan, files)
+    if reconciled.restore_keys:
+        # A budget eviction whose transcript could not be removed: the row comes back.
+        kept = set(plan.removed_keys) - reconciled.restore_keys
+        write_durably(path, serialize_store(store.without(kept)))
     applied_count = len(read_store(path))
-    return LocalApply(applied_summary(plan, applied_count), files)
+    return LocalApply(applied_summary(plan, applied_count, reconciled.applied), files)

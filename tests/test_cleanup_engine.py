@@ -209,8 +209,8 @@ def test_apply_does_what_the_dry_run_said(
             assert msgspec.json.decode(left.rows[key]) == msgspec.json.decode(original.rows[key])
         for source, archive in planned.plan.file_ops.archives:
             assert os.path.exists(archive) and not os.path.exists(source)
-        for path in planned.plan.file_ops.removals:
-            assert not os.path.exists(path)
+        for removal in planned.plan.file_ops.removals:
+            assert not os.path.exists(removal.path)
 
         second = plan_for(store, config, options).plan
         assert not second.removed_keys
