@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sessiond.daemon.cleanup import FileOps
@@ -65,8 +66,14 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def write_durably(path: str, data: bytes) -> os.stat_result:
-    """temp (0600, same dir) -> write -> fsync -> rename -> fsync dir; returns the new stat."""
+def write_durably(
+    path: str, data: bytes, precheck: Callable[[], None] | None = None
+) -> os.stat_result:
+    """temp (0600, same dir) -> write -> fsync -> rename -> fsync dir; returns the new stat.
+
+    `precheck` runs after the temp file is durable and just before the rename; whatever it
+    raises aborts the write (the daemon checks there that nobody replaced the target meanwhile).
+    """
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
     temp = os.path.join(
@@ -84,6 +91,8 @@ def write_durably(path: str, data: bytes) -> os.stat_result:
         finally:
             os.close(fd)
         _fault_point("after-temp-write")
+        if precheck is not None:
+            precheck()
         os.replace(temp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

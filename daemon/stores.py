@@ -1,0 +1,534 @@
+"""The in-memory store registry: every configured agent's sessions.json, kept and flushed.
+
+Each `LiveStore` serves its rows from memory and owns one flusher task. A change bumps a
+generation counter and wakes the flusher; the flusher snapshots the store, writes it durably (in
+a thread, so requests keep being served) and marks that generation durable. Changes that arrive
+during a write ride on the next one, so a burst costs one or two writes, and a change that
+changes nothing is never a change (no generation, no write, no notification).
+
+Disk work on one store (a flush or a reload) is serialised by the store's lock. Before each
+rename the target is checked to still be the version last loaded or written; if not, the write
+is abandoned, the file is reloaded and merged (`watcher.merge_external`), and written again.
+
+A flush that fails keeps the change in memory, answers the waiting requests `durable: false`,
+and retries with backoff (0.1 s doubling to 5 s); it shows in `/readyz` and `daemon.status`.
+A file that does not parse makes the store read-only (mutations fail with -32002) and is never
+written over; one found at start is also copied aside to `sessions.json.corrupt.<time>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import heapq
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+import structlog
+from sessiond.daemon.clock import now_ms
+from sessiond.daemon.config import (
+    Locations,
+    SessionsConfig,
+    StoreTarget,
+    default_agent_id,
+    resolve_targets,
+)
+from sessiond.daemon.disk_io import TEMP_PREFIX, TEMP_SUFFIX, StoreWriteError, write_durably
+from sessiond.daemon.js_semantics import to_number
+from sessiond.daemon.keys import normalize_agent_id
+from sessiond.daemon.store import (
+    Store,
+    StoreParseError,
+    load_store_bytes,
+    serialize_store,
+    view_row,
+)
+from sessiond.daemon.transcripts import iso_stamp
+from sessiond.daemon.watcher import (
+    DiskSig,
+    changed_keys,
+    merge_external,
+    read_with_stat,
+    still_version,
+)
+from sessiond.protocol.methods import ChangeReason, SessionsChanged, StoreStatus
+
+log = structlog.get_logger("sessiond.stores")
+
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+# Sort key of a row in `sessions.list`: rows with a finite updatedAt first, newest first.
+ListKey = tuple[int, float, str, str]
+
+
+class ExternalChange(Exception):
+    """The target changed under us between snapshot and rename; merge before writing."""
+
+
+class NotWritable(Exception):
+    """The store's file does not parse; it is served read-only until it does."""
+
+
+@dataclass(slots=True)
+class _Index:
+    """Per-row facts `sessions.list` and `sessions.delete` need, built once per store version."""
+
+    order: list[ListKey]
+    session_ids: dict[str, int]
+
+
+def _list_key(agent_id: str, key: str, raw: msgspec.Raw) -> tuple[ListKey, str | None]:
+    fields = view_row(raw).fields
+    value = fields.updated_at
+    number = math.nan if value is None or isinstance(value, bool) else to_number(value)
+    sid = fields.session_id if isinstance(fields.session_id, str) else None
+    if math.isfinite(number):
+        return (0, -number, agent_id, key), sid
+    return (1, 0.0, agent_id, key), sid
+
+
+@dataclass(slots=True)
+class LiveStore:
+    target: StoreTarget
+    store: Store = field(default_factory=Store)
+    base: Store = field(default_factory=Store)
+    sig: DiskSig | None = None
+    dirty: set[str] = field(default_factory=set)
+    gen: int = 0
+    durable_gen: int = 0
+    failed_gen: int = 0
+    seq: int = 0
+    broken: StoreParseError | None = None
+    corrupt_copy: str | None = None
+    flushes: int = 0
+    flush_failures: int = 0
+    flush_error: str | None = None
+    last_flush_ms: int | None = None
+    last_external_reload_ms: int | None = None
+    external_reloads: int = 0
+    conflicts: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    settled: asyncio.Condition = field(default_factory=asyncio.Condition)
+    task: asyncio.Task[None] | None = None
+    on_changed: Callable[[SessionsChanged], None] | None = None
+    _index: _Index | None = None
+
+    @property
+    def agent_id(self) -> str:
+        return self.target.agent_id
+
+    @property
+    def path(self) -> str:
+        return self.target.store_path
+
+    @property
+    def writable(self) -> bool:
+        return self.broken is None and self.store.writable
+
+    @property
+    def pending(self) -> bool:
+        return self.gen > self.durable_gen
+
+    # ------------------------------------------------------------------------------ loading
+
+    def load_initial(self) -> None:
+        """Read the file at start; a corrupt one is copied aside and served read-only (empty)."""
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, exist_ok=True)
+        _remove_stale_temps(directory, os.path.basename(self.path))
+        found = read_with_stat(self.path)
+        data = found[0] if found else None
+        loaded = load_store_bytes(data, self.path)
+        self.sig = DiskSig.of(found[1], found[0]) if found else None
+        if loaded.error is not None and data is not None:
+            self.broken = loaded.error
+            copy = f"{self.path}.corrupt.{iso_stamp(now_ms())}"
+            try:
+                write_durably(copy, data)
+                self.corrupt_copy = copy
+            except StoreWriteError as exc:
+                log.error("could not copy corrupt store aside", path=self.path, error=str(exc))
+            log.error(
+                "store does not parse; serving read-only",
+                path=self.path,
+                error=str(loaded.error),
+                copy=self.corrupt_copy,
+            )
+        self.store = loaded
+        self.base = loaded.copy()
+
+    # ------------------------------------------------------------------------------ changes
+
+    def apply(self, changes: dict[str, msgspec.Raw | None], reason: ChangeReason) -> int:
+        """Put (Raw) or delete (None) rows in memory; returns the generation to wait for."""
+        if not self.writable:
+            raise NotWritable(str(self.broken or self.store.error or self.path))
+        touched: list[str] = []
+        for key, raw in changes.items():
+            if raw is None:
+                if self.store.delete(key) is None:
+                    continue
+            else:
+                self.store.put(key, raw)
+            touched.append(key)
+        if not touched:
+            return self.durable_gen
+        self.dirty.update(touched)
+        self.gen += 1
+        self._index = None
+        self.wake.set()
+        self._announce(touched, reason)
+        return self.gen
+
+    def _announce(self, keys: list[str], reason: ChangeReason) -> None:
+        self.seq += 1
+        if self.on_changed is not None:
+            self.on_changed(SessionsChanged(self.agent_id, self.path, self.seq, keys, reason))
+
+    async def wait_durable(self, gen: int) -> bool:
+        """True once generation `gen` is on disk; False as soon as a flush covering it failed."""
+        async with self.settled:
+            await self.settled.wait_for(lambda: self.durable_gen >= gen or self.failed_gen >= gen)
+            return self.durable_gen >= gen
+
+    async def _settle(self) -> None:
+        async with self.settled:
+            self.settled.notify_all()
+
+    # ----------------------------------------------------------------------------- flushing
+
+    async def run_flusher(self) -> None:
+        backoff = BACKOFF_START_S
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            await asyncio.sleep(0)  # let the rest of a burst land in this write
+            while self.pending and self.broken is None:
+                if await self.flush_once():
+                    backoff = BACKOFF_START_S
+                    continue
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            if self.pending and self.broken is not None:
+                self.failed_gen = self.gen
+                await self._settle()
+
+    async def flush_once(self) -> bool:
+        """One durable write of the current state; False when it failed."""
+        async with self.lock:
+            if not self.pending:
+                return True
+            if self.broken is not None:
+                return False
+            target_gen = self.gen
+            snapshot = self.store.copy()
+            keys, self.dirty = self.dirty, set()
+            expected = self.sig
+
+            def write() -> tuple[os.stat_result, bytes]:
+                data = serialize_store(snapshot)
+
+                def precheck() -> None:
+                    if not still_version(self.path, expected):
+                        raise ExternalChange(self.path)
+
+                return write_durably(self.path, data, precheck), data
+
+            try:
+                st, data = await asyncio.to_thread(write)
+            except ExternalChange:
+                self.dirty |= keys
+                await self._reload_locked()
+                return True
+            except StoreWriteError as exc:
+                self.dirty |= keys
+                self.failed_gen = target_gen
+                self.flush_failures += 1
+                self.flush_error = str(exc)
+                log.error("flush failed; change kept in memory", path=self.path, error=str(exc))
+                await self._settle()
+                return False
+            self.sig = DiskSig.of(st, data)
+            self.base = snapshot
+            self.durable_gen = target_gen
+            self.flushes += 1
+            self.flush_error = None
+            self.last_flush_ms = now_ms()
+        await self._settle()
+        return True
+
+    # ------------------------------------------------------------------------------- reload
+
+    async def reload(self) -> None:
+        """Pick up the file after an event; our own writes are recognised and skipped."""
+        async with self.lock:
+            await self._reload_locked()
+
+    async def _reload_locked(self) -> None:
+        found = await asyncio.to_thread(read_with_stat, self.path)
+        if found is None:
+            if self.sig is None:
+                return
+            data: bytes | None = None
+            sig: DiskSig | None = None
+        else:
+            data, st = found
+            if self.sig is not None and self.sig.same_stat(st):
+                return
+            sig = DiskSig.of(st, data)
+            if self.sig is not None and sig.digest == self.sig.digest:
+                self.sig = sig
+                return
+        loaded = load_store_bytes(data, self.path)
+        self.sig = sig
+        if loaded.error is not None:
+            if self.broken is None or str(self.broken) != str(loaded.error):
+                log.error(
+                    "store stopped parsing; keeping last good state, writing nothing",
+                    path=self.path,
+                    error=str(loaded.error),
+                )
+            self.broken = loaded.error
+            return
+        if self.broken is not None:
+            log.info("store parses again", path=self.path)
+        self.broken = None
+        outcome = merge_external(self.base, self.store, loaded, self.dirty)
+        for conflict in outcome.conflicts:
+            log.warning(
+                "conflict between an external edit and an unflushed change",
+                path=self.path,
+                key=conflict.key,
+                winner=conflict.winner,
+                daemon_updated_at=conflict.daemon_updated_at,
+                external_updated_at=conflict.external_updated_at,
+            )
+        self.conflicts += len(outcome.conflicts)
+        keys = changed_keys(self.store, outcome.store)
+        self.store = outcome.store
+        self.base = loaded
+        self.dirty = outcome.pending
+        self._index = None
+        self.external_reloads += 1
+        self.last_external_reload_ms = now_ms()
+        if self.dirty:
+            self.gen += 1
+            self.wake.set()
+        else:
+            # The file now holds everything: waiters whose change lost a conflict are settled.
+            self.durable_gen = self.gen
+        log.info("external edit loaded", path=self.path, changed=len(keys))
+        if keys:
+            self._announce(keys, "conflict" if outcome.conflicts else "external")
+        await self._settle()
+
+    # ------------------------------------------------------------------------------- index
+
+    def index(self) -> _Index:
+        if self._index is None:
+            order: list[ListKey] = []
+            ids: dict[str, int] = {}
+            for key, raw in self.store.rows.items():
+                sort_key, sid = _list_key(self.agent_id, key, raw)
+                order.append(sort_key)
+                if sid is not None:
+                    ids[sid] = ids.get(sid, 0) + 1
+            order.sort()
+            self._index = _Index(order, ids)
+        return self._index
+
+    def status(self) -> StoreStatus:
+        state = "broken" if self.broken is not None else self.store.status.value
+        return StoreStatus(
+            agent_id=self.agent_id,
+            store_path=self.path,
+            rows=len(self.store),
+            state=state,  # type: ignore[arg-type]
+            writable=self.writable,
+            dirty=self.pending,
+            seq=self.seq,
+            flushes=self.flushes,
+            last_flush_ms=self.last_flush_ms,
+            flush_error=self.flush_error,
+            flush_failures=self.flush_failures,
+            last_external_reload_ms=self.last_external_reload_ms,
+            external_reloads=self.external_reloads,
+            conflicts=self.conflicts,
+            parse_error=str(self.broken) if self.broken is not None else None,
+            corrupt_copy=self.corrupt_copy,
+        )
+
+
+def _remove_stale_temps(directory: str, name: str) -> None:
+    """Temp files of a writer that died mid-write (SIGKILL); a live writer's are left alone."""
+    prefix = f"{TEMP_PREFIX}{name}."
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
+            continue
+        pid_text = entry[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, entry))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Registry:
+    """Every configured store, by path; the config and locations they were resolved from."""
+
+    def __init__(self, config: SessionsConfig, where: Locations) -> None:
+        self.config = config
+        self.where = where
+        self.stores: dict[str, LiveStore] = {}
+        self.listeners: list[Callable[[SessionsChanged], None]] = []
+        self.started = time.monotonic()
+        self.rewatch = asyncio.Event()
+        self._reloading: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+
+    def _notify(self, change: SessionsChanged) -> None:
+        for listener in list(self.listeners):
+            listener(change)
+
+    def targets(self) -> list[StoreTarget]:
+        return resolve_targets(self.config, self.where, all_agents=True)
+
+    def start(self) -> None:
+        for target in self.targets():
+            self._add(target)
+
+    def _add(self, target: StoreTarget) -> None:
+        live = LiveStore(target, on_changed=self._notify)
+        live.load_initial()
+        live.task = asyncio.create_task(live.run_flusher(), name=f"flush:{target.store_path}")
+        self.stores[target.store_path] = live
+        log.info(
+            "store loaded", agent=target.agent_id, path=target.store_path, rows=len(live.store)
+        )
+
+    async def reconfigure(self, config: SessionsConfig) -> None:
+        """SIGHUP: adopt the new config; new stores are loaded, dropped ones flushed first."""
+        self.config = config
+        wanted = {t.store_path: t for t in self.targets()}
+        for path in [p for p in self.stores if p not in wanted]:
+            live = self.stores.pop(path)
+            await self._flush_and_stop(live, timeout=5.0)
+            log.info("store dropped", path=path)
+        for path, target in wanted.items():
+            if path not in self.stores:
+                self._add(target)
+            elif self.stores[path].target != target:
+                self.stores[path].target = target
+        self.rewatch.set()
+
+    def by_agent(self, agent: str | None) -> LiveStore | None:
+        agent_id = normalize_agent_id(agent) if agent else default_agent_id(self.config)
+        return next((s for s in self.stores.values() if s.agent_id == agent_id), None)
+
+    def __iter__(self) -> Iterator[LiveStore]:
+        return iter(list(self.stores.values()))
+
+    def directories(self) -> dict[str, list[str]]:
+        dirs: dict[str, list[str]] = {}
+        for path in self.stores:
+            dirs.setdefault(os.path.dirname(path), []).append(path)
+        return dirs
+
+    def on_disk_event(self, path: str) -> None:
+        live = self.stores.get(path)
+        if live is None:
+            return
+        if path in self._reloading:
+            self._again.add(path)
+            return
+        task = asyncio.create_task(self._reload(live), name=f"reload:{path}")
+        self._reloading[path] = task
+
+    async def _reload(self, live: LiveStore) -> None:
+        # An event that arrives while a reload runs makes it run once more afterwards.
+        try:
+            while True:
+                self._again.discard(live.path)
+                await live.reload()
+                if live.path not in self._again:
+                    break
+        except Exception:
+            log.exception("reload failed", path=live.path)
+        finally:
+            self._reloading.pop(live.path, None)
+
+    @property
+    def ready(self) -> bool:
+        return all(s.flush_error is None for s in self.stores.values())
+
+    def not_ready_reasons(self) -> list[str]:
+        return [f"{s.path}: flush failing: {s.flush_error}" for s in self if s.flush_error]
+
+    async def _flush_and_stop(self, live: LiveStore, timeout: float) -> bool:
+        ok = True
+        if live.pending and live.broken is None:
+            live.wake.set()
+            try:
+                ok = await asyncio.wait_for(live.wait_durable(live.gen), timeout)
+            except TimeoutError:
+                ok = False
+        if live.task is not None:
+            live.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live.task
+        return ok
+
+    async def close(self, timeout: float = 10.0) -> bool:
+        """Flush every store and stop the flushers; False when some change is not durable."""
+        results = await asyncio.gather(*(self._flush_and_stop(s, timeout) for s in self))
+        return all(results)
+
+
+def _rows(
+    live: LiveStore, order: list[ListKey], start: int, end: int
+) -> Iterator[tuple[LiveStore, ListKey]]:
+    for i in range(start, end):
+        yield live, order[i]
+
+
+def merge_pages(
+    stores: list[LiveStore], after: ListKey | None, cutoff: float | None, limit: int
+) -> tuple[list[tuple[LiveStore, ListKey]], int, bool]:
+    """One page across stores in list order: (rows, total matching, more after this page)."""
+    total = 0
+    iterators = []
+    for live in stores:
+        order = live.index().order
+        end = len(order)
+        if cutoff is not None:
+            end = bisect.bisect_right(order, (0, -cutoff), key=lambda k: (k[0], k[1]))
+        start = 0 if after is None else bisect.bisect_right(order, after, 0, end)
+        total += end
+        iterators.append(_rows(live, order, start, end))
+    page: list[tuple[LiveStore, ListKey]] = []
+    merged = heapq.merge(*iterators, key=lambda item: item[1])
+    for item in merged:
+        if len(page) == limit:
+            return page, total, True
+        page.append(item)
+    return page, total, False
