@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
 from sessiond.daemon.config import Maintenance, MaintenanceMode, SessionsConfig, StoreTarget
 from sessiond.daemon.disk_view import DirFile, DiskView, canonical
 from sessiond.daemon.js_semantics import is_finite_number, js_truthy, to_number
@@ -40,6 +41,7 @@ from sessiond.daemon.transcripts import (
     is_archive,
     is_sweepable,
     parse_archive_stamp_ms,
+    validate_session_id,
 )
 
 LogLevel = Literal["info", "warn"]
@@ -130,6 +132,7 @@ class StorePlan:
     applied: AppliedFigures
     removed_keys: frozenset[str]
     file_ops: FileOps
+    repairs: dict[str, str]
     views: dict[str, RowView] = field(repr=False)
 
     @property
@@ -270,22 +273,35 @@ class _Context:
         return known
 
 
-def _fix_missing(ctx: _Context, remaining: list[str]) -> list[str]:
+def _fix_missing(ctx: _Context, remaining: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Rows whose transcript is gone, and rows whose `sessionFile` merely points astray.
+
+    A row whose recorded `sessionFile` is missing while `<sessionId>.jsonl` exists is repaired
+    (pointed at the file that is there), not pruned. A row whose sessionId cannot name a file is
+    left alone: the reference aborts the whole cleanup on it, sessiond cannot judge it missing.
+    """
     removed: list[str] = []
+    repairs: dict[str, str] = {}
     for key in remaining:
         fields = ctx.views[key].fields
         session_id = fields.session_id
-        if not js_truthy(session_id):
+        if not js_truthy(session_id) or not isinstance(session_id, str):
             continue
-        if not isinstance(session_id, str):
-            raise CleanupError(f"TypeError: sessionId of {key!r} is not a string")
         try:
             path = ctx.sdir.transcript_path(session_id, fields.session_file)
-        except ValueError as exc:
-            raise CleanupError(f"Error: {exc}") from exc
-        if not ctx.sdir.view.exists(path):
+        except ValueError:
+            continue
+        if ctx.sdir.view.exists(path):
+            continue
+        try:
+            fallback = ctx.sdir.within(f"{validate_session_id(session_id)}.jsonl")
+        except ValueError:
+            fallback = None
+        if fallback is not None and fallback != path and ctx.sdir.view.exists(fallback):
+            repairs[key] = fallback
+        else:
             removed.append(key)
-    return removed
+    return removed, repairs
 
 
 def _retire_dm_scope(
@@ -299,6 +315,8 @@ def _retire_dm_scope(
 
 
 def _prune_stale(ctx: _Context, remaining: list[str]) -> list[str]:
+    if ctx.maintenance.prune_after_ms is None:
+        return []
     cutoff = ctx.now_ms - ctx.maintenance.prune_after_ms
     removed: list[str] = []
     for key in remaining:
@@ -375,7 +393,9 @@ def _remove_trajectory_sidecars(
 
 
 def _expire_archives(ctx: _Context, state: _DirState) -> None:
-    rules: list[tuple[str, int]] = [("deleted", ctx.maintenance.prune_after_ms)]
+    rules: list[tuple[str, int]] = []
+    if ctx.maintenance.prune_after_ms is not None:
+        rules.append(("deleted", ctx.maintenance.prune_after_ms))
     if ctx.maintenance.reset_archive_retention_ms is not None:
         rules.append(("reset", ctx.maintenance.reset_archive_retention_ms))
     for reason, older_than in rules:
@@ -405,8 +425,12 @@ def _budget(
     files = state.present()
     chunks = {key: len(row_chunk(key, ctx.store.rows[key])) for key in remaining}
     projected = store_size_for_chunks(list(chunks.values()))
-    on_disk_store = sum(f.original.size for f in files if f.original.canonical == store_canonical)
-    total = sum(f.original.size for f in files) - on_disk_store + projected
+    # Only bytes maintenance can free count: a foreign file (`.migrated`, notes) that no rule may
+    # delete must not make live sessions pay for it. The reference counts every file.
+    counted = sum(
+        f.original.size for f in files if is_archive(f.name) or is_sweepable(f.name)
+    )
+    total = counted + projected
     before = total
 
     def figures(removed_files: int, entries: int, freed: int, over: bool) -> DiskBudgetFigures:
@@ -483,8 +507,10 @@ def _budget(
 
 
 def _sweep(ctx: _Context, state: _DirState, remaining: list[str], scanned: int) -> SweepFigures:
+    if ctx.maintenance.prune_after_ms is None:
+        # Age pruning is off: orphans are not swept by age either.
+        return SweepFigures(scanned, 0, 0, 0)
     older_than = ctx.maintenance.prune_after_ms
-    older_than = older_than if math.isfinite(older_than) and older_than > 0 else 0
     cutoff = ctx.now_ms - older_than
     referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining)
     candidates = [
@@ -537,9 +563,10 @@ def _would_evict_active(ctx: _Context, keys: list[str]) -> bool:
     if is_protected(active, view.fields):
         return False
     updated = view.fields.updated_at
-    cutoff = ctx.now_ms - ctx.maintenance.prune_after_ms
-    if updated is not None and to_number(updated) < cutoff:
-        return True
+    if ctx.maintenance.prune_after_ms is not None:
+        cutoff = ctx.now_ms - ctx.maintenance.prune_after_ms
+        if updated is not None and to_number(updated) < cutoff:
+            return True
     max_entries = ctx.maintenance.max_entries
     if len(keys) <= max_entries:
         return False
@@ -597,7 +624,10 @@ def plan_cleanup(
         return [key for key in remaining if key not in gone]
 
     remaining = before
-    missing = _fix_missing(ctx, remaining) if options.fix_missing else []
+    missing, repairs = _fix_missing(ctx, remaining) if options.fix_missing else ([], {})
+    for key, path in repairs.items():
+        row = views[key]
+        views[key] = RowView(msgspec.structs.replace(row.fields, session_file=path), True, True)
     remaining = drop(missing, Action.PRUNE_MISSING, remaining)
     retired = (
         _retire_dm_scope(ctx, remaining, target, config.dm_scope) if options.fix_dm_scope else []
@@ -641,7 +671,7 @@ def plan_cleanup(
             0,
             0,
             warn_budget,
-            SweepFigures(0, 0, 0, maintenance.prune_after_ms),
+            SweepFigures(0, 0, 0, maintenance.prune_after_ms or 0),
             tuple(warn_log),
         )
         removed_keys = frozenset(missing) | frozenset(retired)
@@ -662,6 +692,7 @@ def plan_cleanup(
         applied=applied,
         removed_keys=removed_keys,
         file_ops=ops,
+        repairs=repairs,
         views=views,
     )
 

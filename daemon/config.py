@@ -52,8 +52,15 @@ class TargetError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Maintenance:
+    """Resolved `session.maintenance`. A zero setting switches its rule off (None here).
+
+    OpenClaw 2026.5.12 reads `pruneAfter: 0` as "everything is stale" and `maxDiskBytes: 0` as
+    "evict every row"; both delete all history. sessiond reads a zero as "rule off", and a zero
+    `highWaterBytes` as "use the default 80 %" (docs/compat.md).
+    """
+
     mode: MaintenanceMode = "enforce"
-    prune_after_ms: int = DEFAULT_PRUNE_AFTER_MS
+    prune_after_ms: int | None = DEFAULT_PRUNE_AFTER_MS
     max_entries: int = DEFAULT_MAX_ENTRIES
     reset_archive_retention_ms: int | None = DEFAULT_PRUNE_AFTER_MS
     max_disk_bytes: int | None = None
@@ -222,6 +229,7 @@ def _maintenance(raw: Any, problems: list[str]) -> Maintenance:
             problems.append(
                 f"{prefix}.resetArchiveRetention: invalid duration (use ms, s, m, h, d)"
             )
+    retention = retention or None
 
     max_disk: int | None = None
     disk_raw = raw.get("maxDiskBytes")
@@ -240,11 +248,13 @@ def _maintenance(raw: Any, problems: list[str]) -> Maintenance:
                 )
             except UnitParseError:
                 problems.append(f"{prefix}.highWaterBytes: invalid size (use b, kb, mb, gb, tb)")
-        if high_water is None:
-            high_water = 0 if max_disk <= 0 else max(1, min(max_disk, math.floor(max_disk * 0.8)))
+        if not high_water:
+            high_water = max(1, min(max_disk, math.floor(max_disk * 0.8)))
+        if max_disk <= 0:
+            max_disk = high_water = None
     return Maintenance(
         mode=mode,
-        prune_after_ms=prune_after_ms,
+        prune_after_ms=prune_after_ms or None,
         max_entries=int(max_entries),
         reset_archive_retention_ms=retention,
         max_disk_bytes=max_disk,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sessiond.daemon.cleanup_run import PlannedStore, applied_summary
 from sessiond.daemon.disk_io import FileOpsOutcome, read_store, write_durably
-from sessiond.daemon.plan_execution import reconcile, run_file_ops
+from sessiond.daemon.plan_execution import reconcile, run_file_ops, store_after
 from sessiond.daemon.store import serialize_store
 from sessiond.protocol.cleanup import CleanupSummary
 
@@ -25,15 +25,14 @@ def apply_locally(planned: PlannedStore) -> LocalApply:
     """Write the reduced store durably first, then archive and remove files as planned."""
     plan, store = planned.plan, planned.store
     path = plan.target.store_path
-    if plan.removed_keys:
+    if plan.removed_keys or plan.repairs:
         if not store.writable:
             raise ApplyRefused(f"{path}: refusing to overwrite a store that does not parse")
-        write_durably(path, serialize_store(store.without(set(plan.removed_keys))))
+        write_durably(path, serialize_store(store_after(plan, store)))
     files = run_file_ops(plan)
     reconciled = reconcile(plan, files)
     if reconciled.restore_keys:
         # A budget eviction whose transcript could not be removed: the row comes back.
-        kept = set(plan.removed_keys) - reconciled.restore_keys
-        write_durably(path, serialize_store(store.without(kept)))
+        write_durably(path, serialize_store(store_after(plan, store, reconciled.restore_keys)))
     applied_count = len(read_store(path))
     return LocalApply(applied_summary(plan, applied_count, reconciled.applied), files)

@@ -13,12 +13,24 @@ import os
 
 from sessiond.daemon.cleanup import AppliedFigures, StorePlan
 from sessiond.daemon.disk_io import FileOpsOutcome, apply_file_ops
+from sessiond.daemon.store import Store, encode_row
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reconciled:
     applied: AppliedFigures
     restore_keys: frozenset[str]
+
+
+def store_after(plan: StorePlan, store: Store, restore: frozenset[str] = frozenset()) -> Store:
+    """The store as the plan leaves it: removed rows gone (but `restore`), repairs made."""
+    result = store.without(set(plan.removed_keys) - restore)
+    for key, session_file in plan.repairs.items():
+        row = result.decoded(key) if key in result else None
+        if isinstance(row, dict):
+            row["sessionFile"] = session_file
+            result.put(key, encode_row(row))
+    return result
 
 
 def run_file_ops(plan: StorePlan) -> FileOpsOutcome:
