@@ -54,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sessiond", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
+    serve = commands.add_parser("serve", help="Run the session-store daemon (WebSocket JSON-RPC)")
+    serve.add_argument("--state-dir", help="OpenClaw state dir (default: OPENCLAW_STATE_DIR)")
+    serve.add_argument("--bind", default="127.0.0.1", help="Address to listen on")
+    serve.add_argument("--port", type=int, default=18789, help="Port (0: any free port)")
+    serve.add_argument("--token", help="Shared token clients must present")
+    serve.add_argument("--token-file", help="File holding the shared token")
+    serve.add_argument(
+        "--max-frame-bytes", type=int, default=4 * 1024 * 1024, help="Larger frames get 1009"
+    )
+    serve.add_argument(
+        "--allow-origin", action="append", default=[], help="Allowed browser Origin (repeatable)"
+    )
+    serve.add_argument("--port-file", help="Write the bound port here once listening")
+
     sessions = commands.add_parser("sessions", help="Session store commands")
     _add_target_flags(sessions, suppress=False)
     session_commands = sessions.add_subparsers(dest="sessions_command", required=True)
@@ -145,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Sub-command flags default to SUPPRESS, so `sessions --json cleanup` keeps the parent's.
+    if args.command == "serve":
+        from sessiond.daemon.server import serve_command  # websockets only when serving
+
+        return serve_command(args)
     if args.command == "sessions" and args.sessions_command == "cleanup":
         return cleanup_command(args)
     parser.error("unknown command")

@@ -166,8 +166,17 @@ class LiveStore:
 
     # ------------------------------------------------------------------------------ changes
 
-    def apply(self, changes: dict[str, msgspec.Raw | None], reason: ChangeReason) -> int:
-        """Put (Raw) or delete (None) rows in memory; returns the generation to wait for."""
+    def apply(
+        self,
+        changes: dict[str, msgspec.Raw | None],
+        reason: ChangeReason,
+        order_like: Store | None = None,
+    ) -> int:
+        """Put (Raw) or delete (None) rows in memory; returns the generation to wait for.
+
+        `order_like`: put rows back where they stood in that earlier version (a cleanup that
+        restores a row must leave the file as the local apply would), not at the end.
+        """
         if not self.writable:
             raise NotWritable(str(self.broken or self.store.error or self.path))
         touched: list[str] = []
@@ -180,6 +189,11 @@ class LiveStore:
             touched.append(key)
         if not touched:
             return self.durable_gen
+        if order_like is not None:
+            rows = self.store.rows
+            placed = {k: rows[k] for k in order_like.rows if k in rows}
+            placed.update((k, v) for k, v in rows.items() if k not in placed)
+            self.store.rows = placed
         self.dirty.update(touched)
         self.gen += 1
         self._index = None

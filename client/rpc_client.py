@@ -1,0 +1,139 @@
+"""A thin async JSON-RPC 2.0 client over WebSocket, for the tests and the CLI's gateway mode.
+
+Built only on `protocol/` types; it will be replaced by a client generated from the method
+table, so it stays small: `call` (typed by the table's result type), `batch`, `send_raw` for
+tests that need malformed frames, and a queue of server notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from types import TracebackType
+from typing import Any
+
+import msgspec
+from sessiond.protocol.jsonrpc import ErrorObject, Notification
+from sessiond.protocol.methods import METHODS
+from websockets.asyncio.client import ClientConnection, connect
+
+
+class RpcCallError(Exception):
+    """The server answered with a JSON-RPC error object."""
+
+    def __init__(self, error: ErrorObject) -> None:
+        super().__init__(f"{error.code}: {error.message}")
+        self.code = error.code
+        self.message = error.message
+        self.data = error.data
+
+
+class _Reply(msgspec.Struct):
+    id: Any = None
+    result: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    error: ErrorObject | msgspec.UnsetType = msgspec.UNSET
+    method: str | msgspec.UnsetType = msgspec.UNSET
+    params: Any = None
+
+
+_REPLY = msgspec.json.Decoder(_Reply | list[_Reply])
+_ENCODER = msgspec.json.Encoder()
+
+
+class RpcClient:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.pending: dict[Any, asyncio.Future[_Reply]] = {}
+        self.notifications: asyncio.Queue[Notification] = asyncio.Queue()
+        self.raw_replies: asyncio.Queue[bytes] = asyncio.Queue()
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(
+        cls, url: str, token: str | None = None, *, bearer: bool = True, **kwargs: Any
+    ) -> RpcClient:
+        """Connect; with `token`, send it as `Authorization: Bearer` or (bearer=False) `auth`."""
+        headers = {"Authorization": f"Bearer {token}"} if token and bearer else None
+        ws = await connect(url, additional_headers=headers, compression=None, **kwargs)
+        client = cls(ws)
+        if token and not bearer:
+            await client.call("auth", {"token": token})
+        return client
+
+    async def __aenter__(self) -> RpcClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader
+
+    async def _read(self) -> None:
+        async for frame in self.ws:
+            data = frame if isinstance(frame, bytes) else frame.encode()
+            try:
+                decoded = _REPLY.decode(data)
+            except msgspec.DecodeError:
+                self.raw_replies.put_nowait(data)
+                continue
+            replies = decoded if isinstance(decoded, list) else [decoded]
+            unmatched = False
+            for reply in replies:
+                if reply.method is not msgspec.UNSET:
+                    self.notifications.put_nowait(
+                        Notification(method=reply.method, params=reply.params)
+                    )
+                    continue
+                future = self.pending.pop(_key(reply.id), None)
+                if future is None or isinstance(decoded, list):
+                    unmatched = True
+                    if future is not None:
+                        future.set_result(reply)
+                elif not future.done():
+                    future.set_result(reply)
+            if unmatched:
+                self.raw_replies.put_nowait(data)
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("connection closed"))
+
+    async def call(self, method: str, params: Any = None, *, timeout: float = 30.0) -> Any:
+        """One request; the result decoded as the method table's result type."""
+        ident = next(self.ids)
+        future: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
+        self.pending[_key(ident)] = future
+        frame: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": ident}
+        if params is not None:
+            frame["params"] = params
+        await self.ws.send(_ENCODER.encode(frame), text=True)
+        reply = await asyncio.wait_for(future, timeout)
+        if not isinstance(reply.error, msgspec.UnsetType):
+            raise RpcCallError(reply.error)
+        assert not isinstance(reply.result, msgspec.UnsetType)
+        spec = METHODS.get(method)
+        return msgspec.json.decode(reply.result, type=spec.result if spec else Any)
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        frame: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            frame["params"] = params
+        await self.ws.send(_ENCODER.encode(frame), text=True)
+
+    async def send_raw(self, data: bytes | str, *, timeout: float = 10.0) -> Any:
+        """Send any frame; return the next reply not matched to a `call`, decoded loosely."""
+        await self.ws.send(data, text=True)
+        raw = await asyncio.wait_for(self.raw_replies.get(), timeout)
+        return msgspec.json.decode(raw)
+
+
+def _key(ident: Any) -> Any:
+    # 1 and 1.0 are one JSON-RPC id to the server's encoder only if equal as values.
+    return (type(ident).__name__, ident)

@@ -1,0 +1,512 @@
+"""`sessiond serve`: the WebSocket shell around the registry and the JSON-RPC protocol.
+
+Order of a connection: `process_request` answers `/healthz` and `/readyz`, refuses a browser
+`Origin` that is not allowed (403) and a wrong `Authorization: Bearer` token (401); after the
+upgrade the first frame picks the dialect (JSON-RPC 2.0 today; OpenClaw's gateway protocol,
+issue 5, will be chosen there too). When a token is configured and was not sent at upgrade, the
+first request must be `auth` `{token}`; anything else is answered -32000 and the connection is
+closed (1008). Frames are handled concurrently, so a slow request delays nobody, not even the
+same connection's next request.
+
+Shutdown (SIGTERM/SIGINT): STOPPING=1, close every connection with 1012, flush every store, exit
+0. SIGHUP re-reads the config (stores added or removed, token) and sends READY=1 again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib import metadata
+from typing import Any
+
+import msgspec
+import structlog
+from sessiond.daemon import handlers, systemd
+from sessiond.daemon.config import (
+    ConfigError,
+    Locations,
+    SessionsConfig,
+    load_config_file,
+    resolve_config_path,
+)
+from sessiond.daemon.rpc import Call, RpcError, RpcProtocol
+from sessiond.daemon.stores import LiveStore, Registry
+from sessiond.daemon.watcher import watch_directories
+from sessiond.protocol.jsonrpc import APP_AUTH_REQUIRED, Notification
+from sessiond.protocol.methods import (
+    CHANGED_NOTIFICATION,
+    AuthResult,
+    SessionsChanged,
+    StatusResult,
+    SubscribedStore,
+    SubscribeParams,
+    SubscribeResult,
+    UnsubscribeResult,
+)
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+log = structlog.get_logger("sessiond.server")
+
+DEFAULT_PORT = 18789
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+MAX_IN_FLIGHT = 64
+MAX_QUEUED_NOTIFICATIONS = 10_000
+_ENCODER = msgspec.json.Encoder()
+
+
+def version() -> str:
+    try:
+        return metadata.version("sessiond")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+# ----------------------------------------------------------------------------------- logging
+
+
+def _json_dumps(obj: Any, default: Callable[[Any], Any] | None = None, **_: Any) -> str:
+    # structlog always passes default=; msgspec calls it enc_hook.
+    return msgspec.json.encode(obj, enc_hook=default or repr).decode()
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """JSON lines off a TTY or under the journal, readable console lines on a TTY."""
+    as_json = systemd.journal_stream_attached() or not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
+        if as_json
+        else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+# ----------------------------------------------------------------------------------- options
+
+
+@dataclass(slots=True)
+class ServeOptions:
+    state_dir: str | None = None
+    bind: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    token_file: str | None = None
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    allowed_origins: list[str] = field(default_factory=list)
+    port_file: str | None = None
+
+
+class StartupError(Exception):
+    """The daemon refuses to start; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_token(options: ServeOptions, config: SessionsConfig) -> str | None:
+    """`--token`, then `--token-file`, then `OPENCLAW_GATEWAY_TOKEN`, then the config's."""
+    if options.token:
+        return options.token
+    if options.token_file:
+        try:
+            with open(options.token_file, encoding="utf-8") as handle:
+                text = handle.read().strip()
+        except OSError as exc:
+            raise StartupError(f"cannot read --token-file {options.token_file}: {exc}") from exc
+        if not text:
+            raise StartupError(f"--token-file {options.token_file} is empty")
+        return text
+    env = os.environ.get("OPENCLAW_GATEWAY_TOKEN", "").strip()
+    return env or config.gateway_token or None
+
+
+def token_matches(expected: str | None, offered: str | None) -> bool:
+    if expected is None:
+        return True
+    if offered is None:
+        return False
+    return hmac.compare_digest(expected.encode(), offered.encode())
+
+
+# ---------------------------------------------------------------------------------- the daemon
+
+
+@dataclass(slots=True)
+class Connection:
+    """Per-connection state: auth, subscriptions and the notification queue."""
+
+    ws: ServerConnection
+    id: int
+    authenticated: bool
+    subscribed: set[str] | None = None  # store paths; None: not subscribed
+    outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+
+
+class Daemon:
+    def __init__(self, options: ServeOptions, env: dict[str, str], cwd: str) -> None:
+        self.options = options
+        self.env = env
+        self.cwd = cwd
+        self.where = Locations.from_env(env, cwd)
+        self.config_path = resolve_config_path(env, self.where.state_dir, cwd)
+        self.config = load_config_file(self.config_path)
+        self.token = resolve_token(options, self.config)
+        if not is_loopback(options.bind) and self.token is None:
+            raise StartupError(
+                f"refusing to listen on {options.bind} without a token: anyone who can reach it "
+                "could read and change every session. Set gateway.auth.token in the config, "
+                "OPENCLAW_GATEWAY_TOKEN, --token or --token-file, or bind 127.0.0.1."
+            )
+        self.registry = Registry(self.config, self.where)
+        self.protocol = RpcProtocol()
+        self.connections: dict[int, Connection] = {}
+        self.ids = itertools.count(1)
+        self.stop = asyncio.Event()
+        self.started = time.monotonic()
+        self.registry.listeners.append(self._fan_out)
+
+    # ------------------------------------------------------------------------ HTTP and upgrade
+
+    def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return ws.respond(HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            reasons = self.registry.not_ready_reasons()
+            if reasons:
+                return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "\n".join(reasons) + "\n")
+            return ws.respond(HTTPStatus.OK, "ready\n")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.options.allowed_origins:
+            log.warning("origin refused", origin=origin)
+            return ws.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        bearer = _bearer(request.headers)
+        if bearer is not None and not token_matches(self.token, bearer):
+            log.warning("bad bearer token at upgrade")
+            return ws.respond(HTTPStatus.UNAUTHORIZED, "bad token\n")
+        return None
+
+    # ------------------------------------------------------------------------- connections
+
+    async def handler(self, ws: ServerConnection) -> None:
+        conn_id = next(self.ids)
+        bearer = _bearer(ws.request.headers) if ws.request is not None else None
+        conn = Connection(ws, conn_id, self.token is None or bearer is not None)
+        self.connections[conn_id] = conn
+        with structlog.contextvars.bound_contextvars(conn=conn_id):
+            log.info("connected", peer=str(ws.remote_address))
+            sender = asyncio.create_task(self._send_loop(conn))
+            try:
+                first = await ws.recv(decode=False)
+                dialect = choose_dialect(first)
+                await dialect(self, conn, first)
+            except ConnectionClosed:
+                pass
+            finally:
+                sender.cancel()
+                self.connections.pop(conn_id, None)
+                log.info("disconnected", code=ws.close_code)
+
+    async def serve_jsonrpc(self, conn: Connection, first: bytes) -> None:
+        """The JSON-RPC dialect: the first frame inline (auth), the rest concurrently."""
+        await self._frame(conn, first)
+        if not conn.authenticated:
+            await conn.ws.close(1008, "authentication required")
+            return
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        tasks: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            slots.release()
+
+        async for frame in conn.ws:
+            data = frame if isinstance(frame, bytes) else frame.encode()
+            await slots.acquire()
+            task = asyncio.create_task(self._frame(conn, data))
+            tasks.add(task)
+            task.add_done_callback(done)
+
+    async def _frame(self, conn: Connection, data: bytes) -> None:
+        async def dispatch(call: Call) -> Any:
+            with structlog.contextvars.bound_contextvars(req=call.id, method=call.method):
+                return await self.dispatch(conn, call)
+
+        reply = await self.protocol.handle(data, dispatch)
+        if reply is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.ws.send(reply, text=True)
+
+    async def _send_loop(self, conn: Connection) -> None:
+        while True:
+            data = await conn.outbox.get()
+            try:
+                await conn.ws.send(data, text=True)
+            except ConnectionClosed:
+                return
+
+    def _fan_out(self, change: SessionsChanged) -> None:
+        data = _ENCODER.encode(Notification(method=CHANGED_NOTIFICATION, params=change))
+        for conn in list(self.connections.values()):
+            if conn.subscribed is None or change.store_path not in conn.subscribed:
+                continue
+            if conn.outbox.qsize() >= MAX_QUEUED_NOTIFICATIONS:
+                log.warning("subscriber too slow; closing", conn=conn.id)
+                conn.subscribed = None
+                task = asyncio.create_task(conn.ws.close(1013, "notifications not read"))
+                task.add_done_callback(lambda _t: None)
+                continue
+            conn.outbox.put_nowait(data)
+
+    # ------------------------------------------------------------------------------ methods
+
+    async def dispatch(self, conn: Connection, call: Call) -> Any:
+        if call.method == "auth":
+            if not token_matches(self.token, call.params.token):
+                log.warning("bad token in auth")
+                raise RpcError(APP_AUTH_REQUIRED, "bad token")
+            conn.authenticated = True
+            return AuthResult(True)
+        if not conn.authenticated:
+            raise RpcError(APP_AUTH_REQUIRED, "authentication required: call auth first")
+        method = _METHODS.get(call.method)
+        if method is None:  # in the table but not served here: a bug, reported as internal
+            raise NotImplementedError(call.method)
+        return await method(self, conn, call.params)
+
+    async def _list(self, conn: Connection, params: Any) -> Any:
+        return handlers.list_sessions(self.registry, params)
+
+    async def _get(self, conn: Connection, params: Any) -> Any:
+        return handlers.get_session(self.registry, params)
+
+    async def _patch(self, conn: Connection, params: Any) -> Any:
+        return await handlers.patch_session(self.registry, params)
+
+    async def _delete(self, conn: Connection, params: Any) -> Any:
+        return await handlers.delete_session(self.registry, params)
+
+    async def _cleanup(self, conn: Connection, params: Any) -> Any:
+        return await handlers.cleanup(self.registry, params)
+
+    async def _subscribe(self, conn: Connection, params: SubscribeParams) -> Any:
+        if params.all_agents:
+            stores: list[LiveStore] = list(self.registry)
+        else:
+            stores = [handlers.store_for(self.registry, params.agent)]
+        conn.subscribed = (conn.subscribed or set()) | {s.path for s in stores}
+        return SubscribeResult([SubscribedStore(s.agent_id, s.path, s.seq) for s in stores])
+
+    async def _unsubscribe(self, conn: Connection, params: Any) -> Any:
+        was = conn.subscribed is not None
+        conn.subscribed = None
+        return UnsubscribeResult(was)
+
+    async def _status(self, conn: Connection, params: Any) -> Any:
+        stores = [s.status() for s in self.registry]
+        return StatusResult(
+            version=version(),
+            pid=os.getpid(),
+            uptime_ms=int((time.monotonic() - self.started) * 1000),
+            connections=len(self.connections),
+            ready=self.registry.ready,
+            conflicts=sum(s.conflicts for s in stores),
+            stores=stores,
+        )
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def status_line(self) -> str:
+        rows = sum(len(s.store) for s in self.registry)
+        return f"serving {len(self.registry.stores)} stores, {rows} sessions"
+
+    async def reload_config(self) -> None:
+        systemd.reloading()
+        try:
+            config = load_config_file(self.config_path)
+            token = resolve_token(self.options, config)
+        except (ConfigError, StartupError) as exc:
+            log.error("config reload failed; keeping the old one", error=str(exc))
+            systemd.ready(self.status_line())
+            return
+        self.config = config
+        self.token = token
+        await self.registry.reconfigure(config)
+        log.info("config reloaded", stores=len(self.registry.stores))
+        systemd.ready(self.status_line())
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_hup() -> None:
+            task = asyncio.create_task(self.reload_config())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        self.registry.start()
+        server = await self._listen()
+        host, port = server_address(server)
+        log.info("listening", host=host, port=port, stores=len(self.registry.stores))
+        if self.options.port_file:
+            _write_port_file(self.options.port_file, port)
+        background = [
+            asyncio.create_task(
+                watch_directories(
+                    self.registry.directories,
+                    self.registry.on_disk_event,
+                    self.registry.rewatch,
+                    self.stop,
+                )
+            ),
+            asyncio.create_task(self._watchdog()),
+        ]
+        systemd.ready(self.status_line())
+        await self.stop.wait()
+        log.info("stopping")
+        systemd.stopping()
+        server.close(close_connections=True, code=1012, reason="sessiond restarting")
+        await server.wait_closed()
+        flushed = await self.registry.close()
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        log.info("stopped", flushed=flushed)
+        return 0 if flushed else 1
+
+    async def _listen(self) -> Server:
+        kwargs: dict[str, Any] = {
+            "compression": None,
+            "max_size": self.options.max_frame_bytes,
+            "process_request": self.process_request,
+            "server_header": None,
+        }
+        passed = systemd.listen_sockets()
+        if passed:
+            return await serve(self.handler, sock=passed[0], **kwargs)
+        return await serve(self.handler, self.options.bind, self.options.port, **kwargs)
+
+    async def _watchdog(self) -> None:
+        interval = systemd.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            systemd.watchdog_ping()
+            await asyncio.sleep(interval / 2)
+
+
+_Method = Callable[[Daemon, Connection, Any], Awaitable[Any]]
+_METHODS: dict[str, _Method] = {
+    "sessions.list": Daemon._list,
+    "sessions.get": Daemon._get,
+    "sessions.patch": Daemon._patch,
+    "sessions.delete": Daemon._delete,
+    "sessions.cleanup": Daemon._cleanup,
+    "sessions.subscribe": Daemon._subscribe,
+    "sessions.unsubscribe": Daemon._unsubscribe,
+    "daemon.status": Daemon._status,
+}
+
+Dialect = Callable[[Daemon, Connection, bytes], Awaitable[None]]
+
+
+def choose_dialect(first_frame: bytes) -> Dialect:
+    """Which protocol this connection speaks, judged from its first frame.
+
+    Only JSON-RPC 2.0 exists today. OpenClaw's gateway protocol (issue 5) will be recognised
+    here (its first frame is a `connect` request) and get its own serve function.
+    """
+    return Daemon.serve_jsonrpc
+
+
+def _bearer(headers: Headers) -> str | None:
+    value = headers.get("Authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def server_address(server: Server) -> tuple[str, int]:
+    for sock in server.sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            name = sock.getsockname()
+            return str(name[0]), int(name[1])
+    return "unix", 0
+
+
+def _write_port_file(path: str, port: int) -> None:
+    temp = f"{path}.{os.getpid()}.tmp"
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(f"{port}\n")
+    os.replace(temp, path)
+
+
+# ---------------------------------------------------------------------------------- command
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    configure_logging()
+    options = ServeOptions(
+        state_dir=args.state_dir,
+        bind=args.bind,
+        port=args.port,
+        token=args.token,
+        token_file=args.token_file,
+        max_frame_bytes=args.max_frame_bytes,
+        allowed_origins=list(args.allow_origin),
+        port_file=args.port_file,
+    )
+    env = dict(os.environ)
+    if options.state_dir:
+        env["OPENCLAW_STATE_DIR"] = options.state_dir
+
+    async def main() -> int:
+        try:
+            daemon = Daemon(options, env, os.getcwd())
+        except StartupError as exc:
+            print(f"sessiond: {exc}", file=sys.stderr)
+            return 2
+        except ConfigError as exc:
+            print(exc.render(), file=sys.stderr)
+            return 1
+        return await daemon.run()
+
+    return asyncio.run(main())
