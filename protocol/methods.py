@@ -18,9 +18,13 @@ from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupParams, CleanupSu
 __all__ = [
     "CHANGED_NOTIFICATION",
     "METHODS",
+    "NOTIFICATIONS",
+    "AllAgentsCleanup",
     "AuthParams",
     "AuthResult",
     "ChangeReason",
+    "CleanupParams",
+    "CleanupSummary",
     "DeleteParams",
     "DeleteResult",
     "GetParams",
@@ -212,23 +216,58 @@ class StatusResult(msgspec.Struct, rename="camel"):
 
 @dataclass(frozen=True, slots=True)
 class MethodSpec:
-    """A method's params type, result type, and whether it may change a store."""
+    """A method's params type, result type, whether it may change a store, and one line on it.
+
+    `doc` is what generated clients show as the method's docstring.
+    """
 
     params: type[Any]
     result: Any
     mutates: bool
+    doc: str = ""
 
 
 METHODS: Final[dict[str, MethodSpec]] = {
-    "auth": MethodSpec(AuthParams, AuthResult, mutates=False),
-    "sessions.cleanup": MethodSpec(CleanupParams, CleanupSummary | AllAgentsCleanup, mutates=True),
-    "sessions.list": MethodSpec(ListParams, ListResult, mutates=False),
-    "sessions.get": MethodSpec(GetParams, GetResult, mutates=False),
-    "sessions.patch": MethodSpec(PatchParams, PatchResult, mutates=True),
-    "sessions.delete": MethodSpec(DeleteParams, DeleteResult, mutates=True),
-    "sessions.subscribe": MethodSpec(SubscribeParams, SubscribeResult, mutates=False),
-    "sessions.unsubscribe": MethodSpec(UnsubscribeParams, UnsubscribeResult, mutates=False),
-    "daemon.status": MethodSpec(StatusParams, StatusResult, mutates=False),
+    "auth": MethodSpec(
+        AuthParams, AuthResult, mutates=False, doc="Authenticate with the shared token."
+    ),
+    "sessions.cleanup": MethodSpec(
+        CleanupParams,
+        CleanupSummary | AllAgentsCleanup,
+        mutates=True,
+        doc="Run session-store maintenance now, or preview it with `dryRun`.",
+    ),
+    "sessions.list": MethodSpec(
+        ListParams, ListResult, mutates=False, doc="One page of session summaries."
+    ),
+    "sessions.get": MethodSpec(GetParams, GetResult, mutates=False, doc="One session's whole row."),
+    "sessions.patch": MethodSpec(
+        PatchParams, PatchResult, mutates=True, doc="Shallow-merge fields into one row."
+    ),
+    "sessions.delete": MethodSpec(
+        DeleteParams,
+        DeleteResult,
+        mutates=True,
+        doc="Remove one row, then archive its transcripts.",
+    ),
+    "sessions.subscribe": MethodSpec(
+        SubscribeParams,
+        SubscribeResult,
+        mutates=False,
+        doc="Receive `sessions.changed` for these stores on this connection.",
+    ),
+    "sessions.unsubscribe": MethodSpec(
+        UnsubscribeParams,
+        UnsubscribeResult,
+        mutates=False,
+        doc="Stop every `sessions.changed` on this connection.",
+    ),
+    "daemon.status": MethodSpec(
+        StatusParams, StatusResult, mutates=False, doc="The daemon's health and each store's state."
+    ),
 }
 
 CHANGED_NOTIFICATION: Final = "sessions.changed"
+
+NOTIFICATIONS: Final[dict[str, type[Any]]] = {CHANGED_NOTIFICATION: SessionsChanged}
+"""Every server-to-client notification and the type of its params."""
