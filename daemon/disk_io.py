@@ -54,8 +54,13 @@ def _fault_point(name: str) -> None:
         return
     import time
 
-    if f"{name}:pause" in _FAULT_HOOK.split(","):
+    hooks = _FAULT_HOOK.split(",")
+    if f"{name}:pause" in hooks:
         time.sleep(float(os.environ.get("SESSIOND_TEST_FAULT_PAUSE", "0.05")))
+    # `<name>:enospc` fails the write as a full disk would, while the flag file exists.
+    flag = os.environ.get("SESSIOND_TEST_FAULT_FLAG", "")
+    if f"{name}:enospc" in hooks and flag and os.path.exists(flag):
+        raise OSError(errno.ENOSPC, "No space left on device (test fault)")
 
 
 def fsync_directory(directory: str) -> None:
