@@ -624,6 +624,27 @@ def _compact_store(b: StateBuilder) -> None:
     b.store(rows, compact=True)
 
 
+def _integer_keys_rewrite(b: StateBuilder) -> None:
+    rows: dict[str, Json] = {}
+    b.session(rows, "zeta", 2 * HOUR)
+    b.session(rows, "10", 3 * HOUR)
+    b.session(rows, "agent:main:legacy", 4 * HOUR, provider="Slack", room="#ops")
+    b.session(rows, "2", 5 * HOUR)
+    b.session(rows, "agent:main:old", 40 * DAY)
+    b.session(rows, "4294967295", 6 * HOUR)  # one past the array-index range: a string key
+    b.session(rows, "01", 7 * HOUR)  # not canonical: a string key
+    b.session(rows, "agent:main:main", FRESH)
+    b.store(rows)
+
+
+def _null_row(b: StateBuilder) -> None:
+    rows: dict[str, Json] = {}
+    b.session(rows, "agent:main:main", FRESH)
+    rows["agent:main:nullrow"] = None
+    b.session(rows, "agent:main:old", 40 * DAY)
+    b.store(rows)
+
+
 def _empty_store(b: StateBuilder) -> None:
     sd = b.sessions_dir()
     b.write_file(sd / "sessions.json", "{}", HOUR)
@@ -1104,6 +1125,16 @@ CASES: dict[str, CaseSpec] = {
         "Compact JSON store with legacy fields, integer-like keys, floats and non-ASCII.",
         _compact_store,
         (_c(DRY, J), _c(J), _c(), _c(DRY)),
+    ),
+    "integer_keys_rewrite": CaseSpec(
+        "Integer-like keys with a pruned row, so the store is rewritten: JS key order.",
+        _integer_keys_rewrite,
+        (_c(J), _c(DRY)),
+    ),
+    "null_row": CaseSpec(
+        "A null row value: the reference crashes (TypeError), dry run included.",
+        _null_row,
+        (_c(DRY, J), _c(J)),
     ),
     "empty_store": CaseSpec(
         "sessions.json is '{}' beside an old orphan transcript.",
