@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import types
+import typing
 from types import TracebackType
 from typing import Any
 
@@ -77,33 +79,35 @@ class RpcClient:
             await self.reader
 
     async def _read(self) -> None:
-        async for frame in self.ws:
-            data = frame if isinstance(frame, bytes) else frame.encode()
-            try:
-                decoded = _REPLY.decode(data)
-            except msgspec.DecodeError:
-                self.raw_replies.put_nowait(data)
+        try:
+            async for frame in self.ws:
+                self._dispatch(frame if isinstance(frame, bytes) else frame.encode())
+        finally:
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection closed"))
+
+    def _dispatch(self, data: bytes) -> None:
+        try:
+            decoded = _REPLY.decode(data)
+        except msgspec.DecodeError:
+            self.raw_replies.put_nowait(data)
+            return
+        replies = decoded if isinstance(decoded, list) else [decoded]
+        unmatched = False
+        for reply in replies:
+            if reply.method is not msgspec.UNSET:
+                self.notifications.put_nowait(
+                    Notification(method=reply.method, params=reply.params)
+                )
                 continue
-            replies = decoded if isinstance(decoded, list) else [decoded]
-            unmatched = False
-            for reply in replies:
-                if reply.method is not msgspec.UNSET:
-                    self.notifications.put_nowait(
-                        Notification(method=reply.method, params=reply.params)
-                    )
-                    continue
-                future = self.pending.pop(_key(reply.id), None)
-                if future is None or isinstance(decoded, list):
-                    unmatched = True
-                    if future is not None:
-                        future.set_result(reply)
-                elif not future.done():
-                    future.set_result(reply)
-            if unmatched:
-                self.raw_replies.put_nowait(data)
-        for future in self.pending.values():
-            if not future.done():
-                future.set_exception(ConnectionError("connection closed"))
+            future = self.pending.pop(_key(reply.id), None)
+            if future is None or isinstance(decoded, list):
+                unmatched = True
+            if future is not None and not future.done():
+                future.set_result(reply)
+        if unmatched:
+            self.raw_replies.put_nowait(data)
 
     async def call(self, method: str, params: Any = None, *, timeout: float = 30.0) -> Any:
         """One request; the result decoded as the method table's result type."""
@@ -119,7 +123,9 @@ class RpcClient:
             raise RpcCallError(reply.error)
         assert not isinstance(reply.result, msgspec.UnsetType)
         spec = METHODS.get(method)
-        return msgspec.json.decode(reply.result, type=spec.result if spec else Any)
+        if spec is None:
+            return msgspec.json.decode(reply.result)
+        return _decode_result(reply.result, spec.result)
 
     async def notify(self, method: str, params: Any = None) -> None:
         frame: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -132,6 +138,20 @@ class RpcClient:
         await self.ws.send(data, text=True)
         raw = await asyncio.wait_for(self.raw_replies.get(), timeout)
         return msgspec.json.decode(raw)
+
+
+def _decode_result(raw: msgspec.Raw, kind: Any) -> Any:
+    """Untagged unions of Structs (the cleanup result) are tried member by member."""
+    members = typing.get_args(kind) if isinstance(kind, types.UnionType) else ()
+    if not members:
+        return msgspec.json.decode(raw, type=kind)
+    value = msgspec.json.decode(raw)
+    for member in members:
+        try:
+            return msgspec.convert(value, member)
+        except msgspec.ValidationError:
+            continue
+    raise msgspec.ValidationError(f"result matches none of {kind}")
 
 
 def _key(ident: Any) -> Any:

@@ -194,6 +194,7 @@ class Daemon:
         self.connections: dict[int, Connection] = {}
         self.ids = itertools.count(1)
         self.stop = asyncio.Event()
+        self.inflight: set[asyncio.Task[None]] = set()
         self.started = time.monotonic()
         self.registry.listeners.append(self._fan_out)
 
@@ -246,17 +247,16 @@ class Daemon:
             await conn.ws.close(1008, "authentication required")
             return
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        tasks: set[asyncio.Task[None]] = set()
 
         def done(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
+            self.inflight.discard(task)
             slots.release()
 
         async for frame in conn.ws:
             data = frame if isinstance(frame, bytes) else frame.encode()
             await slots.acquire()
             task = asyncio.create_task(self._frame(conn, data))
-            tasks.add(task)
+            self.inflight.add(task)
             task.add_done_callback(done)
 
     async def _frame(self, conn: Connection, data: bytes) -> None:
@@ -400,7 +400,12 @@ class Daemon:
         await self.stop.wait()
         log.info("stopping")
         systemd.stopping()
-        server.close(close_connections=True, code=1012, reason="sessiond restarting")
+        # Stop accepting, let requests in flight get their (durable) answers, then close.
+        server.close(close_connections=False)
+        if self.inflight:
+            await asyncio.wait(set(self.inflight), timeout=10)
+        for conn in list(self.connections.values()):
+            await conn.ws.close(1012, "sessiond restarting")
         await server.wait_closed()
         flushed = await self.registry.close()
         for task in background:

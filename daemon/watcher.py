@@ -182,6 +182,9 @@ async def watch_directories(
         paths = {p for store_paths in watched.values() for p in store_paths}
         local_stop = asyncio.Event()
         relay = asyncio.create_task(_relay(local_stop, rewatch, stop))
+        # Runs once awatch has set up its inotify watches (synchronously, before its first
+        # await): a re-read of every store then covers edits made before the watch existed.
+        asyncio.get_running_loop().call_soon(_resync, paths, on_change)
         try:
             async for changes in watchfiles.awatch(
                 *watched,
@@ -199,6 +202,11 @@ async def watch_directories(
             await asyncio.sleep(0.5)
         finally:
             relay.cancel()
+
+
+def _resync(paths: set[str], on_change: Callable[[str], None]) -> None:
+    for path in sorted(paths):
+        on_change(path)
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -96,7 +96,8 @@ class DaemonProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     def logs(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def log_events(self) -> list[dict[str, Any]]:
