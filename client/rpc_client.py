@@ -19,6 +19,7 @@ import msgspec
 from sessiond.protocol.jsonrpc import ErrorObject, Notification
 from sessiond.protocol.methods import METHODS
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 
 class RpcCallError(Exception):
@@ -75,7 +76,7 @@ class RpcClient:
     async def close(self) -> None:
         await self.ws.close()
         self.reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
             await self.reader
 
     async def _read(self) -> None:
