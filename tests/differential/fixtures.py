@@ -379,6 +379,7 @@ def _fix_missing(b: StateBuilder) -> None:
         "agent:main:telegram:group:6:topic:8",
         5 * HOUR,
         sid=topic_gone,
+        transcript=False,
         sessionFile=f"{topic_gone}-topic-8.jsonl",
     )
     dir_sid = b.session(rows, "agent:main:dir-transcript", 6 * HOUR, transcript=False)
@@ -410,6 +411,31 @@ def _fix_missing(b: StateBuilder) -> None:
     b.session(rows, "agent:main:direct:present", 13 * HOUR)
     b.session(rows, "agent:main:old-present", 41 * DAY)
     b.store(rows)
+
+
+def _fix_missing_stale_file(b: StateBuilder) -> None:
+    """Rows whose sessionFile is gone while <sessionId>.jsonl exists (compat #18)."""
+    sd = b.sessions_dir()
+    rows: dict[str, Json] = {}
+    b.session(rows, "agent:main:main", FRESH)
+    topic = b.uuid4()
+    b.session(
+        rows, "agent:main:opaque:topic:3", 2 * HOUR, sid=topic, sessionFile=f"{topic}-topic-3.jsonl"
+    )
+    custom = b.uuid4()
+    b.session(rows, "agent:main:custom", 3 * HOUR, sid=custom, sessionFile="renamed-away.jsonl")
+    both = b.uuid4()
+    b.session(
+        rows,
+        "agent:main:both-gone",
+        4 * HOUR,
+        sid=both,
+        transcript=False,
+        sessionFile=f"{both}-topic-1.jsonl",
+    )
+    b.session(rows, "agent:main:old", 40 * DAY)
+    b.store(rows)
+    b.notes(sd)
 
 
 def _invalid_session_id(b: StateBuilder) -> None:
@@ -464,7 +490,9 @@ def _cap_tight(b: StateBuilder) -> None:
     b.store(rows)
 
 
-def _budget_rows(b: StateBuilder, *, group: bool = True) -> None:
+def _budget_rows(
+    b: StateBuilder, *, group: bool = True, old_archive: bool = False, foreign: bool = False
+) -> None:
     sd = b.sessions_dir()
     rows: dict[str, Json] = {}
     b.session(rows, "agent:main:oldest", 9 * DAY)
@@ -477,16 +505,32 @@ def _budget_rows(b: StateBuilder, *, group: bool = True) -> None:
     b.session(rows, "agent:main:newest", FRESH)
     rows["agent:main:nosid"] = {"updatedAt": b.ts(3 * HOUR)}
     b.store(rows)
-    b.archive(sd, f"{b.uuid4()}.jsonl", "deleted", 3 * 365 * DAY)
+    if old_archive:  # expired by an apply before the budget runs (compat #8)
+        b.archive(sd, f"{b.uuid4()}.jsonl", "deleted", 3 * 365 * DAY)
     b.archive(sd, f"{b.uuid4()}.jsonl", "deleted", 2 * DAY)
     b.transcript(sd, f"{b.uuid4()}.checkpoint.{b.uuid4()}.jsonl", 3 * DAY)
     b.transcript(sd, f"{b.uuid4()}.jsonl", 4 * DAY)
-    b.notes(sd, 100 * HOUR)
+    if foreign:  # files no maintenance rule may delete (compat #17)
+        b.notes(sd, 100 * HOUR)
+        b.write_file(sd / f"{b.uuid4()}.jsonl.migrated", "x" * 300 + "\n", 5 * DAY)
+
+
+BUDGET_2600 = {"maxDiskBytes": 2600, "highWaterBytes": "2kb"}
 
 
 def _disk_budget(b: StateBuilder) -> None:
-    b.config({"session": {"maintenance": {"maxDiskBytes": 2600, "highWaterBytes": "2kb"}}})
+    b.config({"session": {"maintenance": BUDGET_2600}})
     _budget_rows(b)
+
+
+def _disk_budget_old_archive(b: StateBuilder) -> None:
+    b.config({"session": {"maintenance": BUDGET_2600}})
+    _budget_rows(b, old_archive=True)
+
+
+def _disk_budget_foreign_files(b: StateBuilder) -> None:
+    b.config({"session": {"maintenance": BUDGET_2600}})
+    _budget_rows(b, foreign=True)
 
 
 def _disk_budget_units(b: StateBuilder) -> None:
@@ -503,7 +547,7 @@ def _disk_budget_warn(b: StateBuilder) -> None:
     b.config(
         {"session": {"maintenance": {"mode": "warn", "maxDiskBytes": "900", "pruneAfter": "5d"}}}
     )
-    _budget_rows(b, group=False)
+    _budget_rows(b, group=False, old_archive=True)
 
 
 def _prune_case(setting: Mapping[str, Json], ages: Sequence[int]) -> Callable[[StateBuilder], None]:
@@ -801,6 +845,7 @@ def _topic_rows(b: StateBuilder) -> None:
         "agent:main:topic-missing",
         3 * HOUR,
         sid=t5,
+        transcript=False,
         sessionFile=f"{t5}-topic-{b.rng.randint(10, 99)}.jsonl",
     )
     t6 = b.uuid4()
@@ -1007,6 +1052,11 @@ CASES: dict[str, CaseSpec] = {
             _c(FM, FD, J),
         ),
     ),
+    "fix_missing_stale_file": CaseSpec(
+        "--fix-missing where sessionFile is gone but <sessionId>.jsonl exists.",
+        _fix_missing_stale_file,
+        (_c(DRY, FM, J), _c(FM, J), _c(DRY, FM)),
+    ),
     "invalid_session_id": CaseSpec(
         "A sessionId that fails validation: harmless unless --fix-missing (error, exit 1).",
         _invalid_session_id,
@@ -1035,7 +1085,7 @@ CASES: dict[str, CaseSpec] = {
         (_c(DRY, J), _c(DRY), _c(J), _c()),
     ),
     "disk_budget": CaseSpec(
-        "maxDiskBytes 2600 with highWaterBytes '2kb'; archives, checkpoint, orphan, notes.",
+        "maxDiskBytes 2600 with highWaterBytes '2kb'; archive, checkpoint, orphan transcript.",
         _disk_budget,
         (
             _c(DRY, J),
@@ -1045,6 +1095,16 @@ CASES: dict[str, CaseSpec] = {
             _c(DRY, "--active-key", "agent:main:oldest", J),
         ),
         live=True,
+    ),
+    "disk_budget_old_archive": CaseSpec(
+        "The disk_budget case plus a 3-year-old .deleted archive the apply expires first.",
+        _disk_budget_old_archive,
+        (_c(DRY, J), _c(J), _c(DRY)),
+    ),
+    "disk_budget_foreign_files": CaseSpec(
+        "The disk_budget case plus files no rule may delete (notes.txt, *.migrated).",
+        _disk_budget_foreign_files,
+        (_c(DRY, J), _c(J)),
     ),
     "disk_budget_units": CaseSpec(
         "maxDiskBytes '1.5KB' with the default 80% high-water mark.",
