@@ -10,6 +10,7 @@ reported, not failed.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
 from pathlib import Path
@@ -121,3 +122,33 @@ def test_live_reference(case: str) -> None:
         if any(d.known_reason is None for d in diffs):
             reports.append(harness.render_report(case, index, reference.observation, ours, diffs))
     assert not reports, "\n\n".join(reports)
+
+
+def test_known_differences_are_well_formed() -> None:
+    selectors = {"*", "applied", "dry-run", "applied-json", "dry-run-json"}
+    for key, reason in harness.KNOWN_DIFFERENCES.items():
+        parts = key.split("|", 2)
+        assert len(parts) == 3, key
+        cases, combos, path = parts
+        for glob in cases.split(","):
+            assert glob == "*" or any(fnmatch.fnmatchcase(c, glob) for c in CASES), key
+        for combo in combos.split(","):
+            assert combo in selectors or combo.isdigit(), key
+        assert path and reason.startswith("compat #"), key
+
+
+def test_comparison_is_strict() -> None:
+    """The comparison sees key order, JSON types, archive stamps and per-number line diffs."""
+    paths = [d.path for d in harness.diff_values({"a": 1, "b": 2}, {"b": 2, "a": 1}, "x")]
+    assert paths == ["x.<key order>"]
+    assert harness.diff_values({"n": 1}, {"n": 1.0}, "x") != []
+    assert harness.diff_values({"n": 1}, {"n": True}, "x") != []
+    lines = harness.diff_values(
+        ["Entries: 8 -> 6 (remove 2)"], ["Entries: 8 -> 5 (remove 3)"], "stdout"
+    )
+    assert [d.path for d in lines] == ["stdout.0(Entries).n1", "stdout.0(Entries).n2"]
+    now = 1_795_000_000_000
+    fresh = "x.jsonl.deleted.2026-11-18T11-06-41.250Z"
+    assert harness.normalise_file_name(fresh, now) == "x.jsonl.deleted.<TS>"
+    old = "x.jsonl.deleted.2020-01-01T00-00-00.000Z"
+    assert harness.normalise_file_name(old, now) == old
