@@ -185,7 +185,7 @@ class RpcProtocol:
                 return None
             return _ENCODER.encode(ErrorResponse(id=answer_id, error=exc.to_object()))
         except Exception as exc:
-            log.exception("internal error", method=call.method)
+            log.exception("internal error", method=call.method, req=answer_id)
             if call.is_notification:
                 return None
             return _ENCODER.encode(
