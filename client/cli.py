@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port-file", help="Write the bound port here once listening")
 
+    demo = commands.add_parser("demo", help="Serve a generated demo state dir; dry-run through it")
+    demo.add_argument("--dir", default="demo-state", help="Where to create the demo state dir")
+    demo.add_argument(
+        "--serve-seconds",
+        type=float,
+        help="Keep serving this long after the demo (default: until Ctrl-C on a terminal)",
+    )
+
     sessions = commands.add_parser("sessions", help="Session store commands")
     _add_target_flags(sessions, suppress=False)
     session_commands = sessions.add_subparsers(dest="sessions_command", required=True)
@@ -158,6 +166,10 @@ def cleanup_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from sessiond.client.demo import demo_command
+
+        return demo_command(args.dir, args.serve_seconds)
     # Sub-command flags default to SUPPRESS, so `sessions --json cleanup` keeps the parent's.
     if args.command == "serve":
         from sessiond.daemon.server import serve_command  # websockets only when serving

@@ -427,9 +427,7 @@ def _budget(
     projected = store_size_for_chunks(list(chunks.values()))
     # Only bytes maintenance can free count: a foreign file (`.migrated`, notes) that no rule may
     # delete must not make live sessions pay for it. The reference counts every file.
-    counted = sum(
-        f.original.size for f in files if is_archive(f.name) or is_sweepable(f.name)
-    )
+    counted = sum(f.original.size for f in files if is_archive(f.name) or is_sweepable(f.name))
     total = counted + projected
     before = total
 
