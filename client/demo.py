@@ -8,6 +8,7 @@ vanished, group and thread rows that maintenance must keep, and a second agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -117,10 +118,8 @@ def demo_command(directory: str, serve_seconds: float | None) -> int:
             serve_seconds = float("inf") if sys.stdin.isatty() else 0.0
         if serve_seconds > 0:
             print(f"\nserving until Ctrl-C; logs in {root / 'sessiond.log'}")
-            try:
+            with contextlib.suppress(KeyboardInterrupt, subprocess.TimeoutExpired):
                 daemon.wait(timeout=None if serve_seconds == float("inf") else serve_seconds)
-            except (KeyboardInterrupt, subprocess.TimeoutExpired):
-                pass
         return 0
     finally:
         if daemon.poll() is None:
