@@ -125,7 +125,7 @@ def merge_external(base: Store, ours: Store, theirs: Store, dirty: Iterable[str]
     """The store to serve after loading `theirs`, with the daemon's unflushed `dirty` keys."""
     merged = theirs.copy()
     outcome = MergeOutcome(merged)
-    for key in dirty:
+    for key in sorted(dirty):  # sorted: the same conflicts log in the same order every run
         mine, orig, ext = ours.get(key), base.get(key), theirs.get(key)
         if same_row(ext, mine):
             continue
