@@ -238,11 +238,11 @@ METHODS: Final[dict[str, MethodSpec]] = {
         doc="Run session-store maintenance now, or preview it with `dryRun`.",
     ),
     "sessions.list": MethodSpec(
-        ListParams, ListResult, mutates=False, doc="One page of session summaries."
+        ListParams, ListResult, mutates=False, doc="Session summaries, a page at a time."
     ),
     "sessions.get": MethodSpec(GetParams, GetResult, mutates=False, doc="One session's whole row."),
     "sessions.patch": MethodSpec(
-        PatchParams, PatchResult, mutates=True, doc="Shallow-merge fields into one row."
+        PatchParams, PatchResult, mutates=True, doc="Create or change one session's row."
     ),
     "sessions.delete": MethodSpec(
         DeleteParams,
