@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit gen clean
+.PHONY: demo test lint typecheck unit gen check-gen ts ts-skipped clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,27 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+# Generated files are committed: protocol/schema.json from the Structs, then both clients from it
+# (the Python one goes through ruff inside the generator, so its output is stable).
+gen: $(STAMP)
+	$(BIN)/python -m sessiond.protocol.schema_export
+	$(BIN)/python -m sessiond.client.codegen
+
+# Fails, with a diff, when a generated file is not what `make gen` would write now.
+check-gen: $(STAMP)
+	$(BIN)/python -m sessiond.protocol.schema_export --check
+	$(BIN)/python -m sessiond.client.codegen --check
+
+# The TypeScript client under `tsc --noEmit --strict`, with the TypeScript pinned in its lockfile.
+ts:
+	cd client/typescript && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p . --noEmit --strict
+
+ts-skipped:
+	@echo "ts: node and npm not found; the TypeScript client is not type-checked"
+
+HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
+
+test: check-gen lint typecheck $(if $(HAVE_NODE),ts,ts-skipped) unit
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -20,6 +20,7 @@ import ast
 import inspect
 import itertools
 import json
+import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -146,8 +147,16 @@ def render(schema: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=SCHEMA_PATH, help="where to write")
+    parser.add_argument("--check", action="store_true", help="fail if --out is not current")
     args = parser.parse_args(argv)
-    args.out.write_text(render(build_schema()), encoding="utf-8")
+    text = render(build_schema())
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is stale: run `make gen` and commit", file=sys.stderr)
+            return 1
+        return 0
+    args.out.write_text(text, encoding="utf-8")
     return 0
 
 
