@@ -32,7 +32,7 @@ def _sid(n: int) -> str:
 
 
 def _rows(now: int, agent: str, base: int) -> tuple[dict[str, Any], list[tuple[str, int]]]:
-    spec = [
+    spec: list[tuple[str, int, dict[str, Any]]] = [
         (f"agent:{agent}:main", 2 * HOUR, {"systemSent": True, "model": "anthropic/claude-x"}),
         (f"agent:{agent}:telegram:direct:6101", 3 * DAY, {"chatType": "direct"}),
         (f"agent:{agent}:telegram:default:direct:6102", 6 * DAY, {"chatType": "direct"}),

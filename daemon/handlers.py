@@ -26,7 +26,7 @@ from sessiond.daemon.clock import now_ms
 from sessiond.daemon.config import StoreTarget, TargetError, resolve_targets
 from sessiond.daemon.disk_io import apply_file_ops
 from sessiond.daemon.disk_view import OsDiskView
-from sessiond.daemon.plan_execution import reconcile, run_file_ops
+from sessiond.daemon.plan_execution import reconcile, run_file_ops, store_after
 from sessiond.daemon.rpc import RpcError
 from sessiond.daemon.store import Store, view_row
 from sessiond.daemon.stores import ListKey, LiveStore, NotWritable, Registry, merge_pages
@@ -272,10 +272,14 @@ async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
     summaries = []
     for p in planned:
         live = lives[p.plan.target.store_path]
-        if p.plan.removed_keys:
+        changes: dict[str, msgspec.Raw | None] = {k: None for k in p.plan.removed_keys}
+        if p.plan.repairs:
+            # Rows whose stale sessionFile the plan points at the transcript that exists.
+            repaired = store_after(p.plan, snapshots[live.path])
+            changes.update({k: repaired.rows[k] for k in p.plan.repairs if k in repaired.rows})
+        if changes:
             try:
-                removals: dict[str, msgspec.Raw | None] = {k: None for k in p.plan.removed_keys}
-                gen = live.apply(removals, "cleanup")
+                gen = live.apply(changes, "cleanup")
             except NotWritable as exc:
                 raise _not_writable(live) from exc
             if not await live.wait_durable(gen):
