@@ -161,6 +161,11 @@ def _result_names(schema: Schema) -> list[str]:
 
 def load(path: Path) -> Contract:
     document: Schema = json.loads(path.read_text(encoding="utf-8"))
+    return parse(document)
+
+
+def parse(document: Schema) -> Contract:
+    """The contract in one schema document (as protocol/schema_export.build_schema returns)."""
     defs: dict[str, Schema] = document["$defs"]
     for name, schema in defs.items():
         _check_keywords(schema, f"$defs/{name}")
