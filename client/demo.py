@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from sessiond.client.rpc_client import RpcClient
+from sessiond.client.generated import SessiondClient
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -77,14 +77,13 @@ def build_demo_state(root: Path, now: int) -> None:
 
 
 async def _show(url: str, token: str) -> None:
-    async with await RpcClient.connect(url, token) as client:
-        result = await client.call(
-            "sessions.cleanup",
-            {"allAgents": True, "fixDmScope": True, "fixMissing": True, "dryRun": True},
+    async with SessiondClient(url, token=token) as client:
+        result = await client.sessions_cleanup(
+            all_agents=True, fix_dm_scope=True, fix_missing=True, dry_run=True
         )
         print("sessions.cleanup (dry run, --all-agents --fix-dm-scope --fix-missing) via sessiond:")
         print(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
-        page = await client.call("sessions.list", {"limit": 5, "allAgents": True})
+        page = await client.sessions_list(limit=5, all_agents=True)
         print(f"\nsessions.list: {page.total_count} rows; newest {len(page.sessions)}:")
         for row in page.sessions:
             print(f"  {row.agent_id:5s} {row.key}")
