@@ -218,7 +218,11 @@ class SyncClientBase(Generic[C]):
 
     def open(self) -> None:
         self._thread.start()
-        self._run(self.client.open())
+        try:
+            self._run(self.client.open())
+        except BaseException:
+            self._stop_loop()
+            raise
 
     def close(self) -> None:
         if not self._thread.is_alive():
@@ -226,9 +230,12 @@ class SyncClientBase(Generic[C]):
         try:
             self._run(self.client.close())
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(call, self._loop).result()

@@ -143,7 +143,12 @@ class ChangeStream:
             return
         self._started = True
         self._on_start(self)
-        self._tracker.resync((await self._subscribe()).stores, None)
+        try:
+            result = await self._subscribe()
+        except BaseException:
+            await self.stop()
+            raise
+        self._tracker.resync(result.stores, None)
 
     async def stop(self) -> None:
         """Stop delivering; unsubscribes on the daemon if no other stream is open."""

@@ -339,3 +339,24 @@ def test_sync_client(daemon: DaemonProcess) -> None:
         with pytest.raises(KeyNotFoundError):
             c.sessions_get(key="agent:main:nope")
         assert c.daemon_status().ready
+
+
+def test_a_refused_subscription_leaves_no_stream_behind(daemon: DaemonProcess) -> None:
+    async def go() -> None:
+        async with SessiondClient(daemon.url) as c:
+            with pytest.raises(StoreNotFoundError):
+                async with c.changes(agent="ghost"):
+                    pass
+            async with c.changes(agent="work") as changes:
+                await c.sessions_patch(key="agent:work:after-ghost", agent="work", fields={})
+                item = await _next(changes)
+                assert isinstance(item, SessionsChanged) and item.keys == ["agent:work:after-ghost"]
+
+    asyncio.run(go())
+
+
+def test_sync_client_that_cannot_connect_stops_its_thread() -> None:
+    client = SessiondSyncClient("ws://127.0.0.1:9", connect_timeout=0.2, backoff=FAST)
+    with pytest.raises(ConnectError):
+        client.open()
+    assert not client._thread.is_alive()

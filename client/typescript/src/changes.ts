@@ -95,7 +95,14 @@ export class ChangeStream implements AsyncIterableIterator<SessionsChanged | Seq
   start(): Promise<void> {
     this.starting ??= (async () => {
       this.host.started(this);
-      this.tracker.resync((await this.host.subscribe()).stores, null);
+      let result: SubscribeResult;
+      try {
+        result = await this.host.subscribe();
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+      this.tracker.resync(result.stores, null);
     })();
     return this.starting;
   }
