@@ -46,10 +46,22 @@ def read_store(path: str) -> Store:
 
 
 # Test-only fault injection: the crash tests pause or die at named points of a write.
+# Points, in order: temp-open, after-temp-write, after-precheck, after-rename, durable.
+# `SESSIOND_TEST_FAULT_PHASE=<file>` records "<write number> <point>" there at each point (one
+# pwrite, so a test that SIGKILLs the daemon can tell where the write was, and an external
+# writer can tell whether its rename raced the window between the precheck and the rename).
 _FAULT_HOOK = os.environ.get("SESSIOND_TEST_FAULT_HOOK")
+_PHASE_PATH = os.environ.get("SESSIOND_TEST_FAULT_PHASE")
+_phase_state: list[int] = []  # [fd, writes so far], opened on first use (after any fork)
 
 
 def _fault_point(name: str) -> None:
+    if _PHASE_PATH is not None:
+        if not _phase_state:
+            _phase_state.extend([os.open(_PHASE_PATH, os.O_WRONLY | os.O_CREAT, 0o600), 0])
+        if name == "temp-open":
+            _phase_state[1] += 1
+        os.pwrite(_phase_state[0], f"{_phase_state[1]} {name}".ljust(40).encode(), 0)
     if _FAULT_HOOK is None:
         return
     import time
@@ -88,6 +100,7 @@ def write_durably(
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
     try:
         try:
+            _fault_point("temp-open")
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -98,6 +111,7 @@ def write_durably(
         _fault_point("after-temp-write")
         if precheck is not None:
             precheck()
+        _fault_point("after-precheck")
         os.replace(temp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -107,6 +121,7 @@ def write_durably(
         raise
     _fault_point("after-rename")
     fsync_directory(directory)
+    _fault_point("durable")
     return os.stat(path)
 
 
