@@ -27,6 +27,7 @@ from sessiond.daemon.config import (
 )
 from sessiond.daemon.disk_io import StoreWriteError, read_store
 from sessiond.daemon.disk_view import OsDiskView
+from sessiond.daemon.js_semantics import printable
 from sessiond.daemon.local_cleanup import ApplyRefused, apply_locally
 
 
@@ -129,16 +130,16 @@ def cleanup_command(args: argparse.Namespace) -> int:
         return 1
     mode = planned[0].plan.mode if planned else config.maintenance.mode
     if args.dry_run:
-        summaries = [preview_summary(p.plan) for p in planned]
+        summaries = [preview_summary(p.plan, config, include_actions=not as_json) for p in planned]
         if as_json:
             _print_json(combine(summaries, mode, dry_run=True))
             return 0
         out: list[str] = []
-        for index, (p, summary) in enumerate(zip(planned, summaries, strict=True)):
+        for index, summary in enumerate(summaries):
             if index > 0:
                 out.append("")
-            out += render_dry_run(p.plan, summary, config, clock, agent_header=len(planned) > 1)
-        sys.stdout.write("".join(f"{line}\n" for line in out))
+            out += render_dry_run(summary, clock, agent_header=len(summaries) > 1)
+        sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
         return 0
     applied = []
     for p in planned:

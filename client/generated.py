@@ -161,6 +161,7 @@ class SessiondClient(ClientBase):
         enforce: bool = False,
         fix_dm_scope: bool = False,
         fix_missing: bool = False,
+        include_actions: bool = False,
     ) -> CleanupSummary | AllAgentsCleanup:
         """Run session-store maintenance now, or preview it with `dryRun`.
 
@@ -176,6 +177,7 @@ class SessiondClient(ClientBase):
             enforce=enforce,
             fix_dm_scope=fix_dm_scope,
             fix_missing=fix_missing,
+            include_actions=include_actions,
         )
         return await self._call("sessions.cleanup", params, _SESSIONS_CLEANUP, mutates=True)
 
@@ -279,6 +281,7 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         enforce: bool = False,
         fix_dm_scope: bool = False,
         fix_missing: bool = False,
+        include_actions: bool = False,
     ) -> CleanupSummary | AllAgentsCleanup:
         """Run session-store maintenance now, or preview it with `dryRun`.
 
@@ -295,6 +298,7 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
                 enforce=enforce,
                 fix_dm_scope=fix_dm_scope,
                 fix_missing=fix_missing,
+                include_actions=include_actions,
             )
         )
 

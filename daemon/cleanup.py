@@ -148,6 +148,21 @@ class StorePlan:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SharedDir:
+    """What sibling stores in the same sessions dir contribute to a plan."""
+
+    referenced: frozenset[str]
+    claimed: frozenset[str]
+
+
+def claimed_paths(plan: StorePlan) -> set[str]:
+    """Files this plan archives or removes: a later plan in the same dir must not count them."""
+    paths = {os.path.abspath(source) for source, _ in plan.file_ops.archives}
+    paths |= {os.path.abspath(r.path) for r in plan.file_ops.removals}
+    return paths
+
+
 class CleanupError(Exception):
     """The plan cannot be made (the reference aborts the same cases); nothing was touched."""
 
@@ -262,6 +277,7 @@ class _Context:
     now_ms: int
     home: str
     preserve_keys: set[str]
+    shared_referenced: frozenset[str] = frozenset()
     protected: dict[str, bool] = field(default_factory=dict)
 
     def preserved(self, key: str) -> bool:
@@ -392,7 +408,12 @@ def _remove_trajectory_sidecars(
                 state.remove(path, "sidecar")
 
 
-def _expire_archives(ctx: _Context, state: _DirState) -> None:
+def _expire_archives(ctx: _Context, state: _DirState, archived_any: bool) -> None:
+    """Old `.deleted.`/`.reset.` archives go; the reference runs this only when this cleanup
+    archived something or a `.reset.` retention is set (`resetArchiveRetention: false` and no
+    new archive: nothing expires)."""
+    if not archived_any and ctx.maintenance.reset_archive_retention_ms is None:
+        return
     rules: list[tuple[str, int]] = []
     if ctx.maintenance.prune_after_ms is not None:
         rules.append(("deleted", ctx.maintenance.prune_after_ms))
@@ -442,7 +463,7 @@ def _budget(
         return figures(0, 0, 0, True), []
     removed_files = removed_entries = freed = 0
     evicted: list[str] = []
-    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining)
+    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining) | ctx.shared_referenced
     queue = [
         f
         for f in files
@@ -510,7 +531,7 @@ def _sweep(ctx: _Context, state: _DirState, remaining: list[str], scanned: int) 
         return SweepFigures(scanned, 0, 0, 0)
     older_than = ctx.maintenance.prune_after_ms
     cutoff = ctx.now_ms - older_than
-    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining)
+    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining) | ctx.shared_referenced
     candidates = [
         f
         for f in state.present()
@@ -601,8 +622,13 @@ def plan_cleanup(
     now_ms: int,
     home: str,
     state_dir: str | None = None,
+    shared: SharedDir | None = None,
 ) -> StorePlan:
-    """Decide a whole cleanup of one store; touches nothing, asks the disk only through `view`."""
+    """Decide a whole cleanup of one store; touches nothing, asks the disk only through `view`.
+
+    `shared` is set when other stores of the same cleanup live in the same directory: their
+    transcripts are never swept as orphans, and files an earlier plan already takes are gone.
+    """
     maintenance = config.maintenance
     mode: MaintenanceMode = "enforce" if options.enforce else maintenance.mode
     sessions_dir = os.path.dirname(os.path.abspath(target.store_path))
@@ -638,12 +664,15 @@ def plan_cleanup(
     remaining = drop(capped, Action.CAP_OVERFLOW, remaining)
 
     files = view.list_files(sessions_dir)
+    if shared is not None:
+        files = [f for f in files if f.canonical not in shared.claimed]
+        ctx.shared_referenced = shared.referenced
     state = _DirState(files)
     maintained = _session_files(ctx, stale + capped, last_file_wins=False)
     referenced_after_cap = _referenced_ids(ctx, remaining)
     _archive_removed(ctx, state, maintained, referenced_after_cap)
     _remove_trajectory_sidecars(ctx, state, maintained, referenced_after_cap)
-    _expire_archives(ctx, state)
+    _expire_archives(ctx, state, any(f.archived_to for f in state.files))
     budget, evicted = _budget(ctx, state, remaining, target.store_path, warn_only=False)
     remaining = drop(evicted, Action.EVICT_BUDGET, remaining)
     retired_files = _session_files(ctx, retired, last_file_wins=True)

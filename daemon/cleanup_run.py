@@ -6,6 +6,7 @@ and how a plan is carried out are passed in, so both callers run the identical d
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,13 +14,17 @@ from sessiond.daemon.cleanup import (
     AppliedFigures,
     CleanupOptions,
     DiskBudgetFigures,
+    SharedDir,
     StorePlan,
     SweepFigures,
+    claimed_paths,
     plan_cleanup,
 )
 from sessiond.daemon.config import Locations, SessionsConfig, StoreTarget
 from sessiond.daemon.disk_view import DiskView
+from sessiond.daemon.display import action_rows
 from sessiond.daemon.store import Store
+from sessiond.daemon.transcripts import SessionsDir
 from sessiond.protocol.cleanup import (
     AllAgentsCleanup,
     CleanupResult,
@@ -60,8 +65,11 @@ def _sweep(figures: SweepFigures) -> UnreferencedArtifacts:
     )
 
 
-def preview_summary(plan: StorePlan) -> CleanupSummary:
-    return CleanupSummary(
+def preview_summary(
+    plan: StorePlan, config: SessionsConfig | None = None, include_actions: bool = False
+) -> CleanupSummary:
+    """The dry-run report; with `include_actions` (and the config) the table's rows too."""
+    summary = CleanupSummary(
         agent_id=plan.target.agent_id,
         store_path=plan.target.store_path,
         mode=plan.mode,
@@ -76,6 +84,9 @@ def preview_summary(plan: StorePlan) -> CleanupSummary:
         disk_budget=_budget(plan.disk_budget),
         would_mutate=plan.would_mutate,
     )
+    if include_actions and config is not None:
+        summary.actions = action_rows(plan, config)
+    return summary
 
 
 def applied_summary(
@@ -135,14 +146,32 @@ def plan_targets(
     now_ms: int,
     where: Locations,
 ) -> list[PlannedStore]:
-    """Plan every target before any is applied, as the reference previews all first."""
-    planned: list[PlannedStore] = []
-    for target in targets:
-        store = load(target)
+    """Plan every target before any is applied, as the reference previews all first.
+
+    Stores that share a sessions dir (a `session.store` template without a per-agent folder)
+    are planned in order on one view of that dir: each sees what the earlier ones take, and none
+    sweeps a transcript another store still references.
+    """
+    stores = [load(target) for target in targets]
+    for store in stores:
         if store.error is not None:
             raise StoreUnreadable(str(store.error))
+    folders = [os.path.dirname(os.path.abspath(t.store_path)) for t in targets]
+    planned: list[PlannedStore] = []
+    claimed: dict[str, set[str]] = {}
+    for index, (target, store) in enumerate(zip(targets, stores, strict=True)):
+        folder = folders[index]
+        siblings = [i for i, f in enumerate(folders) if f == folder and i != index]
+        shared = None
+        if siblings:
+            sdir = SessionsDir(folder, view, where.state_dir)
+            referenced: set[str] = set()
+            for i in siblings:
+                referenced |= sdir.referenced(stores[i].view(k).fields for k in stores[i].rows)
+            shared = SharedDir(frozenset(referenced), frozenset(claimed.get(folder, set())))
         plan = plan_cleanup(
-            store, target, config, options, view, now_ms, where.home, where.state_dir
+            store, target, config, options, view, now_ms, where.home, where.state_dir, shared
         )
+        claimed.setdefault(folder, set()).update(claimed_paths(plan))
         planned.append(PlannedStore(plan, store))
     return planned

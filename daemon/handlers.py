@@ -268,7 +268,11 @@ async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
         raise RpcError(APP_STORE_NOT_WRITABLE, str(exc)) from exc
     mode = planned[0].plan.mode if planned else registry.config.maintenance.mode
     if params.dry_run:
-        return combine([preview_summary(p.plan) for p in planned], mode, dry_run=True)
+        return combine(
+            [preview_summary(p.plan, registry.config, params.include_actions) for p in planned],
+            mode,
+            dry_run=True,
+        )
     summaries = []
     for p in planned:
         live = lives[p.plan.target.store_path]

@@ -96,7 +96,15 @@ def js_round(value: float) -> int:
 
 
 def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Lone surrogates become U+FFFD, as Node writes them to a UTF-8 stream."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def utf16_slice(text: str, start: int, end: int | None = None) -> str:

@@ -23,6 +23,21 @@ class CleanupParams(msgspec.Struct, rename="camel", omit_defaults=True, forbid_u
     fix_missing: bool = False
     fix_dm_scope: bool = False
     dry_run: bool = False
+    include_actions: bool = False
+
+
+class CleanupActionRow(msgspec.Struct, rename="camel"):
+    """One row of the dry-run table, decided and labelled by the daemon, aged by the client.
+
+    `updatedAt` is the row's raw value (a number, occasionally a string, or null) so the client
+    computes the Age column with its own clock, exactly as the local table does.
+    """
+
+    action: str
+    key: str
+    updated_at: int | float | str | None
+    model: str
+    flags: str
 
 
 class UnreferencedArtifacts(msgspec.Struct, rename="camel"):
@@ -59,6 +74,7 @@ class CleanupSummary(msgspec.Struct, rename="camel"):
     would_mutate: bool
     applied: bool | msgspec.UnsetType = msgspec.UNSET
     applied_count: int | msgspec.UnsetType = msgspec.UNSET
+    actions: list[CleanupActionRow] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AllAgentsCleanup(msgspec.Struct, rename="camel"):

@@ -25,6 +25,20 @@ export interface AuthResult {
   ok: boolean;
 }
 
+/**
+ * One row of the dry-run table, decided and labelled by the daemon, aged by the client.
+ *
+ * `updatedAt` is the row's raw value (a number, occasionally a string, or null) so the client
+ * computes the Age column with its own clock, exactly as the local table does.
+ */
+export interface CleanupActionRow {
+  action: string;
+  key: string;
+  updatedAt: number | string | null;
+  model: string;
+  flags: string;
+}
+
 /** The reference's params plus `dryRun`. No `store`: a remote caller never names a path. */
 export interface CleanupParams {
   /** Default `null`. */
@@ -41,6 +55,8 @@ export interface CleanupParams {
   fixDmScope?: boolean;
   /** Default `false`. */
   fixMissing?: boolean;
+  /** Default `false`. */
+  includeActions?: boolean;
 }
 
 export interface CleanupSummary {
@@ -57,6 +73,7 @@ export interface CleanupSummary {
   unreferencedArtifacts: UnreferencedArtifacts;
   diskBudget: DiskBudget | null;
   wouldMutate: boolean;
+  actions?: CleanupActionRow[];
   applied?: boolean;
   appliedCount?: number;
 }
