@@ -84,6 +84,13 @@ def _validation_data(exc: msgspec.ValidationError) -> dict[str, str]:
     return {"path": path.rstrip("`"), "reason": reason}
 
 
+def _parse_error(exc: Exception) -> bytes:
+    message = str(exc) if isinstance(exc, msgspec.DecodeError) else f"{type(exc).__name__}: {exc}"
+    return _ENCODER.encode(
+        ErrorResponse(id=None, error=ErrorObject(PARSE_ERROR, "Parse error", message))
+    )
+
+
 def _legal_id(value: Any) -> RequestId:
     if value is None or isinstance(value, str):
         return value
@@ -105,10 +112,10 @@ class RpcProtocol:
         """The bytes to send back for one frame, or None when nothing must be sent."""
         try:
             _RAW.decode(frame)
-        except msgspec.DecodeError as exc:
-            return _ENCODER.encode(
-                ErrorResponse(id=None, error=ErrorObject(PARSE_ERROR, "Parse error", str(exc)))
-            )
+            if not frame.isascii():
+                frame.decode()  # JSON text is UTF-8; msgspec.Raw does not check strings
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            return _parse_error(exc)
         if frame.lstrip()[:1] != b"[":
             return await self._one(frame, handler)
         members = _BATCH.decode(frame)
@@ -170,7 +177,10 @@ class RpcProtocol:
         return Call(request.method, params, request.id, spec)
 
     async def _one(self, member: bytes, handler: Handler) -> bytes | None:
-        parsed = self.parse(member)
+        try:
+            parsed = self.parse(member)
+        except RecursionError as exc:  # nesting at the decoder's limit, caught a level deeper
+            return _parse_error(exc)
         if parsed is None:
             return None
         if isinstance(parsed, ErrorResponse):

@@ -230,7 +230,10 @@ class Daemon:
             log.info("connected", peer=str(ws.remote_address))
             sender = asyncio.create_task(self._send_loop(conn))
             try:
-                first = await ws.recv(decode=False)
+                # Decoded per frame type, so a text frame that is not UTF-8 fails with 1007
+                # (RFC 6455 8.1) like every later frame; the dialects take bytes.
+                received = await ws.recv()
+                first = received.encode() if isinstance(received, str) else received
                 dialect = choose_dialect(first)
                 await dialect(self, conn, first)
             except ConnectionClosed:
