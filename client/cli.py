@@ -10,6 +10,13 @@ from collections.abc import Sequence
 
 import msgspec
 from sessiond.client.cleanup_text import render_applied, render_dry_run
+from sessiond.client.gateway_mode import (
+    DaemonFailed,
+    cleanup_via_daemon,
+    daemon_token,
+    daemon_url,
+    something_listens,
+)
 from sessiond.daemon.cleanup import CleanupError, CleanupOptions
 from sessiond.daemon.cleanup_run import (
     StoreUnreadable,
@@ -29,6 +36,7 @@ from sessiond.daemon.disk_io import StoreWriteError, read_store
 from sessiond.daemon.disk_view import OsDiskView
 from sessiond.daemon.js_semantics import printable
 from sessiond.daemon.local_cleanup import ApplyRefused, apply_locally
+from sessiond.protocol.cleanup import AllAgentsCleanup
 
 
 def now_ms() -> int:
@@ -95,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Retire stale direct-DM rows that no longer match session.dmScope=main",
     )
     cleanup.add_argument("--active-key", help="Protect this session key from eviction")
+    cleanup.add_argument(
+        "--url", help="sessiond to use (default: SESSIOND_URL, else ws://127.0.0.1:18789)"
+    )
+    cleanup.add_argument("--token", help="sessiond's token (default: OPENCLAW_GATEWAY_TOKEN)")
+    cleanup.add_argument(
+        "--local", action="store_true", help="Work on the files even if a daemon is running"
+    )
     return parser
 
 
@@ -105,7 +120,7 @@ def cleanup_command(args: argparse.Namespace) -> int:
     try:
         config = load_config_file(resolve_config_path(env, where.state_dir, cwd))
     except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+        print(exc.render(where.home), file=sys.stderr)
         return 1
     store, agent = args.store, args.agent
     all_agents, as_json = bool(args.all_agents), bool(args.json)
@@ -114,6 +129,10 @@ def cleanup_command(args: argparse.Namespace) -> int:
     except TargetError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    if not store and not args.local:
+        url = daemon_url(args.url, env)
+        if something_listens(url):
+            return _cleanup_through_daemon(args, url, daemon_token(args.token, env, config))
     options = CleanupOptions(
         fix_missing=args.fix_missing,
         fix_dm_scope=args.fix_dm_scope,
@@ -161,6 +180,41 @@ def cleanup_command(args: argparse.Namespace) -> int:
         _print_json(combine(applied, mode, dry_run=False))
     else:
         sys.stdout.write("".join(f"{line}\n" for line in render_applied(applied)))
+    return 0
+
+
+def _cleanup_through_daemon(args: argparse.Namespace, url: str, token: str | None) -> int:
+    """Gateway mode: the daemon plans and applies; this process only prints."""
+    as_json = bool(args.json)
+    try:
+        result = cleanup_via_daemon(
+            url,
+            token,
+            agent=args.agent,
+            all_agents=bool(args.all_agents),
+            enforce=args.enforce,
+            active_key=args.active_key,
+            fix_missing=args.fix_missing,
+            fix_dm_scope=args.fix_dm_scope,
+            dry_run=args.dry_run,
+            include_actions=args.dry_run and not as_json,
+        )
+    except DaemonFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if as_json:
+        _print_json(result)
+        return 0
+    summaries = result.stores if isinstance(result, AllAgentsCleanup) else [result]
+    if args.dry_run:
+        out: list[str] = []
+        for index, summary in enumerate(summaries):
+            if index > 0:
+                out.append("")
+            out += render_dry_run(summary, now_ms(), agent_header=len(summaries) > 1)
+    else:
+        out = render_applied(summaries)
+    sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
     return 0
 
 

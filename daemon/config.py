@@ -34,8 +34,12 @@ class ConfigError(Exception):
         self.path = path
         self.problems = problems
 
-    def render(self) -> str:
-        lines = ["OpenClaw config is invalid", f"File: {self.path}", "Problem:"]
+    def render(self, home: str | None = None) -> str:
+        """The reference's block; like it, the file under the home dir is shown as `~/...`."""
+        shown = self.path
+        if home and (shown == home or shown.startswith(home.rstrip("/") + "/")):
+            shown = "~" + shown[len(home.rstrip("/")) :]
+        lines = ["OpenClaw config is invalid", f"File: {shown}", "Problem:"]
         lines += [f"  - {p}" for p in self.problems]
         lines += [
             "",
