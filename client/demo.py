@@ -20,9 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
-from sessiond.client.generated import SessiondClient
-
 DAY = 86_400_000
 HOUR = 3_600_000
 
@@ -77,14 +74,24 @@ def build_demo_state(root: Path, now: int) -> None:
 
 
 async def _show(url: str, token: str) -> None:
+    from sessiond.client import SessiondClient
+    from sessiond.client.cleanup_text import render_dry_run
+    from sessiond.protocol.cleanup import AllAgentsCleanup
+
     async with SessiondClient(url, token=token) as client:
         result = await client.sessions_cleanup(
-            all_agents=True, fix_dm_scope=True, fix_missing=True, dry_run=True
+            all_agents=True, fix_dm_scope=True, fix_missing=True, dry_run=True, include_actions=True
         )
-        print("sessions.cleanup (dry run, --all-agents --fix-dm-scope --fix-missing) via sessiond:")
-        print(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
+        print("sessiond sessions cleanup --all-agents --fix-dm-scope --fix-missing --dry-run")
+        print("(planned by the daemon, over WebSocket):\n")
+        summaries = result.stores if isinstance(result, AllAgentsCleanup) else [result]
+        now = time.time_ns() // 1_000_000
+        for index, summary in enumerate(summaries):
+            if index:
+                print()
+            print("\n".join(render_dry_run(summary, now, agent_header=len(summaries) > 1)))
         page = await client.sessions_list(limit=5, all_agents=True)
-        print(f"\nsessions.list: {page.total_count} rows; newest {len(page.sessions)}:")
+        print(f"\nsessions.list: {page.total_count} rows; the newest {len(page.sessions)}:")
         for row in page.sessions:
             print(f"  {row.agent_id:5s} {row.key}")
 
