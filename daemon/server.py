@@ -2,11 +2,12 @@
 
 Order of a connection: `process_request` answers `/healthz` and `/readyz`, refuses a browser
 `Origin` that is not allowed (403) and a wrong `Authorization: Bearer` token (401); after the
-upgrade the first frame picks the dialect (JSON-RPC 2.0 today; OpenClaw's gateway protocol,
-issue 5, will be chosen there too). When a token is configured and was not sent at upgrade, the
-first request must be `auth` `{token}`; anything else is answered -32000 and the connection is
-closed (1008). Frames are handled concurrently, so a slow request delays nobody, not even the
-same connection's next request.
+upgrade the dialect is picked (`choose_dialect`): JSON-RPC 2.0, or OpenClaw's gateway protocol
+v4 (daemon/gateway_session.py), whose clients wait for the server to speak first. In JSON-RPC,
+when a token is configured and was not sent at upgrade, the first request must be `auth`
+`{token}`; anything else is answered -32000 and the connection is closed (1008). Frames are
+handled concurrently, so a slow request delays nobody, not even the same connection's next
+request.
 
 Shutdown (SIGTERM/SIGINT): STOPPING=1, close every connection with 1012, flush every store, exit
 0. SIGHUP re-reads the config (stores added or removed, token) and sends READY=1 again.
@@ -42,6 +43,8 @@ from sessiond.daemon.config import (
     load_config_file,
     resolve_config_path,
 )
+from sessiond.daemon.gateway_session import serve_gateway
+from sessiond.daemon.openclaw_gateway import looks_like_gateway
 from sessiond.daemon.rpc import Call, RpcError, RpcProtocol
 from sessiond.daemon.stores import LiveStore, Registry
 from sessiond.daemon.watcher import watch_directories
@@ -67,6 +70,9 @@ DEFAULT_PORT = 18789
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 MAX_IN_FLIGHT = 64
 MAX_QUEUED_NOTIFICATIONS = 10_000
+GATEWAY_GRACE_S = 0.25
+"""How long a client without a bearer token may stay silent before it gets the gateway
+protocol's `connect.challenge` (OpenClaw clients wait for it; JSON-RPC clients speak first)."""
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -172,6 +178,7 @@ class Connection:
     authenticated: bool
     subscribed: set[str] | None = None  # store paths; None: not subscribed
     outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    farewell: Callable[[], bytes] | None = None  # the gateway dialect's `shutdown` event
 
 
 class Daemon:
@@ -232,7 +239,14 @@ class Daemon:
             try:
                 # Decoded per frame type, so a text frame that is not UTF-8 fails with 1007
                 # (RFC 6455 8.1) like every later frame; the dialects take bytes.
-                received = await ws.recv()
+                # A client that sent a bearer token speaks JSON-RPC and may stay silent; any
+                # other silent client is an OpenClaw one waiting for the gateway's challenge.
+                try:
+                    async with asyncio.timeout(None if bearer is not None else GATEWAY_GRACE_S):
+                        received = await ws.recv()
+                except TimeoutError:
+                    await serve_gateway(self, conn, None)
+                    return
                 first = received.encode() if isinstance(received, str) else received
                 dialect = choose_dialect(first)
                 await dialect(self, conn, first)
@@ -408,6 +422,9 @@ class Daemon:
         if self.inflight:
             await asyncio.wait(set(self.inflight), timeout=10)
         for conn in list(self.connections.values()):
+            if conn.farewell is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await conn.ws.send(conn.farewell(), text=True)
             await conn.ws.close(1012, "sessiond restarting")
         await server.wait_closed()
         flushed = await self.registry.close()
@@ -456,11 +473,15 @@ Dialect = Callable[[Daemon, Connection, bytes], Awaitable[None]]
 
 
 def choose_dialect(first_frame: bytes) -> Dialect:
-    """Which protocol this connection speaks, judged from its first frame.
+    """Which protocol this connection speaks, judged from the client's first frame.
 
-    Only JSON-RPC 2.0 exists today. OpenClaw's gateway protocol (issue 5) will be recognised
-    here (its first frame is a `connect` request) and get its own serve function.
+    An object with `type` (and no `jsonrpc`) is OpenClaw's gateway protocol: its challenge goes
+    out at once and the frame is handled after it. Anything else is JSON-RPC 2.0, whose own
+    rules answer what is not valid JSON-RPC. A client that sends nothing for GATEWAY_GRACE_S is
+    served the gateway protocol without a first frame (see `handler`).
     """
+    if looks_like_gateway(first_frame):
+        return serve_gateway
     return Daemon.serve_jsonrpc
 
 
