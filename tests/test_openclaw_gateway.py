@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -28,6 +32,8 @@ from websockets.exceptions import ConnectionClosed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from daemon_support import DaemonProcess, read_rows, write_state_dir
+from differential import harness
+from differential.fixtures import DAY, FRESH, HOUR, StateBuilder
 from sessiond.daemon import openclaw_gateway as gw
 from sessiond.daemon.rpc import RpcError
 from sessiond.protocol.cleanup import CleanupParams
@@ -708,3 +714,212 @@ def test_sigterm_sends_shutdown_then_closes_1012(tmp_path: Path) -> None:
         frames = run(go(proc))
     assert frames[-1]["event"] == "shutdown"
     assert frames[-1]["payload"] == {"reason": "sessiond restarting"}
+
+
+# ------------------------------------------------------------ the real OpenClaw CLI (marked)
+
+INTEROP_TOKEN = "interop-token-5"
+INTEROP_CASE = "openclaw_gateway"  # the case name KNOWN_DIFFERENCES globs are matched against
+INTEROP_RUNS: tuple[tuple[str, ...], ...] = (
+    ("--fix-dm-scope", "--json"),
+    ("--fix-missing",),
+    ("--all-agents", "--fix-dm-scope", "--fix-missing", "--json"),
+)
+
+
+def _interop_state(b: StateBuilder) -> None:
+    """Two agents, DM rows for --fix-dm-scope, missing transcripts for --fix-missing, a stale
+    row and an old orphan for the default maintenance; only canonical keys, each with a
+    sessionId, so the reference gateway's start-up migration leaves the stores alone."""
+    b.config(
+        {
+            "session": {"dmScope": "main"},
+            "agents": {"list": [{"id": "main", "default": True}, {"id": "work"}]},
+        }
+    )
+    main: dict[str, Any] = {}
+    md = b.sessions_dir("main")
+    b.session(main, "agent:main:main", FRESH)
+    b.session(main, "agent:main:direct:6101", 2 * HOUR)
+    b.session(main, "agent:main:telegram:direct:42", 3 * HOUR, sidecars=True)
+    b.session(main, "agent:main:telegram:default:direct:7", 4 * HOUR)
+    b.session(main, "agent:main:telegram:group:1", 5 * HOUR)
+    b.session(main, "agent:main:explicit:gone", 6 * HOUR, transcript=False)
+    b.session(main, "agent:main:explicit:kept", 7 * HOUR)
+    b.session(main, "agent:main:hook:old", 40 * DAY)
+    b.store(main)
+    b.transcript(md, f"{b.uuid4()}.jsonl", 40 * DAY)
+    b.transcript(md, f"{b.uuid4()}.jsonl", 2 * DAY)
+    work: dict[str, Any] = {}
+    wd = b.sessions_dir("work")
+    b.session(work, "agent:work:main", 2 * HOUR, directory=wd)
+    b.session(work, "agent:work:slack:direct:u1", 3 * HOUR, directory=wd)
+    b.session(work, "agent:work:explicit:missing", 4 * HOUR, directory=wd, transcript=False)
+    b.session(work, "agent:work:cron:nightly", 35 * DAY, directory=wd, sidecars=True)
+    b.store(work, agent="work")
+
+
+def _sessions_only(observation: dict[str, Any]) -> dict[str, Any]:
+    """The observation with `after` cut down to agents/: the gateway writes devices/, tasks/..."""
+    after = observation.get("after")
+    if after is not None:
+        observation["after"] = {
+            "dirs": {k: v for k, v in after["dirs"].items() if k.startswith("agents")},
+            "stores": {k: v for k, v in after["stores"].items() if k.startswith("agents/")},
+        }
+    return observation
+
+
+class ReferenceGateway:
+    """`openclaw gateway run` on a state dir, in its own process group (it forks helpers)."""
+
+    def __init__(self, bin_path: Path, state_dir: Path, log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
+        env.update({"HOME": str(state_dir), "OPENCLAW_STATE_DIR": str(state_dir), "TZ": "UTC"})
+        self.port = harness.free_port()
+        self.log_path = log_path
+        self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        argv = [str(bin_path), "gateway", "run", "--allow-unconfigured", "--auth", "token"]
+        argv += ["--token", INTEROP_TOKEN, "--port", str(self.port), "--bind", "loopback"]
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=state_dir,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until it logs `[gateway] ready` (its sidecars are up and connects are accepted)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = harness.strip_ansi(self.log_path.read_text(errors="replace"))
+            if any(line.rstrip().endswith("[gateway] ready") for line in text.splitlines()):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"reference gateway exited {self.proc.returncode}: {text}")
+            time.sleep(0.2)
+        raise TimeoutError("reference gateway not ready")
+
+    def stop(self) -> None:
+        """SIGTERM the group, then SIGKILL it: a helper may outlive the leader."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def interop(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One state dir built once, copied with `cp -a`; the reference gateway on one copy,
+    `sessiond serve` on the other. Started once per module: the gateway takes ~15 s."""
+    ref_dir = os.environ.get("OPENCLAW_REF_DIR")
+    if not ref_dir:
+        pytest.skip("set OPENCLAW_REF_DIR to an installed OpenClaw 2026.5.12 to run live")
+    ref_bin = harness.reference_bin(Path(ref_dir))
+    base = tmp_path_factory.mktemp("interop")
+    now = int(time.time() * 1000)
+    original = base / "original"
+    original.mkdir()
+    _interop_state(StateBuilder(INTEROP_CASE, original, now))
+    ref_state, our_state = base / "reference", base / "sessiond"
+    for target in (ref_state, our_state):
+        subprocess.run(["cp", "-a", str(original), str(target)], check=True)
+    started = time.monotonic()
+    gateway = ReferenceGateway(ref_bin, ref_state, base / "gateway.log")
+    try:
+        ours = DaemonProcess(our_state, "--token", INTEROP_TOKEN)
+        try:
+            gateway.wait_ready()
+            print(f"reference gateway ready after {time.monotonic() - started:.1f} s")
+            snapshot = harness.snapshot_state
+            fresh = _sessions_only({"after": snapshot(original, now)})["after"]
+            migrated = _sessions_only({"after": snapshot(ref_state, now)})["after"]
+            assert migrated == fresh, "the reference gateway rewrote the stores as it started"
+            yield {
+                "ref": ref_bin,
+                "now": now,
+                "base": base,
+                "reference": (ref_state, gateway.port),
+                "sessiond": (our_state, ours.port),
+                "daemon": ours,
+            }
+        finally:
+            ours.stop()
+    finally:
+        gateway.stop()
+
+
+def _cli(interop: dict[str, Any], side: str, flags: tuple[str, ...], token: str) -> Any:
+    """The real CLI against one server, from an empty state dir of its own (no local fallback
+    can produce a result there); returns (run, the CLI's dir)."""
+    _state, port = interop[side]
+    cli_dir = Path(interop["base"]) / f"cli-{side}-{uuid.uuid4().hex[:8]}"
+    cli_dir.mkdir()
+    env = {"OPENCLAW_GATEWAY_PORT": str(port), "OPENCLAW_GATEWAY_TOKEN": token}
+    raw = harness.run_command(harness.cleanup_argv(interop["ref"], flags), cli_dir, env)
+    return raw, cli_dir
+
+
+@pytest.mark.reference
+def test_real_cli_cleans_up_through_sessiond_as_through_the_reference(interop: Any) -> None:
+    now = interop["now"]
+    daemon: DaemonProcess = interop["daemon"]
+    reports, known = [], []
+    for index, flags in enumerate(INTEROP_RUNS):
+        observed = {}
+        for side in ("reference", "sessiond"):
+            raw, cli_dir = _cli(interop, side, flags, INTEROP_TOKEN)
+            assert raw.exit_code == 0, f"{side} {flags}: {raw.stderr}"
+            assert not (cli_dir / "agents").exists(), f"{side} {flags}: the CLI ran locally"
+            observed[side] = _sessions_only(harness.observe(raw, flags, interop[side][0], now))
+            print(f"{side} {' '.join(flags)}: {raw.elapsed_s} s")
+        if "--json" in flags:
+            assert "<STATE>/agents/" in json.dumps(observed["sessiond"]["stdout"])
+        diffs = harness.compare_observations(
+            INTEROP_CASE, index, observed["reference"], observed["sessiond"]
+        )
+        known += [f"run {index}: {d.render()}" for d in diffs if d.known_reason is not None]
+        if any(d.known_reason is None for d in diffs):
+            reports.append(
+                harness.render_report(
+                    INTEROP_CASE, index, observed["reference"], observed["sessiond"], diffs
+                )
+            )
+    for line in known:
+        print("known difference:", line)
+    assert not reports, "\n\n".join(reports)
+    served = [e for e in daemon.log_events() if e.get("event") == "gateway connected"]
+    assert len(served) >= len(INTEROP_RUNS)
+
+
+@pytest.mark.reference
+def test_real_cli_with_a_wrong_token_fails_as_against_the_reference(interop: Any) -> None:
+    now = interop["now"]
+    flags = ("--fix-dm-scope", "--json")
+    observed = {}
+    for side in ("reference", "sessiond"):
+        state = interop[side][0]
+        before = _sessions_only({"after": harness.snapshot_state(state, now)})
+        raw, cli_dir = _cli(interop, side, flags, "not-the-token")
+        # The CLI falls back to a local run on its own (empty) state dir: compare that.
+        observation = _sessions_only(harness.observe(raw, flags, cli_dir, now))
+        observation["refusal"] = [
+            line for line in observation["stderrLines"] if "gateway connect failed" in line
+        ]
+        observed[side] = observation
+        after = _sessions_only({"after": harness.snapshot_state(state, now)})
+        assert after == before, f"{side}: a refused connect changed the server's stores"
+    reference, ours = observed["reference"], observed["sessiond"]
+    assert ours["refusal"] == reference["refusal"]
+    assert ours["refusal"] == [
+        "gateway connect failed: GatewayClientRequestError: unauthorized: gateway token "
+        "mismatch (set gateway.remote.token to match gateway.auth.token)"
+    ]
+    for key in ("exitCode", "stdoutFormat", "stdout", "after"):
+        assert ours[key] == reference[key], key
