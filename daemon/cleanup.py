@@ -43,6 +43,7 @@ from sessiond.daemon.transcripts import (
     parse_archive_stamp_ms,
     validate_session_id,
 )
+from sessiond.protocol.cleanup import DiskBudget, UnreferencedArtifacts
 
 LogLevel = Literal["info", "warn"]
 RemovalStage = Literal["sidecar", "expired", "budget", "sweep"]
@@ -63,26 +64,6 @@ class CleanupOptions:
     fix_dm_scope: bool = False
     active_key: str | None = None
     enforce: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DiskBudgetFigures:
-    total_bytes_before: int
-    total_bytes_after: int
-    removed_files: int
-    removed_entries: int
-    freed_bytes: int
-    max_bytes: int
-    high_water_bytes: int
-    over_budget: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SweepFigures:
-    scanned_files: int
-    removed_files: int
-    freed_bytes: int
-    older_than_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +92,8 @@ class AppliedFigures:
     after_count: int
     pruned: int
     capped: int
-    disk_budget: DiskBudgetFigures | None
-    unreferenced: SweepFigures
+    disk_budget: DiskBudget | None
+    unreferenced: UnreferencedArtifacts
     log: tuple[tuple[LogLevel, str], ...] = ()
 
 
@@ -126,8 +107,8 @@ class StorePlan:
     dm_scope_retired: int
     pruned: int
     capped: int
-    unreferenced: SweepFigures
-    disk_budget: DiskBudgetFigures | None
+    unreferenced: UnreferencedArtifacts
+    disk_budget: DiskBudget | None
     after_count: int
     applied: AppliedFigures
     removed_keys: frozenset[str]
@@ -137,15 +118,33 @@ class StorePlan:
 
     @property
     def would_mutate(self) -> bool:
-        budget = self.disk_budget
-        return (
-            self.missing > 0
-            or self.dm_scope_retired > 0
-            or self.pruned > 0
-            or self.capped > 0
-            or self.unreferenced.removed_files > 0
-            or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
+        return would_mutate(
+            self.missing,
+            self.dm_scope_retired,
+            self.pruned,
+            self.capped,
+            self.unreferenced,
+            self.disk_budget,
         )
+
+
+def would_mutate(
+    missing: int,
+    dm_scope_retired: int,
+    pruned: int,
+    capped: int,
+    unreferenced: UnreferencedArtifacts,
+    budget: DiskBudget | None,
+) -> bool:
+    """The reference's `wouldMutate`: any row or file removal (not archive expiry or rewrites)."""
+    return (
+        missing > 0
+        or dm_scope_retired > 0
+        or pruned > 0
+        or capped > 0
+        or unreferenced.removed_files > 0
+        or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,7 +436,7 @@ def _budget(
     remaining: list[str],
     store_path: str,
     warn_only: bool,
-) -> tuple[DiskBudgetFigures | None, list[str]]:
+) -> tuple[DiskBudget | None, list[str]]:
     max_bytes = ctx.maintenance.max_disk_bytes
     high_water = ctx.maintenance.high_water_bytes
     if max_bytes is None or high_water is None:
@@ -452,10 +451,8 @@ def _budget(
     total = counted + projected
     before = total
 
-    def figures(removed_files: int, entries: int, freed: int, over: bool) -> DiskBudgetFigures:
-        return DiskBudgetFigures(
-            before, total, removed_files, entries, freed, max_bytes, high_water, over
-        )
+    def figures(removed_files: int, entries: int, freed: int, over: bool) -> DiskBudget:
+        return DiskBudget(before, total, removed_files, entries, freed, max_bytes, high_water, over)
 
     if total <= max_bytes:
         return figures(0, 0, 0, False), []
@@ -525,10 +522,12 @@ def _budget(
     return figures(removed_files, removed_entries, freed, True), evicted
 
 
-def _sweep(ctx: _Context, state: _DirState, remaining: list[str], scanned: int) -> SweepFigures:
+def _sweep(
+    ctx: _Context, state: _DirState, remaining: list[str], scanned: int
+) -> UnreferencedArtifacts:
     if ctx.maintenance.prune_after_ms is None:
         # Age pruning is off: orphans are not swept by age either.
-        return SweepFigures(scanned, 0, 0, 0)
+        return UnreferencedArtifacts(scanned, 0, 0, 0)
     older_than = ctx.maintenance.prune_after_ms
     cutoff = ctx.now_ms - older_than
     referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining) | ctx.shared_referenced
@@ -546,7 +545,7 @@ def _sweep(ctx: _Context, state: _DirState, remaining: list[str], scanned: int) 
         if size:
             removed += 1
             freed += size
-    return SweepFigures(scanned, removed, freed, older_than)
+    return UnreferencedArtifacts(scanned, removed, freed, older_than)
 
 
 # ------------------------------------------------------------------------------ maintenance log
@@ -555,7 +554,7 @@ EVICT_ACTIVE_WARNING = "session maintenance would evict active session; skipping
 
 
 def _enforce_log(
-    pruned: int, capped: int, budget: DiskBudgetFigures | None
+    pruned: int, capped: int, budget: DiskBudget | None
 ) -> tuple[tuple[LogLevel, str], ...]:
     """The `[sessions/store]` lines the reference logs while it applies maintenance."""
     lines: list[tuple[LogLevel, str]] = []
@@ -698,7 +697,7 @@ def plan_cleanup(
             0,
             0,
             warn_budget,
-            SweepFigures(0, 0, 0, maintenance.prune_after_ms or 0),
+            UnreferencedArtifacts(0, 0, 0, maintenance.prune_after_ms or 0),
             tuple(warn_log),
         )
         removed_keys = frozenset(missing) | frozenset(retired)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from sessiond.daemon.cleanup import (
     AppliedFigures,
     CleanupOptions,
-    DiskBudgetFigures,
     SharedDir,
     StorePlan,
-    SweepFigures,
     claimed_paths,
     plan_cleanup,
+    would_mutate,
 )
 from sessiond.daemon.config import Locations, SessionsConfig, StoreTarget
 from sessiond.daemon.disk_view import DiskView
@@ -44,45 +43,18 @@ class PlannedStore:
     store: Store
 
 
-def _budget(figures: DiskBudgetFigures | None) -> DiskBudget | None:
-    if figures is None:
-        return None
-    return DiskBudget(
-        figures.total_bytes_before,
-        figures.total_bytes_after,
-        figures.removed_files,
-        figures.removed_entries,
-        figures.freed_bytes,
-        figures.max_bytes,
-        figures.high_water_bytes,
-        figures.over_budget,
-    )
-
-
-def _sweep(figures: SweepFigures) -> UnreferencedArtifacts:
-    return UnreferencedArtifacts(
-        figures.scanned_files, figures.removed_files, figures.freed_bytes, figures.older_than_ms
-    )
-
-
 def preview_summary(
     plan: StorePlan, config: SessionsConfig | None = None, include_actions: bool = False
 ) -> CleanupSummary:
     """The dry-run report; with `include_actions` (and the config) the table's rows too."""
-    summary = CleanupSummary(
-        agent_id=plan.target.agent_id,
-        store_path=plan.target.store_path,
-        mode=plan.mode,
+    summary = _summary(
+        plan,
         dry_run=True,
-        before_count=len(plan.before_keys),
         after_count=plan.after_count,
-        missing=plan.missing,
-        dm_scope_retired=plan.dm_scope_retired,
         pruned=plan.pruned,
         capped=plan.capped,
-        unreferenced_artifacts=_sweep(plan.unreferenced),
-        disk_budget=_budget(plan.disk_budget),
-        would_mutate=plan.would_mutate,
+        unreferenced=plan.unreferenced,
+        budget=plan.disk_budget,
     )
     if include_actions and config is not None:
         summary.actions = action_rows(plan, config)
@@ -93,35 +65,47 @@ def applied_summary(
     plan: StorePlan, applied_count: int, applied: AppliedFigures | None = None
 ) -> CleanupSummary:
     """The applied report; `applied` overrides the plan's figures after reconciliation."""
-    applied = applied or plan.applied
+    figures = applied or plan.applied
+    summary = _summary(
+        plan,
+        dry_run=False,
+        after_count=figures.after_count,
+        pruned=figures.pruned,
+        capped=figures.capped,
+        unreferenced=figures.unreferenced,
+        budget=figures.disk_budget,
+    )
+    summary.applied = True
+    summary.applied_count = applied_count
+    return summary
+
+
+def _summary(
+    plan: StorePlan,
+    *,
+    dry_run: bool,
+    after_count: int,
+    pruned: int,
+    capped: int,
+    unreferenced: UnreferencedArtifacts,
+    budget: DiskBudget | None,
+) -> CleanupSummary:
     return CleanupSummary(
         agent_id=plan.target.agent_id,
         store_path=plan.target.store_path,
         mode=plan.mode,
-        dry_run=False,
+        dry_run=dry_run,
         before_count=len(plan.before_keys),
-        after_count=applied.after_count,
+        after_count=after_count,
         missing=plan.missing,
         dm_scope_retired=plan.dm_scope_retired,
-        pruned=applied.pruned,
-        capped=applied.capped,
-        unreferenced_artifacts=_sweep(applied.unreferenced),
-        disk_budget=_budget(applied.disk_budget),
-        would_mutate=_would_mutate(plan, applied),
-        applied=True,
-        applied_count=applied_count,
-    )
-
-
-def _would_mutate(plan: StorePlan, applied: AppliedFigures) -> bool:
-    budget = applied.disk_budget
-    return (
-        plan.missing > 0
-        or plan.dm_scope_retired > 0
-        or applied.pruned > 0
-        or applied.capped > 0
-        or applied.unreferenced.removed_files > 0
-        or (budget is not None and (budget.removed_entries > 0 or budget.removed_files > 0))
+        pruned=pruned,
+        capped=capped,
+        unreferenced_artifacts=unreferenced,
+        disk_budget=budget,
+        would_mutate=would_mutate(
+            plan.missing, plan.dm_scope_retired, pruned, capped, unreferenced, budget
+        ),
     )
 
 

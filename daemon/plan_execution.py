@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import msgspec
 from sessiond.daemon.cleanup import AppliedFigures, StorePlan
 from sessiond.daemon.disk_io import FileOpsOutcome, apply_file_ops
 from sessiond.daemon.store import Store, encode_row
@@ -50,7 +51,7 @@ def reconcile(plan: StorePlan, outcome: FileOpsOutcome) -> Reconciled:
         if removal.path not in failed or removal.size <= 0:
             continue
         if removal.stage == "sweep":
-            sweep = dataclasses.replace(
+            sweep = msgspec.structs.replace(
                 sweep,
                 removed_files=sweep.removed_files - 1,
                 freed_bytes=sweep.freed_bytes - removal.size,
@@ -62,7 +63,7 @@ def reconcile(plan: StorePlan, outcome: FileOpsOutcome) -> Reconciled:
                 restore.add(removal.owner_key)
                 extra = removal.owner_chunk_bytes
                 entries -= 1
-            budget = dataclasses.replace(
+            budget = msgspec.structs.replace(
                 budget,
                 removed_files=budget.removed_files - 1,
                 freed_bytes=budget.freed_bytes - removal.size,
