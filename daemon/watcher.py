@@ -3,7 +3,10 @@
 Each store's *directory* is watched (an atomic save replaces the inode, so a watch on the file
 itself would be lost; a rename-over arrives as DELETED(temp) + ADDED(target)). An event for a
 store's file name makes the registry re-read it. Our own writes are recognised by the file's
-`(st_dev, st_ino, st_size, st_mtime_ns)` plus a SHA-256 of its bytes, so they are not reloaded.
+`(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)` plus a SHA-256 of its bytes, so they are
+not reloaded. The stat alone vouches for a version only once the file's last change is older than
+`RACY_NS`: a rewrite within the same clock tick keeps inode, size and both times (OpenClaw
+#32191), so until then the bytes are hashed and compared.
 
 Conflict rule (also in docs/reliability.md, "Conflict rule"). When an external edit is loaded
 while the daemon holds changes not yet flushed, the merge works per key, against the *base* (the
@@ -27,6 +30,7 @@ import asyncio
 import hashlib
 import math
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +43,12 @@ from sessiond.daemon.store import Store, view_row
 log = structlog.get_logger("sessiond.watcher")
 
 
+# How long after a file's last change (its ctime) a stat can prove the file unchanged: longer
+# than the kernel's coarse clock tick plus the coarsest file-system timestamp (1 s on ext3 and
+# others), so that any later change is bound to carry a different ctime.
+RACY_NS = 2_000_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class DiskSig:
     """Identity of one version of a file: stat fields plus a hash of its bytes."""
@@ -47,19 +57,36 @@ class DiskSig:
     ino: int
     size: int
     mtime_ns: int
+    ctime_ns: int
     digest: bytes
+    seen_ns: int  # wall clock when this version was read or written
 
     @classmethod
     def of(cls, st: os.stat_result, data: bytes) -> DiskSig:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.sha256(data).digest())
-
-    def same_stat(self, st: os.stat_result) -> bool:
-        return (self.dev, self.ino, self.size, self.mtime_ns) == (
+        return cls(
             st.st_dev,
             st.st_ino,
             st.st_size,
             st.st_mtime_ns,
+            st.st_ctime_ns,
+            hashlib.sha256(data).digest(),
+            time.time_ns(),
         )
+
+    def same_stat(self, st: os.stat_result) -> bool:
+        """True only when the stat proves this version; False means: compare the bytes.
+
+        A writer can put the mtime back (utime) but not the ctime, and a rewrite in the same
+        clock tick keeps both; so equal stats count only for a version whose ctime was already
+        `RACY_NS` old when it was seen (git's "racily clean" rule).
+        """
+        return self.ctime_ns < self.seen_ns - RACY_NS and (
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime_ns,
+            self.ctime_ns,
+        ) == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def read_with_stat(path: str) -> tuple[bytes, os.stat_result] | None:
