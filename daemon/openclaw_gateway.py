@@ -113,6 +113,9 @@ WRITE_SCOPE: Final = "operator.write"
 EVENTS: Final = ("connect.challenge", "tick", "shutdown")
 """Every event this dialect sends (`hello-ok.features.events`)."""
 
+_UNREADABLE: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+"""What decoding raises on bytes that are not JSON it can read: bad syntax, nesting deeper than
+the decoder's limit, invalid UTF-8. Each is the peer's fault; none may end a connection 1011."""
 _ENCODER = msgspec.json.Encoder()
 _LOOSE = msgspec.json.Decoder(dict[str, Any])
 _REQUEST = msgspec.json.Decoder(RequestFrame)
@@ -410,7 +413,7 @@ def looks_like_gateway(frame: bytes) -> bool:
     """Whether a client's first frame is this dialect's (an object with `type`) not JSON-RPC."""
     try:
         loose = _LOOSE.decode(frame)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (*_UNREADABLE, msgspec.ValidationError):
         return False
     return "type" in loose and "jsonrpc" not in loose
 
@@ -591,14 +594,14 @@ class GatewayConnection:
             return self._close(1009, "preauth payload too large")
         try:
             loose = msgspec.json.decode(data)
-        except msgspec.DecodeError:
+        except _UNREADABLE:
             return self._close(1000, "")
         if _is_jsonrpc(loose):
             self.state = State.CLOSED
             return [SwitchToJsonRpc(data)]
         try:
             frame = _REQUEST.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (*_UNREADABLE, msgspec.ValidationError):
             return self._close(1008, "invalid request frame")
         if frame.method != "connect":
             message = "invalid handshake: first request must be connect"
@@ -608,11 +611,11 @@ class GatewayConnection:
         try:
             raw = bytes(frame.params) if frame.params is not msgspec.UNSET else b"null"
             params = _CONNECT.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (*_UNREADABLE, msgspec.ValidationError) as exc:
             detail = (
                 describe_validation(exc)
                 if isinstance(exc, msgspec.ValidationError)
-                else "must be object"
+                else f"unreadable ({type(exc).__name__})"
             )
             message = f"invalid connect params: {detail}"
             return self._reject(
@@ -786,14 +789,16 @@ class GatewayConnection:
     def _request(self, data: bytes) -> list[Output]:
         try:
             loose = msgspec.json.decode(data)
-        except msgspec.DecodeError:
+        except _UNREADABLE:
             return []  # the reference logs and ignores unparsable frames once connected
         try:
             frame = _REQUEST.decode(data)
-        except msgspec.ValidationError as exc:
+        except msgspec.ValidationError as exc:  # (a DecodeError too: caught first)
             ident = loose.get("id") if isinstance(loose, dict) else None
             message = f"invalid request frame: {describe_validation(exc)}"
             return [self._error(ident if isinstance(ident, str) else "invalid", message)]
+        except _UNREADABLE:
+            return []
         if frame.method == "connect":
             return [self._error(frame.id, "connect is only valid as the first request")]
         denied = self._authorize(frame.method)
@@ -810,6 +815,8 @@ class GatewayConnection:
         except msgspec.ValidationError as exc:
             message = f"invalid {frame.method} params: {describe_validation(exc)}"
             return [self._error(frame.id, message)]
+        except RecursionError:
+            return [self._error(frame.id, f"invalid {frame.method} params: nested too deeply")]
         except Refusal as exc:
             return [self._error(frame.id, str(exc))]
         call = Call(method.target, target, frame.id, METHODS[method.target])

@@ -923,3 +923,20 @@ def test_real_cli_with_a_wrong_token_fails_as_against_the_reference(interop: Any
     ]
     for key in ("exitCode", "stdoutFormat", "stdout", "after"):
         assert ours[key] == reference[key], key
+
+
+def test_frames_the_decoder_chokes_on_never_raise() -> None:
+    """Nesting at the decoder's limit and invalid UTF-8 are the peer's fault, not a crash."""
+    deep = b"[" * 5000 + b"]" * 5000
+    deep_params = b'{"type":"req","id":"d","method":"sessions.cleanup","params":{"agent":'
+    deep_params += b"[" * 3000 + b"]" * 3000 + b"}}"
+    bad_utf8 = b'{"type":"req","id":"u","method":"sessions.list","params":{"agentId":"\xff"}}'
+    assert closes(machine().receive(deep, NOW)) == [(1000, "")]
+    assert len(closes(machine().receive(bad_utf8, NOW))) == 1
+    conn = connected(machine())
+    assert conn.receive(deep, NOW) == []
+    assert conn.receive(bad_utf8, NOW) == []
+    frames = sent(conn.receive(deep_params, NOW))  # ignored, or answered as invalid params
+    assert frames == [] or frames[0]["ok"] is False
+    assert gw.looks_like_gateway(deep) is False
+    assert conn.state is gw.State.CONNECTED
