@@ -724,6 +724,7 @@ INTEROP_RUNS: tuple[tuple[str, ...], ...] = (
     ("--fix-dm-scope", "--json"),
     ("--fix-missing",),
     ("--all-agents", "--fix-dm-scope", "--fix-missing", "--json"),
+    ("--agent", "nobody", "--fix-dm-scope"),  # the method's error, through the CLI
 )
 
 
@@ -875,7 +876,7 @@ def test_real_cli_cleans_up_through_sessiond_as_through_the_reference(interop: A
         observed = {}
         for side in ("reference", "sessiond"):
             raw, cli_dir = _cli(interop, side, flags, INTEROP_TOKEN)
-            assert raw.exit_code == 0, f"{side} {flags}: {raw.stderr}"
+            assert (raw.exit_code == 0) == ("nobody" not in flags), f"{side} {flags}: {raw.stderr}"
             assert not (cli_dir / "agents").exists(), f"{side} {flags}: the CLI ran locally"
             observed[side] = _sessions_only(harness.observe(raw, flags, interop[side][0], now))
             print(f"{side} {' '.join(flags)}: {raw.elapsed_s} s")
