@@ -46,7 +46,9 @@ def read_store(path: str) -> Store:
 
 
 # Test-only fault injection: the crash tests pause or die at named points of a write.
-# Points, in order: temp-open, after-temp-write, after-precheck, after-rename, durable.
+# Points of a store write, in order: temp-open, before-fsync, after-temp-write (the temp file is
+# written and fsynced), after-precheck, after-rename, durable; and of a plan's file operations:
+# after-archive (each rename) and after-unlink (each removal).
 # `SESSIOND_TEST_FAULT_PHASE=<file>` records "<write number> <point>" there at each point (one
 # pwrite, so a test that SIGKILLs the daemon can tell where the write was, and an external
 # writer can tell whether its rename raced the window between the precheck and the rename).
@@ -105,6 +107,7 @@ def write_durably(
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+            _fault_point("before-fsync")
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -148,6 +151,7 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
         try:
             os.rename(source, archive)
             outcome.archived.append((source, archive))
+            _fault_point("after-archive")
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -162,6 +166,7 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
                 continue
             os.unlink(path)
             outcome.removed.append(path)
+            _fault_point("after-unlink")
         except FileNotFoundError:
             continue
         except OSError as exc:
