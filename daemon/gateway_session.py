@@ -69,6 +69,7 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
     `first` is a frame the client sent before the challenge, if any: handled right after it.
     """
     ws = conn.ws
+    jsonrpc_authenticated = conn.authenticated  # restored if the peer turns out to be JSON-RPC
     conn.authenticated = False  # only a successful `connect` authenticates in this dialect
     machine = new_machine(daemon)
     await ws.send(machine.opening(wall_ms()), text=True)
@@ -109,6 +110,7 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
                 ticker = asyncio.create_task(_tick(conn, machine))
                 log.info("gateway connected", role=machine.role, scopes=machine.scopes)
             elif isinstance(out, SwitchToJsonRpc):
+                conn.authenticated = jsonrpc_authenticated
                 await daemon.serve_jsonrpc(conn, out.frame)
                 return False
             else:

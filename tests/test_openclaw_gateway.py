@@ -941,3 +941,21 @@ def test_frames_the_decoder_chokes_on_never_raise() -> None:
     assert frames == [] or frames[0]["ok"] is False
     assert gw.looks_like_gateway(deep) is False
     assert conn.state is gw.State.CONNECTED
+
+
+def test_a_silent_json_rpc_client_without_a_token_is_served_after_the_challenge(
+    tmp_path: Path,
+) -> None:
+    """No token configured: the JSON-RPC client needs no `auth`, challenge or not."""
+    root = write_state_dir(tmp_path, {"main": ROWS})
+
+    async def go(url: str) -> dict[str, Any]:
+        async with connect(url, compression=None) as ws:
+            challenge = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert challenge["event"] == "connect.challenge"
+            await ws.send('{"jsonrpc":"2.0","id":7,"method":"sessions.list","params":{}}')
+            return json.loads(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
+
+    with DaemonProcess(root) as proc:
+        reply = run(go(proc.url))
+    assert reply["id"] == 7 and reply["result"]["totalCount"] == 3
