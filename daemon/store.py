@@ -13,6 +13,7 @@ marked read-only, so no later save can replace it with `{}`.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,7 +67,13 @@ def view_row(raw: msgspec.Raw | bytes) -> RowView:
     try:
         return RowView(_VIEW.decode(raw), True, True)
     except msgspec.ValidationError:
-        value = _ANY.decode(raw)
+        try:
+            value = _ANY.decode(raw)
+        except msgspec.ValidationError:
+            # A number past the float range (1e400): JSON.parse reads Infinity, and so do we.
+            value = json.loads(bytes(raw))
+            if isinstance(value, dict):
+                return RowView(msgspec.convert(value, EntryView), True, True)
         return RowView(EntryView(), False, js_truthy(value))
 
 

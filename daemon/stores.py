@@ -182,10 +182,13 @@ class LiveStore:
         touched: list[str] = []
         for key, raw in changes.items():
             if raw is None:
-                if self.store.delete(key) is None:
+                old = self.store.delete(key)
+                if old is None:
                     continue
             else:
+                old = self.store.rows.get(key)
                 self.store.put(key, raw)
+            self._reindex(key, old, raw)
             touched.append(key)
         if not touched:
             return self.durable_gen
@@ -196,7 +199,6 @@ class LiveStore:
             self.store.rows = placed
         self.dirty.update(touched)
         self.gen += 1
-        self._index = None
         self.wake.set()
         self._announce(touched, reason)
         return self.gen
@@ -357,6 +359,30 @@ class LiveStore:
             order.sort()
             self._index = _Index(order, ids)
         return self._index
+
+    def _reindex(self, key: str, old: msgspec.Raw | None, new: msgspec.Raw | None) -> None:
+        """Keep a built index current for one changed row (a rebuild decodes every row)."""
+        index = self._index
+        if index is None:
+            return
+        if old is not None:
+            sort_key, sid = _list_key(self.agent_id, key, old)
+            i = bisect.bisect_left(index.order, sort_key)
+            if i == len(index.order) or index.order[i] != sort_key:
+                self._index = None  # not where it should be: rebuild on next use
+                return
+            del index.order[i]
+            if sid is not None:
+                left = index.session_ids.get(sid, 0) - 1
+                if left > 0:
+                    index.session_ids[sid] = left
+                else:
+                    index.session_ids.pop(sid, None)
+        if new is not None:
+            sort_key, sid = _list_key(self.agent_id, key, new)
+            bisect.insort(index.order, sort_key)
+            if sid is not None:
+                index.session_ids[sid] = index.session_ids.get(sid, 0) + 1
 
     def status(self) -> StoreStatus:
         state = "broken" if self.broken is not None else self.store.status.value

@@ -7,6 +7,7 @@ its report has no violation; the long runs are `make stress`.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -48,5 +49,55 @@ def test_frames_the_decoder_chokes_on_get_parse_errors_not_1011(tmp_path: Path) 
                 assert isinstance(reply, dict) and reply["error"]["code"] == -32700
             # Invalid UTF-8 in a text frame fails the connection (RFC 6455), first frame or not.
             assert await _exchange(daemon.url, bad_utf8, True) == ("closed", 1007)
+
+        asyncio.run(go())
+
+
+def test_list_index_kept_current_equals_a_rebuild() -> None:
+    """The list index is updated per changed row (a rebuild per write made list O(rows))."""
+    import random
+
+    from sessiond.daemon.config import StoreTarget
+    from sessiond.daemon.stores import LiveStore
+
+    rng = random.Random(5)
+    live = LiveStore(StoreTarget("main", "/nonexistent/sessions.json"))
+    values: list[object] = [1, 2.5, -3, None, "7", "x", True, 1e400, 10**30]
+    for step in range(400):
+        changes: dict[str, msgspec.Raw | None] = {}
+        for _ in range(rng.randint(1, 4)):
+            key = f"agent:main:k{rng.randrange(40)}"
+            if rng.random() < 0.2:
+                changes[key] = None
+            else:
+                row = {"updatedAt": rng.choice(values), "sessionId": f"s{rng.randrange(8)}"}
+                text = msgspec.json.encode(row) if row["updatedAt"] != 1e400 else None
+                text = text or b'{"updatedAt":1e400,"sessionId":"s1"}'
+                changes[key] = msgspec.Raw(text)
+        live.apply(changes, "patch")
+        kept = live.index()
+        live._index = None
+        rebuilt = live.index()
+        assert kept.order == rebuilt.order, step
+        assert kept.session_ids == rebuilt.session_ids, step
+
+
+def test_a_number_past_float_range_does_not_poison_the_store(tmp_path: Path) -> None:
+    """A row with 1e400 (JSON.parse: Infinity) once made list/cleanup/delete answer -32603."""
+    root = write_state_dir(tmp_path, {"main": {"agent:main:a": {"updatedAt": 1}}})
+    frames = [
+        '{"method":"sessions.patch","params":{"key":"agent:main:x","fields":{"updatedAt":1e400}}',
+        '{"method":"sessions.list","params":{}',
+        '{"method":"sessions.cleanup","params":{"dryRun":true}',
+        '{"method":"sessions.delete","params":{"key":"agent:main:x"}',
+    ]
+    with Daemon(root) as daemon:
+
+        async def go() -> None:
+            async with connect(daemon.url, compression=None) as ws:
+                for i, frame in enumerate(frames):
+                    await ws.send(f'{frame},"jsonrpc":"2.0","id":{i}}}')
+                    reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    assert "result" in reply, reply
 
         asyncio.run(go())
