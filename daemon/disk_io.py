@@ -94,12 +94,17 @@ def write_durably(
     raises aborts the write (the daemon checks there that nobody replaced the target meanwhile).
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
     temp = os.path.join(
         directory,
         f"{TEMP_PREFIX}{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}",
     )
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
+    try:
+        # Inside the conversion too: a read-only or unwritable directory fails right here
+        # (EROFS, EACCES), and any OSError other than StoreWriteError killed the flusher.
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
+    except OSError as exc:
+        raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
     try:
         try:
             _fault_point("temp-open")
@@ -122,10 +127,13 @@ def write_durably(
         if isinstance(exc, OSError):
             raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
         raise
-    _fault_point("after-rename")
-    fsync_directory(directory)
-    _fault_point("durable")
-    return os.stat(path)
+    try:
+        _fault_point("after-rename")
+        fsync_directory(directory)
+        _fault_point("durable")
+        return os.stat(path)
+    except OSError as exc:  # renamed but not known durable: the caller retries the write
+        raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(slots=True)

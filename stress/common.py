@@ -113,7 +113,12 @@ class Daemon:
     """A real `sessiond serve --port 0` subprocess; its log is kept in the state dir."""
 
     def __init__(
-        self, state_dir: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True
+        self,
+        state_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+        preexec: Any = None,
     ) -> None:
         self.state_dir = state_dir
         stamp = time.monotonic_ns()
@@ -125,7 +130,11 @@ class Daemon:
             *("--port", "0", "--port-file", str(self.port_file), *args),
         ]
         self.proc = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=self.log, env=clean_env(env)
+            self.argv,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            env=clean_env(env),
+            preexec_fn=preexec,
         )
         self.pid = self.proc.pid
         self.port = 0

@@ -101,3 +101,19 @@ def test_a_number_past_float_range_does_not_poison_the_store(tmp_path: Path) -> 
                     assert "result" in reply, reply
 
         asyncio.run(go())
+
+
+def test_a_directory_that_refuses_the_temp_file_is_a_store_write_error() -> None:
+    """EROFS/EACCES at temp creation escaped as a bare OSError and killed the flusher task."""
+    import pytest
+    from sessiond.daemon.disk_io import StoreWriteError, write_durably
+
+    with pytest.raises(StoreWriteError):
+        write_durably("/proc/sessiond-no-such-dir/sessions.json", b"{}")
+
+
+def test_disk_faults_stress_fast(tmp_path: Path) -> None:
+    """Full disk and read-only tmpfs (as root), RLIMIT_FSIZE: not durable, 503, recovery."""
+    from stress import diskfaults
+
+    assert_ok(diskfaults.run(tmp_path))
