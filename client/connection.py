@@ -219,6 +219,10 @@ class Connection:
     def _dispatch(self, data: bytes) -> None:
         try:
             frame = _FRAME.decode(data)
+            if "type" in frame and "jsonrpc" not in frame:
+                # The daemon greets a silent client in OpenClaw's gateway dialect too; a
+                # JSON-RPC client simply goes on speaking JSON-RPC (docs/openclaw-cli.md).
+                return
             if "method" in frame:
                 params = frame.get("params", msgspec.Raw(b"null"))
                 self.on_notification(_METHOD.decode(frame["method"]), params)
