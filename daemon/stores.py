@@ -12,8 +12,9 @@ is abandoned, the file is reloaded and merged (`watcher.merge_external`), and wr
 
 A flush that fails keeps the change in memory, answers the waiting requests `durable: false`,
 and retries with backoff (0.1 s doubling to 5 s); it shows in `/readyz` and `daemon.status`.
-A file that does not parse makes the store read-only (mutations fail with -32002) and is never
-written over; one found at start is also copied aside to `sessions.json.corrupt.<time>`.
+A file that does not parse makes the store read-only (mutations fail with -32002), is never
+written over and shows in `/readyz` (503) and `daemon.status` (`ready: false`) until it parses;
+one found at start is also copied aside to `sessions.json.corrupt.<time>`.
 """
 
 from __future__ import annotations
@@ -519,10 +520,18 @@ class Registry:
 
     @property
     def ready(self) -> bool:
-        return all(s.flush_error is None for s in self.stores.values())
+        return not self.not_ready_reasons()
 
     def not_ready_reasons(self) -> list[str]:
-        return [f"{s.path}: flush failing: {s.flush_error}" for s in self if s.flush_error]
+        """Stores whose changes cannot be made durable: a failing flush, or a file that does not
+        parse (served read-only; its copy aside is named in `daemon.status`)."""
+        reasons = []
+        for s in self:
+            if s.flush_error:
+                reasons.append(f"{s.path}: flush failing: {s.flush_error}")
+            if s.broken is not None:
+                reasons.append(f"{s.path}: does not parse, read-only: {s.broken}")
+        return reasons
 
     async def _flush_and_stop(self, live: LiveStore, timeout: float) -> bool:
         ok = True
