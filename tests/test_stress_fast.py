@@ -117,3 +117,35 @@ def test_disk_faults_stress_fast(tmp_path: Path) -> None:
     from stress import diskfaults
 
     assert_ok(diskfaults.run(tmp_path))
+
+
+def test_security_fast(tmp_path: Path) -> None:
+    """Tokens, compare timing, Origins, binds, traversal (stress/security.py, fewer rounds)."""
+    from stress import security
+
+    assert_ok(security.run(tmp_path, quick=True))
+
+
+def test_crash_fast(tmp_path: Path) -> None:
+    """SIGKILLs aimed at the write points (random, temp written, renamed), one lane."""
+    from stress import crash
+
+    assert_ok(crash.run(kills=12, lanes=1, seed=3, workdir=tmp_path))
+
+
+def test_races_fast(tmp_path: Path) -> None:
+    from stress import races
+
+    assert_ok(races.run(edits=150, writes=150, seed=2, workdir=tmp_path))
+
+
+def test_fuzz_fast(tmp_path: Path) -> None:
+    from stress import fuzz
+
+    assert_ok(fuzz.run(frames=2000, connections=4, seed=2, workdir=tmp_path))
+
+
+def test_load_fast(tmp_path: Path) -> None:
+    from stress import load
+
+    assert_ok(load.run(clients=20, seconds=2, rows=300, workdir=tmp_path))
