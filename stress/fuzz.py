@@ -632,6 +632,65 @@ def gateway_available() -> bool:
     return hasattr(server, "looks_like_gateway") or hasattr(server, "serve_gateway")
 
 
+def _connect_params(token: str) -> dict[str, Any]:
+    return {
+        "minProtocol": 4,
+        "maxProtocol": 4,
+        "client": {"id": "gateway-client", "version": "1", "platform": "linux", "mode": "backend"},
+        "role": "operator",
+        "scopes": ["operator.admin"],
+        "auth": {"token": token},
+    }
+
+
+async def gateway_preconnect(url: str, token: str, gen: Gen, n: int, tally: Tally) -> None:
+    """First frames of the gateway dialect that must end the handshake, each with its code:
+    not a request 1008; a request other than connect, or connect with bad params, an error
+    `res` then 1008; no protocol 4 in range 1002; over 64 KiB 1009."""
+    r = gen.rng
+    for _ in range(n):
+        roll = r.randrange(5)
+        want_res = False
+        if roll == 0:
+            frame: Any = {"type": r.choice(["event", "res", "", 1, None]), "id": "1"}
+            code = 1008
+        elif roll == 1:
+            method = r.choice(["sessions.list", "health", "auth", "CONNECT"])
+            frame = {"type": "req", "id": "p", "method": method, "params": {}}
+            code, want_res = 1008, True
+        elif roll == 2:
+            params = gen.value(1)
+            frame = {"type": "req", "id": "p", "method": "connect", "params": params}
+            code, want_res = 1008, True
+        elif roll == 3:
+            params = _connect_params(token)
+            params["minProtocol"], params["maxProtocol"] = r.choice([(1, 3), (5, 9)])
+            frame = {"type": "req", "id": "p", "method": "connect", "params": params}
+            code = 1002
+        else:
+            frame = {"type": "req", "id": "p", "method": "connect", "pad": "x" * 70_000}
+            code = 1009
+        tally.stats["gateway frames"] += 1
+        got_res = False
+        async with connect(url, compression=None, max_size=None) as ws:
+            await ws.send(json.dumps(frame))
+            try:
+                while True:
+                    reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    got_res = got_res or reply.get("type") == "res"
+            except ConnectionClosed as exc:
+                closed = exc.rcvd.code if exc.rcvd else None
+                tally.stats[f"gateway pre-connect closed {closed}"] += 1
+                if closed != code:
+                    tally.report.fail(
+                        f"gateway pre-connect {str(frame)[:80]}: closed {closed}, wanted {code}"
+                    )
+            except TimeoutError:
+                tally.report.fail(f"gateway pre-connect {str(frame)[:80]}: not closed (hang)")
+        if want_res and not got_res:
+            tally.report.fail(f"gateway pre-connect {str(frame)[:80]}: no error res before close")
+
+
 async def gateway_round(url: str, token: str, gen: Gen, n: int, tally: Tally) -> None:
     """Gateway dialect: a connect (right or wrong), then fuzzed `req` frames; never 1011."""
     try:
@@ -772,7 +831,11 @@ def run(frames: int, connections: int, seed: int, workdir: Path) -> Report:
             gateway_note = "fuzzed"
             gd = Daemon(write_state_dir(workdir / "gw", {"main": rows}), "--token", token)
             with gd:
-                asyncio.run(gateway_round(gd.url, token, Gen(seed + 5), gateway_frames, tally))
+                pre = gateway_frames // 5
+                asyncio.run(gateway_preconnect(gd.url, token, Gen(seed + 6), pre, tally))
+                asyncio.run(
+                    gateway_round(gd.url, token, Gen(seed + 5), gateway_frames - pre, tally)
+                )
                 report.check(gd.proc.poll() is None, "gateway daemon died")
     logs = daemon.logs()
     crashes = logs.count("connection handler failed") + logs.count("internal error")
