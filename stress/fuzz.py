@@ -540,6 +540,10 @@ async def pipeline(url: str, gen: Gen, n: int, tally: Tally, rss: Callable[[], N
 
 async def _pipeline(url: str, gen: Gen, n: int, tally: Tally, rss: Callable[[], None]) -> None:
     async with connect(url, compression=None, max_size=None) as ws:
+        # Speak first, at once: a client silent for 0.25 s is taken for an OpenClaw gateway
+        # client (it gets the challenge, and its first frame the gateway's rules).
+        await ws.send('{"jsonrpc":"2.0","method":"daemon.status","id":"hello"}')
+        await reply_frame(ws)
         sent = 0
         while sent < n:
             frames = [gen.frame() for _ in range(min(CHUNK, n - sent))]
