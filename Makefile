@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit gen check-gen ts ts-skipped clean
+.PHONY: demo test lint typecheck unit gen check-gen ts ts-skipped clean stress bench
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,3 +51,11 @@ test: check-gen lint typecheck $(if $(HAVE_NODE),ts,ts-skipped) unit
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Crash, edit-race, fuzz, load, disk-fault and security runs (a few minutes on 2 cores).
+stress: $(STAMP)
+	$(BIN)/python stress/run_all.py
+
+# sessiond vs the reference OpenClaw at OPENCLAW_REF_DIR (default /work/ref): bench/out/report.md
+bench: $(STAMP)
+	$(BIN)/python bench/report.py
