@@ -811,7 +811,7 @@ def run(frames: int, connections: int, seed: int, workdir: Path) -> Report:
             samples["rss_last_kb"] = daemon.rss_kb()[0]
 
         async def half(offset: int) -> None:
-            per = rpc_frames // 2 // connections
+            per = -(-rpc_frames // 2 // connections)  # rounded up: never fewer frames
             gens = [Gen(seed * 7919 + offset + i) for i in range(connections)]
             await asyncio.gather(
                 *(pipeline(daemon.url, g, per, tally, sample_rss) for g in gens),
