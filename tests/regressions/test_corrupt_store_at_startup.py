@@ -8,7 +8,7 @@ served read-only until it parses again.
 A 0-byte file is not corrupt: it holds no rows to lose, so it is served as an empty, writable
 store (as the reference reads it), and nothing is written to it until something changes.
 OpenClaw 2026.5.12 reads all of these as `{}` and its next save writes `{}` over the file
-(docs/compat.md row 3); sessiond differs on purpose.
+(docs/compat.md rows 3 and 26); sessiond differs on purpose.
 """
 
 from __future__ import annotations

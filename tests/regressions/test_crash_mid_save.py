@@ -5,7 +5,9 @@ version, never empty or partial, and the next start removes the dead writer's te
 
 The daemon is held at each step by the test-only fault hook (daemon/disk_io.py) and killed there
 with a real SIGKILL: temp file created, temp written but not fsynced, fsynced, just before the
-rename, and after the rename but before the directory fsync.
+rename, and after the rename but before the directory fsync. OpenClaw 2026.5.12 keeps the old
+store after such a kill too, but leaves its temp file for good and fsyncs nothing (docs/compat.md
+row 27); sessiond differs on purpose.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ its content hash), served, and kept by the daemon's next write.
 
 OpenClaw 2026.5.12 trusts a cached store while `mtimeMs` and size are unchanged, so such a rewrite
 is lost to the next cached read-modify-write; sessiond never lets a stat alone vouch for a file
-that changed as recently as the clock and file-system timestamps can resolve.
+that changed as recently as the clock and file-system timestamps can resolve (docs/compat.md
+row 24).
 """
 
 from __future__ import annotations

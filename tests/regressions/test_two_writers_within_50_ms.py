@@ -9,7 +9,7 @@ The race is made exact with the test-only fault hook: sessiond's write is held b
 temp file and its rename while the other writer (standing in for the OpenClaw gateway, which
 takes no lock) renames its own version over sessions.json. OpenClaw 2026.5.12 has no
 cross-process lock and does not re-check the file before its rename, so there the later rename
-silently wins.
+silently wins (docs/compat.md row 25, observed).
 """
 
 from __future__ import annotations
