@@ -1,8 +1,9 @@
 """Contention under load (OpenClaw #73655, #75386, #15225).
 
 Guarantee: 50 concurrent updaters, each on its own connection, patching a ~20 MB store for a few
-seconds lose no acknowledged write and disturb no other row; nobody waits on a lock (writes are
-batched by the daemon, the fsync runs outside the request path).
+seconds lose no acknowledged write and disturb no other row. There is no lock for them to wait
+on: the daemon batches every change that arrives during a write into the next one, and the
+serialise-write-fsync runs in a thread while requests keep being served.
 
 The acknowledgement latency (p50, p99, max) is printed (`pytest -s`), never asserted: timing
 belongs to bench/ and this machine is shared.
