@@ -87,6 +87,8 @@ class RpcClient:
             for future in self.pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError("connection closed"))
+                    # A caller that gave up on it already must not make asyncio complain.
+                    future.exception()
 
     def _dispatch(self, data: bytes) -> None:
         try:
