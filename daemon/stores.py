@@ -63,6 +63,7 @@ log = structlog.get_logger("sessiond.stores")
 
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
+EMPTY_SETTLE_S = 0.1
 
 # Sort key of a row in `sessions.list`: rows with a finite updatedAt first, newest first.
 ListKey = tuple[int, float, str, str]
@@ -290,6 +291,13 @@ class LiveStore:
 
     async def _reload_locked(self) -> None:
         found = await asyncio.to_thread(read_with_stat, self.path)
+        if found is not None and not found[0].strip() and len(self.store) > 0:
+            # Empty now, rows before: most likely an editor that truncates and then writes in
+            # place, read in between; taken as is, every row would be an external deletion
+            # (and an unflushed change to any of them would lose to it). Look again shortly;
+            # a file that stays empty is an empty store.
+            await asyncio.sleep(EMPTY_SETTLE_S)
+            found = await asyncio.to_thread(read_with_stat, self.path)
         if found is None:
             if self.sig is None:
                 return

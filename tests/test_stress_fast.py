@@ -149,3 +149,41 @@ def test_load_fast(tmp_path: Path) -> None:
     from stress import load
 
     assert_ok(load.run(clients=20, seconds=2, rows=300, workdir=tmp_path))
+
+
+def test_a_truncating_in_place_save_is_not_read_as_an_empty_store(tmp_path: Path) -> None:
+    """An editor that truncates, then writes: the daemon once read the empty file in between
+    as "every row deleted" (readers saw an empty store; unflushed changes lost to it)."""
+    import os
+    import time
+
+    from stress.common import store_path
+
+    rows = {f"agent:main:r{i}": {"updatedAt": i} for i in range(20)}
+    root = write_state_dir(tmp_path, {"main": rows})
+    path = store_path(root)
+    with Daemon(root) as daemon:
+
+        async def go() -> None:
+            from sessiond.client.rpc_client import RpcClient
+
+            async with await RpcClient.connect(daemon.url) as client:
+                seen: list[int] = []
+                for i in range(3):
+                    with open(path, "r+b") as handle:
+                        handle.truncate(0)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                        deadline = time.monotonic() + 0.06  # a slow editor
+                        while time.monotonic() < deadline:
+                            page = await client.call("sessions.list", {"limit": 1000})
+                            seen.append(page.total_count)
+                            await asyncio.sleep(0.005)
+                        rows[f"agent:main:new{i}"] = {"updatedAt": 100 + i}
+                        handle.write(json.dumps(rows).encode())
+                    await asyncio.sleep(0.3)
+                    page = await client.call("sessions.list", {"limit": 1000})
+                    assert page.total_count == len(rows)
+                assert min(seen) >= 20, seen
+
+        asyncio.run(go())
