@@ -350,10 +350,13 @@ def _cap(ctx: _Context, remaining: list[str]) -> list[str]:
     if len(candidates) <= slots:
         return []
 
+    ages = {key: _updated_or(ctx.views[key], -math.inf) for key in candidates}
+    if not any(math.isnan(age) for age in ages.values()):
+        # A total order: a stable sort by key equals the reference's comparator sort.
+        return sorted(candidates, key=lambda key: -ages[key])[slots:]
+
     def newest_first(a: str, b: str) -> int:
-        return _js_compare(
-            _updated_or(ctx.views[b], -math.inf), _updated_or(ctx.views[a], -math.inf)
-        )
+        return _js_compare(ages[b], ages[a])
 
     return sorted(candidates, key=functools.cmp_to_key(newest_first))[slots:]
 

@@ -33,9 +33,16 @@ class DiskView(Protocol):
         """Regular files directly in `directory`, in directory order; [] when unreadable."""
 
 
+def absolute(path: str) -> str:
+    """`os.path.abspath`, skipped for paths that are already absolute and normal (most are)."""
+    if path.startswith("/") and "/." not in path and "//" not in path and not path.endswith("/"):
+        return path
+    return os.path.abspath(path)
+
+
 def canonical(view: DiskView, path: str) -> str:
     """`realpath` when it exists, else the normalised absolute path (the reference's rule)."""
-    resolved = os.path.abspath(path)
+    resolved = absolute(path)
     return view.realpath(resolved) or resolved
 
 
@@ -77,7 +84,7 @@ class OsDiskView:
         return (True, listing[name])
 
     def realpath(self, path: str) -> str | None:
-        path = os.path.abspath(path)
+        path = absolute(path)
         cached = self._cached(path)
         if cached is not None and not cached[1]:
             return path if cached[0] else None
@@ -88,7 +95,7 @@ class OsDiskView:
         return os.path.realpath(path)
 
     def exists(self, path: str) -> bool:
-        path = os.path.abspath(path)
+        path = absolute(path)
         cached = self._cached(path)
         if cached is not None and not cached[1]:
             return cached[0]

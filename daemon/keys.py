@@ -12,6 +12,7 @@ Rules (all from OpenClaw 2026.5.12, case-insensitive unless said otherwise):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ def normalize_agent_id(value: str | None) -> str:
     return cleaned or DEFAULT_AGENT_ID
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def parse_agent_session_key(key: str) -> ParsedKey | None:
     raw = js_trim(key).lower()
     if not raw:
@@ -55,11 +57,13 @@ def parse_agent_session_key(key: str) -> ParsedKey | None:
     return ParsedKey(agent_id, rest)
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _rest_or_key(key: str) -> str:
     parsed = parse_agent_session_key(key)
     return js_trim(parsed.rest if parsed else key).lower()
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def thread_id(key: str) -> str | None:
     """The id after the last `:thread:` marker, or None when absent or blank."""
     raw = js_trim(key)
@@ -71,6 +75,7 @@ def thread_id(key: str) -> str | None:
     return js_trim(raw[marker + 8 :]) or None
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def is_synthetic(key: str) -> bool:
     """Keys the system made for itself: they age out whatever their metadata says."""
     raw = js_trim(key)
@@ -105,6 +110,15 @@ def _chat_type(entry: Any) -> str:
 
 def is_protected(key: str, entry: Any) -> bool:
     """A durable external conversation pointer that age/count/disk maintenance must keep."""
+    by_key = _protected_by_key(key)
+    if by_key is not None:
+        return by_key
+    return _chat_type(entry) in ("group", "channel", "thread")
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _protected_by_key(key: str) -> bool | None:
+    """What the key alone decides (None: the row's chatType decides); cached across plans."""
     if is_synthetic(key):
         return False
     if thread_id(key):
@@ -112,7 +126,7 @@ def is_protected(key: str, entry: Any) -> bool:
     rest = _rest_or_key(key)
     if _TELEGRAM_TOPIC.match(rest) or _GROUP_OR_CHANNEL.match(rest):
         return True
-    return _chat_type(entry) in ("group", "channel", "thread")
+    return None
 
 
 def normalize_preserve_key(key: str | None) -> str | None:

@@ -139,13 +139,14 @@ class SessionsDir:
         self._artifacts: dict[tuple[str, Any], list[str]] = {}
 
     def contains(self, path: str) -> bool:
-        resolved = canonical(self.view, path)
+        return self._contains_canonical(canonical(self.view, path))
+
+    def _contains_canonical(self, resolved: str) -> bool:
         prefix = self.real.rstrip(os.sep) + os.sep
-        if resolved.startswith(prefix):
-            # Same answer as the reference's `relative(...).startsWith("..")`, names like
-            # `..notes` included, without the cost of relpath on every row.
-            return not resolved[len(prefix) :].startswith("..")
-        return not _relative_escapes(_relative(self.real, resolved))
+        # Same answer as the reference's `relative(...).startsWith("..")`, names like `..notes`
+        # included, without the cost of relpath on every row: a normalised absolute path that
+        # does not start with the dir's prefix is the dir itself or outside it.
+        return resolved.startswith(prefix) and not resolved[len(prefix) :].startswith("..")
 
     def _from_agent_dir(self, agent_dir: str, candidate: str) -> str | None:
         base = self.view.realpath(os.path.abspath(agent_dir)) or os.path.abspath(agent_dir)
@@ -227,7 +228,7 @@ class SessionsDir:
             transcript = canonical(self.view, self.transcript_path(session_id, session_file))
         except (InvalidSessionId, OutsideSessionsDir):
             return []
-        if not self.contains(transcript):
+        if not self._contains_canonical(transcript):
             return []
         stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
         return [
@@ -274,8 +275,12 @@ class SessionsDir:
         push(lambda: self.within(f"{validate_session_id(session_id)}.jsonl"))
         if has_file and state == "stale":
             push(lambda: self.transcript_path(session_id, session_file))
-        legacy = os.path.join(home, ".openclaw", "sessions", f"{session_id.strip()}.jsonl")
-        push(lambda: _validated_legacy(session_id, legacy))
+        legacy_dir = os.path.join(home, ".openclaw", "sessions")
+        if os.path.normpath(legacy_dir) in (self.path, self.real):
+            # The legacy location counts only when it is this very dir; elsewhere it is always
+            # outside and never archived (restrictToStoreDir), so skip the syscalls.
+            legacy = os.path.join(legacy_dir, f"{session_id.strip()}.jsonl")
+            push(lambda: _validated_legacy(session_id, legacy))
         result: list[str] = []
         for path in ordered:
             real = canonical(self.view, path)
