@@ -234,17 +234,22 @@ class Reference:
         )
         self.start_s: float | None = None
         self.first_list_s: float | None = None
+        self.failure: str | None = None
         deadline = started + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {(root / 'gateway.log').read_text()[-2000:]}")
+                log = (root / "gateway.log").read_text(errors="replace")
+                fatal = [ln for ln in log.splitlines() if "FATAL" in ln or "Error" in ln]
+                self.failure = (
+                    f"exited {self.proc.returncode} after {time.perf_counter() - started:.0f} s: "
+                    + (fatal[0].strip()[:160] if fatal else log.strip()[-160:])
+                )
+                return
             if asyncio.run(self._hello()):
                 self.start_s = time.perf_counter() - started
-                break
+                return
             time.sleep(0.05)
-        if self.start_s is None:
-            return
-        self.client_started = started
+        self.failure = f"not ready within {timeout:.0f} s"
 
     async def _hello(self) -> bool:
         from websockets.asyncio.client import connect
@@ -377,6 +382,18 @@ def run_size(
         gateway = Reference(root, ref, timeout)
         try:
             ref_start.append(gateway.start_s)
+            if gateway.failure:
+                r["ref_gateway_failure"] = gateway.failure
+                # No gateway to send it to: what a user gets is the CLI's own local apply.
+                argv = [str(ref / "bin" / "openclaw"), *apply_argv]
+                local = timed(
+                    argv,
+                    env_for(root, **offline),
+                    timeout,
+                    work / f"ref-local{i}.json",
+                    store_of(root),
+                )
+                r.setdefault("apply_cli_ref_local", []).append(local)
             if gateway.start_s is not None:
                 t = time.perf_counter()
                 first = asyncio.run(list_latencies(gateway.url, 0, timeout, True))
@@ -527,6 +544,14 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
             f"| cleanup apply, `openclaw sessions cleanup` via each gateway | {n:,} | "
             f"{fmt_s(ours_apply)} | {fmt_s(ref_apply)}{note} | {ratio(ref_apply, ours_apply)} |"
         )
+        if r.get("apply_cli_ref_local"):
+            local = seconds(r["apply_cli_ref_local"])
+            note = " (timed out)" if timeouts(r["apply_cli_ref_local"]) else ""
+            lines.append(
+                f"| cleanup apply: reference CLI alone (its gateway could not start) vs "
+                f"`openclaw sessions cleanup` via sessiond | {n:,} | {fmt_s(ours_apply)} | "
+                f"{fmt_s(local)}{note} | {ratio(local, ours_apply)} |"
+            )
         w_ours = med([v["writes"][0] for v in r["apply_cli_ours"] if v.get("writes")])
         w_ref = med([v["writes"][0] for v in r["apply_cli_ref"] if v.get("writes")])
         lines.append(
@@ -544,7 +569,7 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
             f"{fmt_s(med(r['apply_rpc_ours']))} | | |"
         )
         s_ours, s_ref = med(r["start_ours"]), med(r["start_ref"])
-        note = " (timed out)" if r["start_ref"] and s_ref is None else ""
+        note = f" (gateway {r['ref_gateway_failure']})" if r.get("ref_gateway_failure") else ""
         lines.append(
             f"| cold start to ready | {n:,} | {fmt_s(s_ours)} | {fmt_s(s_ref)}{note} | "
             f"{ratio(s_ref, s_ours)} |"
@@ -729,6 +754,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", default=os.environ.get("OPENCLAW_REF_DIR", "/work/ref"))
     parser.add_argument("--ref-timeout", type=float, default=300.0)
     parser.add_argument("--out", default=str(HERE / "out"))
+    parser.add_argument(
+        "--merge", action="store_true", help="add these sizes to the results already in --out"
+    )
     args = parser.parse_args(argv)
     ref = Path(args.ref)
     ref_ok = (ref / "bin" / "openclaw").exists()
@@ -738,6 +766,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, Any]] = {}
+    if args.merge and (out / "results.json").exists():
+        saved = json.loads((out / "results.json").read_text())
+        results = {int(k): v for k, v in saved.items()}
     with tempfile.TemporaryDirectory(prefix="sessiond-bench-") as temp:
         for rows in (int(s) for s in args.sizes.split(",")):
             runs = args.runs if rows < 100_000 else 1
