@@ -580,7 +580,7 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
             f"{fmt_s(first_list)} | {ratio(first_list, s_ours)} |"
         )
         h_ours = max(r["hwm_ours"]) if r["hwm_ours"] else None
-        h_ref = max(r["hwm_ref"]) if r["hwm_ref"] else None
+        h_ref = (max(r["hwm_ref"]) if r["hwm_ref"] else None) or None
         lines.append(
             f"| peak RSS, daemon vs gateway | {n:,} | {fmt_mb(h_ours)} | {fmt_mb(h_ref)} | "
             f"{'—' if not (h_ours and h_ref) else f'{h_ours / h_ref:.2f} (sessiond / ref)'} |"
@@ -612,7 +612,13 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
             ("apply", ref_apply, ours_apply),
             ("start", s_ref, s_ours),
         ]
+        failed = r.get("ref_gateway_failure")
         for name, theirs, ours_v in checks:
+            if failed and name in ("apply", "start"):
+                verdicts[name].append(
+                    f"{n:,}: the reference gateway could not start ({failed[:60]}…)"
+                )
+                continue
             if theirs is None or ours_v is None:
                 verdicts[name].append(f"{n:,}: not measured")
                 continue
@@ -624,6 +630,11 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
             got = h_ours / h_ref
             verdicts["rss"].append(
                 f"{n:,}: {got:.2f} {'met' if got <= TARGETS['rss'] else 'NOT met'}"
+            )
+        elif failed:
+            verdicts["rss"].append(
+                f"{n:,}: the reference gateway died at its 4 GB JS heap; sessiond peaked at "
+                f"{fmt_mb(h_ours)}"
             )
         else:
             verdicts["rss"].append(f"{n:,}: not measured")
@@ -704,7 +715,7 @@ def growth_series(results: dict[int, dict[str, Any]]) -> dict[str, list[float | 
     add("list p50, sessiond (gateway protocol)", lambda r: pct(r.get("list_ours_gateway", []), 50))
     add("list p50, reference", lambda r: pct(r.get("list_ref_gateway", []), 50))
     add("peak RSS, sessiond daemon", lambda r: max(r["hwm_ours"]) if r["hwm_ours"] else None)
-    add("peak RSS, reference gateway", lambda r: max(r["hwm_ref"]) if r["hwm_ref"] else None)
+    add("peak RSS, reference gateway", lambda r: (max(r["hwm_ref"]) if r["hwm_ref"] else 0) or None)
     return s
 
 
@@ -724,7 +735,12 @@ def chart(series: dict[str, list[float | None]], sizes: list[int], out: Path) ->
         ),
         (
             "cleanup apply via gateway (s)",
-            ["apply via gateway, sessiond", "apply via gateway, reference"],
+            [
+                "apply via gateway, sessiond",
+                "apply via gateway, reference",
+                "apply: store rewritten, sessiond",
+                "apply: store rewritten, reference",
+            ],
         ),
         ("cold start (s)", ["cold start, sessiond", "cold start, reference"]),
         ("peak RSS (MB)", ["peak RSS, sessiond daemon", "peak RSS, reference gateway"]),
@@ -757,6 +773,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--merge", action="store_true", help="add these sizes to the results already in --out"
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from --out/results.json"
+    )
     args = parser.parse_args(argv)
     ref = Path(args.ref)
     ref_ok = (ref / "bin" / "openclaw").exists()
@@ -766,6 +785,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, Any]] = {}
+    if args.report_only:
+        saved = json.loads((out / "results.json").read_text())
+        write_report({int(k): v for k, v in saved.items()}, args, out)
+        print((out / "report.md").read_text())
+        return 0
     if args.merge and (out / "results.json").exists():
         saved = json.loads((out / "results.json").read_text())
         results = {int(k): v for k, v in saved.items()}
