@@ -38,7 +38,11 @@ class GatewayClient:
 
     @classmethod
     async def connect(cls, url: str, token: str, timeout: float = 30.0) -> GatewayClient:
-        ws = await connect(url, compression=None, max_size=None, open_timeout=timeout)
+        # No keepalive pings: a server busy loading a big store must not be dropped for a late
+        # pong (the reference gateway's event loop stalls for many seconds at 10k+ rows).
+        ws = await connect(
+            url, compression=None, max_size=None, open_timeout=timeout, ping_interval=None
+        )
         client = cls(ws)
         challenge = await client._next(lambda m: m.get("event") == "connect.challenge", timeout)
         nonce = challenge["payload"]["nonce"]

@@ -396,13 +396,15 @@ def run_size(
                 r.setdefault("apply_cli_ref_local", []).append(local)
             if gateway.start_s is not None:
                 t = time.perf_counter()
-                first = asyncio.run(list_latencies(gateway.url, 0, timeout, True))
-                del first
-                ref_first_list.append(gateway.start_s + time.perf_counter() - t)
-                if i == 0:
-                    r["list_ref_gateway"] = asyncio.run(
-                        list_latencies(gateway.url, 100, min(120, timeout), True)
-                    )
+                try:
+                    asyncio.run(list_latencies(gateway.url, 0, timeout, True))
+                    ref_first_list.append(gateway.start_s + time.perf_counter() - t)
+                    if i == 0:
+                        r["list_ref_gateway"] = asyncio.run(
+                            list_latencies(gateway.url, 100, min(120, timeout), True)
+                        )
+                except Exception as exc:  # a dropped or refused client: noted, run goes on
+                    r.setdefault("ref_list_errors", []).append(f"{type(exc).__name__}: {exc}")
                 env = cli_via_gateway(root, gateway.port)
                 argv = [str(ref / "bin" / "openclaw"), *apply_argv]
                 ref_apply_cli.append(
