@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/sessiond demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check daemon protocol client tests
-	$(BIN)/ruff format --check daemon protocol client tests
+	$(BIN)/ruff check daemon protocol client tests stress bench
+	$(BIN)/ruff format --check daemon protocol client tests stress bench
 
 typecheck: $(STAMP)
 	mkdir -p .typecheck/sessiond
@@ -58,4 +58,5 @@ stress: $(STAMP)
 
 # sessiond vs the reference OpenClaw at OPENCLAW_REF_DIR (default /work/ref): bench/out/report.md
 bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/report.py
