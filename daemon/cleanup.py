@@ -201,18 +201,29 @@ def display_order(keys: list[str], views: dict[str, RowView]) -> list[str]:
 class _SimFile:
     original: DirFile
     name: str
+    archive: bool  # `is_archive(name)`, kept with the name: every stage asks, per file
+    sweepable: bool  # `is_sweepable(name)`
     archived_to: str | None = None
     removed: bool = False
     stage: RemovalStage = "sweep"
     owner_key: str | None = None
     owner_chunk_bytes: int = 0
 
+    @classmethod
+    def of(cls, original: DirFile) -> _SimFile:
+        return cls(original, original.name, is_archive(original.name), is_sweepable(original.name))
+
+    def rename(self, name: str) -> None:
+        self.name = name
+        self.archive = is_archive(name)
+        self.sweepable = is_sweepable(name)
+
 
 class _DirState:
     """The sessions dir as the apply will leave it, step by step, without touching it."""
 
     def __init__(self, files: list[DirFile]) -> None:
-        self.files = [_SimFile(f, f.name) for f in files]
+        self.files = [_SimFile.of(f) for f in files]
         self.by_canonical = {f.original.canonical: f for f in self.files}
 
     def present(self) -> list[_SimFile]:
@@ -223,7 +234,7 @@ class _DirState:
         if sim is None or sim.removed or sim.archived_to is not None:
             return False
         sim.archived_to = archive_name(sim.original.path, "deleted", now_ms)
-        sim.name = os.path.basename(sim.archived_to)
+        sim.rename(os.path.basename(sim.archived_to))
         return True
 
     def remove(
@@ -406,7 +417,7 @@ def _remove_trajectory_sidecars(
         stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
         for sidecar in (f"{stem}.trajectory.jsonl", f"{stem}.trajectory-path.json"):
             path = canonical(ctx.sdir.view, sidecar)
-            if ctx.sdir.contains(path):
+            if ctx.sdir.contains_canonical(path):
                 state.remove(path, "sidecar")
 
 
@@ -450,7 +461,7 @@ def _budget(
     projected = store_size_for_chunks(list(chunks.values()))
     # Only bytes maintenance can free count: a foreign file (`.migrated`, notes) that no rule may
     # delete must not make live sessions pay for it. The reference counts every file.
-    counted = sum(f.original.size for f in files if is_archive(f.name) or is_sweepable(f.name))
+    counted = sum(f.original.size for f in files if f.archive or f.sweepable)
     total = counted + projected
     before = total
 
@@ -468,9 +479,7 @@ def _budget(
         f
         for f in files
         if f.original.canonical != store_canonical
-        and (
-            is_archive(f.name) or (f.original.canonical not in referenced and is_sweepable(f.name))
-        )
+        and (f.archive or (f.original.canonical not in referenced and f.sweepable))
     ]
     queue.sort(key=lambda f: f.original.mtime_ms)
     for sim in queue:
@@ -537,9 +546,9 @@ def _sweep(
     candidates = [
         f
         for f in state.present()
-        if f.original.mtime_ms <= cutoff
+        if f.sweepable
         and f.original.canonical not in referenced
-        and is_sweepable(f.name)
+        and f.original.mtime_ms <= cutoff  # last: the only test that needs a stat
     ]
     candidates.sort(key=lambda f: f.original.mtime_ms)
     removed = freed = 0

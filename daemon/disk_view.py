@@ -7,20 +7,65 @@ dry run and an apply share one plan.
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
 from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
 class DirFile:
-    """A regular file directly inside a sessions dir."""
+    """A regular file directly inside a sessions dir.
 
-    path: str
-    canonical: str
-    name: str
-    size: int
-    mtime_ms: float
+    Size and mtime are read on first use: most plans need them for a few files only (orphans
+    old enough to sweep), and a stat per transcript was the largest cost of a plan on a big
+    store. A file that vanishes before it is asked reads as empty and brand new, so no rule
+    can take it for old.
+    """
+
+    __slots__ = ("_entry", "_mtime_ms", "_size", "canonical", "name", "path")
+
+    def __init__(
+        self,
+        path: str,
+        canonical: str,
+        name: str,
+        size: int | None = None,
+        mtime_ms: float | None = None,
+        entry: os.DirEntry[str] | None = None,
+    ) -> None:
+        self.path = path
+        self.canonical = canonical
+        self.name = name
+        self._size = size
+        self._mtime_ms = mtime_ms
+        self._entry = entry
+
+    def _stat(self) -> None:
+        try:
+            if self._entry is None:
+                st = os.stat(self.path)
+            else:
+                st = self._entry.stat(follow_symlinks=True)
+            self._size, self._mtime_ms = st.st_size, st.st_mtime_ns / 1e6
+        except OSError:
+            self._size, self._mtime_ms = 0, math.inf
+        self._entry = None
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            self._stat()
+        assert self._size is not None
+        return self._size
+
+    @property
+    def mtime_ms(self) -> float:
+        if self._mtime_ms is None:
+            self._stat()
+        assert self._mtime_ms is not None
+        return self._mtime_ms
+
+    def __repr__(self) -> str:
+        return f"DirFile({self.path!r})"
 
 
 class DiskView(Protocol):
@@ -28,6 +73,9 @@ class DiskView(Protocol):
         """The symlink-free path, or None when the path does not exist."""
 
     def exists(self, path: str) -> bool: ...
+
+    def canonical(self, path: str) -> str:
+        """`realpath` when it exists, else the normalised absolute path (the reference's rule)."""
 
     def list_files(self, directory: str) -> list[DirFile]:
         """Regular files directly in `directory`, in directory order; [] when unreadable."""
@@ -42,8 +90,7 @@ def absolute(path: str) -> str:
 
 def canonical(view: DiskView, path: str) -> str:
     """`realpath` when it exists, else the normalised absolute path (the reference's rule)."""
-    resolved = absolute(path)
-    return view.realpath(resolved) or resolved
+    return view.canonical(path)
 
 
 class OsDiskView:
@@ -56,6 +103,17 @@ class OsDiskView:
 
     def __init__(self) -> None:
         self._listings: dict[str, dict[str, bool] | None] = {}
+        self._scans: dict[str, list[os.DirEntry[str]] | None] = {}
+
+    def _scan(self, directory: str) -> list[os.DirEntry[str]] | None:
+        """One directory read per plan, shared by the lookups and `list_files`."""
+        if directory not in self._scans:
+            try:
+                with os.scandir(directory) as entries:
+                    self._scans[directory] = list(entries)
+            except OSError:
+                self._scans[directory] = None
+        return self._scans[directory]
 
     def _listing(self, directory: str) -> dict[str, bool] | None:
         """name -> is_symlink for a symlink-free directory, else None (unknown: ask the OS)."""
@@ -63,17 +121,19 @@ class OsDiskView:
             return self._listings[directory]
         listing: dict[str, bool] | None = None
         if os.path.realpath(directory) == directory:
-            try:
-                with os.scandir(directory) as entries:
-                    listing = {e.name: e.is_symlink() for e in entries}
-            except OSError:
-                listing = None
+            entries = self._scan(directory)
+            if entries is not None:
+                listing = {e.name: e.is_symlink() for e in entries}
         self._listings[directory] = listing
         return listing
 
     def _cached(self, path: str) -> tuple[bool, bool] | None:
-        """(exists, is_symlink) from a listing, or None when no listing can answer."""
-        directory, name = os.path.split(path)
+        """(exists, is_symlink) from a listing, or None when no listing can answer.
+
+        `path` is absolute and normal (see `absolute`), so splitting at the last "/" is exact.
+        """
+        directory, _, name = path.rpartition("/")
+        directory = directory or "/"
         if not name or name in (".", ".."):
             return None
         listing = self._listing(directory)
@@ -88,11 +148,22 @@ class OsDiskView:
         cached = self._cached(path)
         if cached is not None and not cached[1]:
             return path if cached[0] else None
+        return self._realpath_of(path)
+
+    @staticmethod
+    def _realpath_of(path: str) -> str | None:
         try:
             os.stat(path)
         except OSError:
             return None
         return os.path.realpath(path)
+
+    def canonical(self, path: str) -> str:
+        resolved = absolute(path)
+        cached = self._cached(resolved)
+        if cached is not None and not cached[1]:
+            return resolved  # a listed non-link is its own realpath; an unlisted path is kept
+        return self._realpath_of(resolved) or resolved
 
     def exists(self, path: str) -> bool:
         path = absolute(path)
@@ -103,27 +174,17 @@ class OsDiskView:
 
     def list_files(self, directory: str) -> list[DirFile]:
         files: list[DirFile] = []
-        try:
-            with os.scandir(directory) as scan:
-                entries = list(scan)
-        except OSError:
+        entries = self._scan(directory)
+        if entries is None:
             return files
         real_dir = os.path.realpath(directory) == os.path.abspath(directory)
         for entry in entries:
             try:
                 if not entry.is_file(follow_symlinks=False):
                     continue
-                st = entry.stat(follow_symlinks=True)
             except OSError:
                 continue
-            path = os.path.join(directory, entry.name)
-            files.append(
-                DirFile(
-                    path=path,
-                    canonical=os.path.abspath(path) if real_dir else canonical(self, path),
-                    name=entry.name,
-                    size=st.st_size,
-                    mtime_ms=st.st_mtime_ns / 1e6,
-                )
-            )
+            path = entry.path  # the same join of `directory` and the name
+            resolved = absolute(path) if real_dir else canonical(self, path)
+            files.append(DirFile(path, resolved, entry.name, entry=entry))
         return files

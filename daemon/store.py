@@ -27,7 +27,7 @@ _ANY = msgspec.json.Decoder()
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 
-class EntryView(msgspec.Struct, rename="camel", omit_defaults=True):
+class EntryView(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True):
     """The fields of a row that cleanup decisions and the dry-run table read; nothing else."""
 
     session_id: Any = None
@@ -104,6 +104,10 @@ class Store:
     status: LoadStatus = LoadStatus.OK
     error: StoreParseError | None = None
     had_bom: bool = False
+    # Decoded rows kept across plans (the daemon sets one per live store; copies share it).
+    # An entry counts only while its Raw is the very object in `rows`, so no write, reload or
+    # copy can make it answer for a row it was not decoded from.
+    view_cache: dict[str, tuple[msgspec.Raw, RowView]] | None = field(default=None, repr=False)
 
     @property
     def writable(self) -> bool:
@@ -125,7 +129,16 @@ class Store:
         return self.rows.get(key)
 
     def view(self, key: str) -> RowView:
-        return view_row(self.rows[key])
+        raw = self.rows[key]
+        cache = self.view_cache
+        if cache is None:
+            return view_row(raw)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is raw:
+            return hit[1]
+        view = view_row(raw)
+        cache[key] = (raw, view)
+        return view
 
     def decoded(self, key: str) -> Any:
         return _ANY.decode(self.rows[key])
@@ -140,12 +153,11 @@ class Store:
         return self.rows.pop(key, None)
 
     def without(self, keys: set[str]) -> Store:
-        return Store(
-            {k: v for k, v in self.rows.items() if k not in keys}, self.status, None, self.had_bom
-        )
+        rows = {k: v for k, v in self.rows.items() if k not in keys}
+        return Store(rows, self.status, None, self.had_bom, self.view_cache)
 
     def copy(self) -> Store:
-        return Store(dict(self.rows), self.status, self.error, self.had_bom)
+        return Store(dict(self.rows), self.status, self.error, self.had_bom, self.view_cache)
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:

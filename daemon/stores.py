@@ -43,6 +43,7 @@ from sessiond.daemon.disk_io import TEMP_PREFIX, TEMP_SUFFIX, StoreWriteError, w
 from sessiond.daemon.js_semantics import to_number
 from sessiond.daemon.keys import normalize_agent_id
 from sessiond.daemon.store import (
+    RowView,
     Store,
     StoreParseError,
     load_store_bytes,
@@ -121,6 +122,7 @@ class LiveStore:
     task: asyncio.Task[None] | None = None
     on_changed: Callable[[SessionsChanged], None] | None = None
     _index: _Index | None = None
+    _views: dict[str, tuple[msgspec.Raw, RowView]] = field(default_factory=dict)
 
     @property
     def agent_id(self) -> str:
@@ -163,6 +165,7 @@ class LiveStore:
                 error=str(loaded.error),
                 copy=self.corrupt_copy,
             )
+        loaded.view_cache = self._views
         self.store = loaded
         self.base = loaded.copy()
 
@@ -185,6 +188,7 @@ class LiveStore:
         for key, raw in changes.items():
             if raw is None:
                 old = self.store.delete(key)
+                self._views.pop(key, None)
                 if old is None:
                     continue
             else:
@@ -337,6 +341,10 @@ class LiveStore:
             )
         self.conflicts += len(outcome.conflicts)
         keys = changed_keys(self.store, outcome.store)
+        # list() copies the keys in one step: a planner thread may be filling the cache.
+        for gone in [k for k in list(self._views) if k not in outcome.store.rows]:
+            self._views.pop(gone, None)
+        outcome.store.view_cache = self._views
         self.store = outcome.store
         self.base = loaded
         self.dirty = outcome.pending

@@ -6,6 +6,7 @@ leaves the sessions dir is refused here, so no archive or removal can ever reach
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -54,13 +55,16 @@ def archive_timestamp(name: str, reason: str) -> str | None:
 
 
 def is_archive(name: str) -> bool:
-    return bool(_LEGACY_BAK.match(name)) or any(
-        archive_timestamp(name, r) is not None for r in ARCHIVE_REASONS
-    )
+    if name.startswith("sessions.json.bak.") and _LEGACY_BAK.match(name):
+        return True
+    if not name.endswith("Z"):
+        return False  # every archive stamp ends in Z; most names are live transcripts
+    return any(archive_timestamp(name, reason) is not None for reason in ARCHIVE_REASONS)
 
 
 def is_checkpoint(name: str) -> bool:
-    return bool(_CHECKPOINT.match(name))
+    # The substring test first: the regex runs for every file of every plan otherwise.
+    return ".checkpoint." in name.lower() and bool(_CHECKPOINT.match(name))
 
 
 def is_trajectory(name: str) -> bool:
@@ -78,8 +82,14 @@ def is_primary(name: str) -> bool:
 
 
 def is_sweepable(name: str) -> bool:
-    """Kinds the unreferenced-artifact sweep may remove when nothing references them."""
-    return is_checkpoint(name) or is_trajectory(name) or is_primary(name)
+    """Kinds the unreferenced-artifact sweep may remove when nothing references them.
+
+    `is_checkpoint or is_trajectory or is_primary`, with the tests `is_primary` would repeat
+    left out.
+    """
+    if is_trajectory(name) or is_checkpoint(name):
+        return True
+    return name != "sessions.json" and name.endswith(".jsonl") and not is_archive(name)
 
 
 def archive_name(path: str, reason: str, now_ms: int) -> str:
@@ -87,6 +97,7 @@ def archive_name(path: str, reason: str, now_ms: int) -> str:
     return f"{path}.{reason}.{iso_stamp(now_ms)}"
 
 
+@functools.lru_cache(maxsize=64)
 def iso_stamp(now_ms: int) -> str:
     import datetime as _dt
 
@@ -95,7 +106,9 @@ def iso_stamp(now_ms: int) -> str:
     return text.replace(":", "-")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_archive_stamp_ms(stamp: str) -> int | None:
+    """Cached: one cleanup names all its archives with the same stamp, and strptime is slow."""
     import datetime as _dt
 
     date, _, time = stamp.partition("T")
@@ -136,13 +149,17 @@ class SessionsDir:
         self.view = view
         self.real = view.realpath(self.path) or self.path
         self.state_dir = state_dir
+        self._prefix = self.real.rstrip(os.sep) + os.sep
         self._artifacts: dict[tuple[str, Any], list[str]] = {}
+        self._within: dict[str, str | OutsideSessionsDir] = {}
+        self._legacy: dict[str, bool] = {}
 
     def contains(self, path: str) -> bool:
-        return self._contains_canonical(canonical(self.view, path))
+        return self.contains_canonical(canonical(self.view, path))
 
-    def _contains_canonical(self, resolved: str) -> bool:
-        prefix = self.real.rstrip(os.sep) + os.sep
+    def contains_canonical(self, resolved: str) -> bool:
+        """`contains` for a path already made canonical (skips resolving it again)."""
+        prefix = self._prefix
         # Same answer as the reference's `relative(...).startsWith("..")`, names like `..notes`
         # included, without the cost of relpath on every row: a normalised absolute path that
         # does not start with the dir's prefix is the dir itself or outside it.
@@ -188,12 +205,36 @@ class SessionsDir:
         return os.path.normpath(candidate)
 
     def within(self, candidate: str) -> str:
-        """The reference's `resolvePathWithinSessionsDir`; raises OutsideSessionsDir."""
+        """The reference's `resolvePathWithinSessionsDir`; raises OutsideSessionsDir.
+
+        Memoised for the life of this object (one plan: one consistent view of the disk), since
+        every stage asks again about the same rows.
+        """
+        found = self._within.get(candidate)
+        if found is None:
+            try:
+                found = self._resolve_within(candidate)
+            except OutsideSessionsDir as exc:
+                found = exc
+            self._within[candidate] = found
+        if isinstance(found, OutsideSessionsDir):
+            raise found
+        return found
+
+    def _resolve_within(self, candidate: str) -> str:
         trimmed = js_trim(candidate)
+        if trimmed and trimmed != "." and "/" not in trimmed and not trimmed.startswith(".."):
+            # A bare file name (the usual `<sessionId>.jsonl`): the join below, without the
+            # cost of normpath ("." is left to the general rule).
+            return self._prefix + trimmed
         if not trimmed:
             raise OutsideSessionsDir("Session file path must not be empty")
         absolute = os.path.isabs(trimmed)
         real = (self.view.realpath(trimmed) or trimmed) if absolute else trimmed
+        if absolute and real.startswith(self._prefix):
+            rest = real[len(self._prefix) :]
+            if rest and "/" not in rest and not rest.startswith(".."):
+                return real  # directly inside the dir: relpath and join would give it back
         normalized = _relative(self.real, real) if absolute else real
         if normalized.startswith("..") and absolute:
             found = self._agent_fallback(real)
@@ -228,7 +269,7 @@ class SessionsDir:
             transcript = canonical(self.view, self.transcript_path(session_id, session_file))
         except (InvalidSessionId, OutsideSessionsDir):
             return []
-        if not self._contains_canonical(transcript):
+        if not self.contains_canonical(transcript):
             return []
         stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
         return [
@@ -252,48 +293,62 @@ class SessionsDir:
                     continue
                 # The reference resolves these against the process cwd, not the sessions dir.
                 resolved = canonical(self.view, js_trim(file))
-                if self.contains(resolved):
+                if self.contains_canonical(resolved):
                     found.add(resolved)
         return found
 
     def archive_candidates(self, session_id: str, session_file: Any, home: str) -> list[str]:
         """Existing transcripts of a removed session, in the reference's order, inside the dir."""
         ordered: list[str] = []
-
-        def push(resolve: Any) -> None:
-            try:
-                path = resolve()
-            except (InvalidSessionId, OutsideSessionsDir):
-                return
-            if path not in ordered:
-                ordered.append(path)
-
-        state = _classify_session_file(session_id, session_file)
         has_file = isinstance(session_file, str) and bool(session_file)
-        if has_file and state != "stale":
-            push(lambda: self.transcript_path(session_id, session_file))
-        push(lambda: self.within(f"{validate_session_id(session_id)}.jsonl"))
-        if has_file and state == "stale":
-            push(lambda: self.transcript_path(session_id, session_file))
-        legacy_dir = os.path.join(home, ".openclaw", "sessions")
-        if os.path.normpath(legacy_dir) in (self.path, self.real):
+        stale = has_file and _classify_session_file(session_id, session_file) == "stale"
+        if has_file and not stale:
+            self._push(ordered, self._recorded(session_id, session_file))
+        self._push(ordered, self._default(session_id))
+        if stale:
+            self._push(ordered, self._recorded(session_id, session_file))
+        if self._is_legacy_dir(home):
             # The legacy location counts only when it is this very dir; elsewhere it is always
             # outside and never archived (restrictToStoreDir), so skip the syscalls.
-            legacy = os.path.join(legacy_dir, f"{session_id.strip()}.jsonl")
-            push(lambda: _validated_legacy(session_id, legacy))
+            try:
+                validate_session_id(session_id)
+            except InvalidSessionId:
+                pass
+            else:
+                legacy = os.path.join(home, ".openclaw", "sessions", f"{session_id.strip()}.jsonl")
+                self._push(ordered, legacy)
         result: list[str] = []
         for path in ordered:
             real = canonical(self.view, path)
-            if not self.contains(real) or not self.view.exists(real):
+            if not self.contains_canonical(real) or not self.view.exists(real):
                 continue
             if real not in result:
                 result.append(real)
         return result
 
+    @staticmethod
+    def _push(ordered: list[str], path: str | None) -> None:
+        if path is not None and path not in ordered:
+            ordered.append(path)
 
-def _validated_legacy(session_id: str, legacy: str) -> str:
-    validate_session_id(session_id)
-    return legacy
+    def _recorded(self, session_id: str, session_file: Any) -> str | None:
+        try:
+            return self.transcript_path(session_id, session_file)
+        except (InvalidSessionId, OutsideSessionsDir):
+            return None
+
+    def _default(self, session_id: str) -> str | None:
+        try:
+            return self.within(f"{validate_session_id(session_id)}.jsonl")
+        except (InvalidSessionId, OutsideSessionsDir):
+            return None
+
+    def _is_legacy_dir(self, home: str) -> bool:
+        known = self._legacy.get(home)
+        if known is None:
+            legacy_dir = os.path.normpath(os.path.join(home, ".openclaw", "sessions"))
+            known = self._legacy[home] = legacy_dir in (self.path, self.real)
+        return known
 
 
 def _classify_session_file(session_id: str, session_file: Any) -> str:

@@ -85,3 +85,15 @@ def test_views_decode_only_decision_fields() -> None:
     assert store.view("b").truthy is False and store.view("b").is_object is False
     assert store.view("c").truthy is True and store.view("c").is_object is False
     assert msgspec.json.decode(store.rows["a"])["other"] == [1]
+
+
+def test_view_cache_answers_only_for_the_row_it_decoded() -> None:
+    store = load_store_bytes(b'{"a": {"sessionId": "one"}, "b": {"sessionId": "two"}}', "p")
+    store.view_cache = {}
+    assert store.view("a").fields.session_id == "one"
+    copy = store.copy()
+    assert copy.view_cache is store.view_cache  # plans on snapshots reuse the decodes
+    store.put("a", encode_row({"sessionId": "changed"}))
+    assert store.view("a").fields.session_id == "changed"
+    assert copy.view("a").fields.session_id == "one"  # the snapshot still has its own row
+    assert store.view("b").fields.session_id == "two"
