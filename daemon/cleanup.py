@@ -210,20 +210,27 @@ class _SimFile:
     owner_chunk_bytes: int = 0
 
     @classmethod
-    def of(cls, original: DirFile) -> _SimFile:
-        return cls(original, original.name, is_archive(original.name), is_sweepable(original.name))
+    def of(cls, original: DirFile, kinds: dict[str, tuple[bool, bool]]) -> _SimFile:
+        return cls(original, original.name, *_kind(original.name, kinds))
 
     def rename(self, name: str) -> None:
         self.name = name
-        self.archive = is_archive(name)
-        self.sweepable = is_sweepable(name)
+        self.archive, self.sweepable = is_archive(name), is_sweepable(name)
+
+
+def _kind(name: str, kinds: dict[str, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """(is_archive, is_sweepable) of a name, memoised across the plan's simulated dirs."""
+    found = kinds.get(name)
+    if found is None:
+        found = kinds[name] = (is_archive(name), is_sweepable(name))
+    return found
 
 
 class _DirState:
     """The sessions dir as the apply will leave it, step by step, without touching it."""
 
-    def __init__(self, files: list[DirFile]) -> None:
-        self.files = [_SimFile.of(f) for f in files]
+    def __init__(self, files: list[DirFile], kinds: dict[str, tuple[bool, bool]]) -> None:
+        self.files = [_SimFile.of(f, kinds) for f in files]
         self.by_canonical = {f.original.canonical: f for f in self.files}
 
     def present(self) -> list[_SimFile]:
@@ -416,7 +423,7 @@ def _remove_trajectory_sidecars(
             continue
         stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
         for sidecar in (f"{stem}.trajectory.jsonl", f"{stem}.trajectory-path.json"):
-            path = canonical(ctx.sdir.view, sidecar)
+            path = ctx.sdir.view.canonical(sidecar)
             if ctx.sdir.contains_canonical(path):
                 state.remove(path, "sidecar")
 
@@ -436,6 +443,8 @@ def _expire_archives(ctx: _Context, state: _DirState, archived_any: bool) -> Non
         if older_than < 0:
             continue
         for sim in state.present():
+            if not sim.archive:
+                continue
             stamp = archive_timestamp(sim.name, reason)
             if stamp is None:
                 continue
@@ -678,7 +687,8 @@ def plan_cleanup(
     if shared is not None:
         files = [f for f in files if f.canonical not in shared.claimed]
         ctx.shared_referenced = shared.referenced
-    state = _DirState(files)
+    kinds: dict[str, tuple[bool, bool]] = {}
+    state = _DirState(files, kinds)
     maintained = _session_files(ctx, stale + capped, last_file_wins=False)
     referenced_after_cap = _referenced_ids(ctx, remaining)
     _archive_removed(ctx, state, maintained, referenced_after_cap)
@@ -696,7 +706,7 @@ def plan_cleanup(
         removed_keys = frozenset(before) - frozenset(remaining)
         ops = state.ops()
     else:
-        warn_state = _DirState(files)
+        warn_state = _DirState(files, kinds)
         warn_budget, _ = _budget(ctx, warn_state, after_fix, target.store_path, warn_only=True)
         _archive_removed(ctx, warn_state, retired_files, _referenced_ids(ctx, after_fix))
         warn_log: list[tuple[LogLevel, str]] = []

@@ -147,10 +147,16 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
     """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised."""
     outcome = FileOpsOutcome()
     root = os.path.realpath(allowed_dir)
+    parents: dict[str, bool] = {}
 
     def inside(path: str) -> bool:
-        parent = os.path.realpath(os.path.dirname(path))
-        return parent == root
+        # realpath walks every component with an lstat; all files of one apply share a parent,
+        # so it is resolved once per apply instead of twice per file.
+        parent = os.path.dirname(path)
+        known = parents.get(parent)
+        if known is None:
+            known = parents[parent] = os.path.realpath(parent) == root
+        return known
 
     for source, archive in ops.archives:
         if not inside(source) or not inside(archive):

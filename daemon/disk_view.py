@@ -93,6 +93,9 @@ def canonical(view: DiskView, path: str) -> str:
     return view.canonical(path)
 
 
+_UNKNOWN: dict[str, bool] = {}  # sentinel: no listing asked for yet
+
+
 class OsDiskView:
     """DiskView over the real file system, as one consistent snapshot for one plan.
 
@@ -159,9 +162,17 @@ class OsDiskView:
         return os.path.realpath(path)
 
     def canonical(self, path: str) -> str:
-        resolved = absolute(path)
-        cached = self._cached(resolved)
-        if cached is not None and not cached[1]:
+        # The hottest question of a plan (several per row), hence `absolute` and `_cached`
+        # written out inline.
+        if path.startswith("/") and "/." not in path and "//" not in path and path[-1] != "/":
+            resolved = path
+        else:
+            resolved = os.path.abspath(path)
+        directory, _, name = resolved.rpartition("/")
+        listing = self._listings.get(directory or "/", _UNKNOWN)
+        if listing is _UNKNOWN:
+            listing = self._listing(directory or "/")
+        if listing is not None and name not in ("", ".", "..") and not listing.get(name, False):
             return resolved  # a listed non-link is its own realpath; an unlisted path is kept
         return self._realpath_of(resolved) or resolved
 

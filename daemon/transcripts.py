@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sessiond.daemon.disk_view import DiskView, canonical
+from sessiond.daemon.disk_view import DiskView
 from sessiond.daemon.js_semantics import js_trim
 from sessiond.daemon.keys import normalize_agent_id
 from sessiond.daemon.store import EntryView
@@ -153,9 +153,10 @@ class SessionsDir:
         self._artifacts: dict[tuple[str, Any], list[str]] = {}
         self._within: dict[str, str | OutsideSessionsDir] = {}
         self._legacy: dict[str, bool] = {}
+        self._transcripts: dict[tuple[str, str | None], str | ValueError] = {}
 
     def contains(self, path: str) -> bool:
-        return self.contains_canonical(canonical(self.view, path))
+        return self.contains_canonical(self.view.canonical(path))
 
     def contains_canonical(self, resolved: str) -> bool:
         """`contains` for a path already made canonical (skips resolving it again)."""
@@ -246,7 +247,20 @@ class SessionsDir:
 
     def transcript_path(self, session_id: str, session_file: Any) -> str:
         """Where a row's transcript lives; raises InvalidSessionId like the reference."""
-        if isinstance(session_file, str) and js_trim(session_file):
+        recorded = session_file if isinstance(session_file, str) else None
+        found = self._transcripts.get((session_id, recorded))
+        if found is None:
+            try:
+                found = self._resolve_transcript(session_id, recorded)
+            except ValueError as exc:
+                found = exc
+            self._transcripts[(session_id, recorded)] = found
+        if isinstance(found, ValueError):
+            raise found
+        return found
+
+    def _resolve_transcript(self, session_id: str, session_file: str | None) -> str:
+        if session_file is not None and js_trim(session_file):
             try:
                 return self.within(session_file)
             except OutsideSessionsDir:
@@ -266,7 +280,7 @@ class SessionsDir:
 
     def _artifact_paths(self, session_id: str, session_file: Any) -> list[str]:
         try:
-            transcript = canonical(self.view, self.transcript_path(session_id, session_file))
+            transcript = self.view.canonical(self.transcript_path(session_id, session_file))
         except (InvalidSessionId, OutsideSessionsDir):
             return []
         if not self.contains_canonical(transcript):
@@ -274,8 +288,8 @@ class SessionsDir:
         stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
         return [
             transcript,
-            canonical(self.view, f"{stem}.trajectory-path.json"),
-            canonical(self.view, f"{stem}.trajectory.jsonl"),
+            self.view.canonical(f"{stem}.trajectory-path.json"),
+            self.view.canonical(f"{stem}.trajectory.jsonl"),
         ]
 
     def referenced(self, entries: Iterable[EntryView]) -> set[str]:
@@ -292,7 +306,7 @@ class SessionsDir:
                 if not isinstance(file, str) or not js_trim(file):
                     continue
                 # The reference resolves these against the process cwd, not the sessions dir.
-                resolved = canonical(self.view, js_trim(file))
+                resolved = self.view.canonical(js_trim(file))
                 if self.contains_canonical(resolved):
                     found.add(resolved)
         return found
@@ -319,7 +333,7 @@ class SessionsDir:
                 self._push(ordered, legacy)
         result: list[str] = []
         for path in ordered:
-            real = canonical(self.view, path)
+            real = self.view.canonical(path)
             if not self.contains_canonical(real) or not self.view.exists(real):
                 continue
             if real not in result:
@@ -339,7 +353,7 @@ class SessionsDir:
 
     def _default(self, session_id: str) -> str | None:
         try:
-            return self.within(f"{validate_session_id(session_id)}.jsonl")
+            return self.transcript_path(session_id, None)
         except (InvalidSessionId, OutsideSessionsDir):
             return None
 
