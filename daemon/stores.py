@@ -233,7 +233,7 @@ class LiveStore:
             self.wake.clear()
             await asyncio.sleep(0)  # let the rest of a burst land in this write
             while self.pending and self.broken is None:
-                if await self.flush_once():
+                if await self._flush_guarded():
                     backoff = BACKOFF_START_S
                     continue
                 await asyncio.sleep(backoff)
@@ -269,12 +269,9 @@ class LiveStore:
                 self.dirty |= keys
                 await self._reload_locked()
                 return True
-            except StoreWriteError as exc:
+            except Exception as exc:  # StoreWriteError, or a bug: the change stays in memory
                 self.dirty |= keys
-                self.failed_gen = target_gen
-                self.flush_failures += 1
-                self.flush_error = str(exc)
-                log.error("flush failed; change kept in memory", path=self.path, error=str(exc))
+                self._flush_failed(target_gen, exc)
                 await self._settle()
                 return False
             self.sig = DiskSig.of(st, data)
@@ -285,6 +282,29 @@ class LiveStore:
             self.last_flush_ms = now_ms()
         await self._settle()
         return True
+
+    async def _flush_guarded(self) -> bool:
+        """`flush_once`, but an exception it did not expect (a bug, or an OSError where none was
+        thought possible, e.g. while reloading after an external change) is a failed flush,
+        retried with backoff: a dead flusher would leave every later change unwritten and
+        its request waiting forever, with /readyz still 200."""
+        try:
+            return await self.flush_once()
+        except Exception as exc:
+            self._flush_failed(self.gen, exc)
+            await self._settle()
+            return False
+
+    def _flush_failed(self, gen: int, exc: Exception) -> None:
+        """Count and surface a failed flush (/readyz, daemon.status); waiters get durable=false."""
+        self.failed_gen = max(self.failed_gen, gen)
+        self.flush_failures += 1
+        if isinstance(exc, StoreWriteError):
+            self.flush_error = str(exc)
+            log.error("flush failed; change kept in memory", path=self.path, error=str(exc))
+        else:
+            self.flush_error = f"{type(exc).__name__}: {exc}"
+            log.exception("flush crashed; change kept in memory, retrying", path=self.path)
 
     # ------------------------------------------------------------------------------- reload
 
