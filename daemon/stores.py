@@ -461,13 +461,26 @@ def _remove_stale_temps(directory: str, name: str) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
+    parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
+    dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        # Gone since the signal, if /proc is mounted at all.
+        return not os.path.exists("/proc/self/stat")
+    except OSError:
+        return True
+    # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses, so split at the last ")".
+    fields = stat.rpartition(b")")[2].split()
+    return not fields or fields[0] != b"Z"
 
 
 class Registry:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
 import sys
 import time
 import urllib.error
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from daemon_support import DaemonProcess, read_rows, store_path, write_state_dir
 from sessiond.client.rpc_client import RpcClient
+from sessiond.daemon.stores import _alive
 
 ROWS = {
     "agent:main:a": {"sessionId": "sa", "updatedAt": 1000},
@@ -87,3 +89,39 @@ def test_a_flusher_that_raises_keeps_running_and_reports_the_failure(tmp_path: P
     assert read_rows(root, "main") == {"agent:main:x": {"n": 1}, "agent:main:y": {"n": 2}}
     crashes = logged(proc, "flush crashed; change kept in memory, retrying")
     assert crashes and "Traceback" in crashes[0]["exception"]
+
+
+# ----------------------------------------------------------------------- 3. zombie temp writers
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+        return handle.read().rpartition(")")[2].split()[0]
+
+
+def test_a_zombie_writer_is_dead_and_its_temp_file_is_removed(tmp_path: Path) -> None:
+    zombie = subprocess.Popen(["true"])  # exits at once; not reaped until wait() below
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while _state(zombie.pid) != "Z":
+            assert time.monotonic() < deadline, "child did not exit"
+            time.sleep(0.01)
+        assert not _alive(zombie.pid)
+        assert _alive(live.pid) and _alive(os.getpid())
+
+        root = write_state_dir(tmp_path, {"main": ROWS})
+        directory = store_path(root, "main").parent
+        dead_temp = directory / f".sessiond-sessions.json.{zombie.pid}.0a0b0c0d0e0f.tmp"
+        live_temp = directory / f".sessiond-sessions.json.{live.pid}.0a0b0c0d0e0f.tmp"
+        dead_temp.write_text("{}")
+        live_temp.write_text("{}")
+        with DaemonProcess(root):
+            pass
+        assert not dead_temp.exists()
+        assert live_temp.exists()
+        assert _state(zombie.pid) == "Z"  # the daemon judged a real zombie
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()
