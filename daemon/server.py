@@ -48,7 +48,14 @@ from sessiond.daemon.openclaw_gateway import looks_like_gateway
 from sessiond.daemon.rpc import Call, RpcError, RpcProtocol
 from sessiond.daemon.stores import LiveStore, Registry
 from sessiond.daemon.watcher import watch_directories
-from sessiond.protocol.jsonrpc import APP_AUTH_REQUIRED, Notification
+from sessiond.protocol.jsonrpc import (
+    APP_AUTH_REQUIRED,
+    INTERNAL_ERROR,
+    ErrorObject,
+    ErrorResponse,
+    Notification,
+    RequestId,
+)
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
     AuthResult,
@@ -74,6 +81,25 @@ GATEWAY_GRACE_S = 0.25
 """How long a client without a bearer token may stay silent before it gets the gateway
 protocol's `connect.challenge` (OpenClaw clients wait for it; JSON-RPC clients speak first)."""
 _ENCODER = msgspec.json.Encoder()
+_LOOSE = msgspec.json.Decoder(dict[str, Any])
+
+# Test-only fault injection (same variables as daemon/disk_io.py): `<point>:raise` in
+# SESSIOND_TEST_FAULT_HOOK raises RuntimeError at that point while the file named by
+# SESSIOND_TEST_FAULT_FLAG exists. Points: `frame` (before a JSON-RPC frame is parsed, outside
+# the handler's own error handling) and `dispatch` (inside a method handler). No request can
+# make these paths raise on purpose, so this stands in for a bug.
+_RAISE_AT = frozenset(
+    hook.removesuffix(":raise")
+    for hook in os.environ.get("SESSIOND_TEST_FAULT_HOOK", "").split(",")
+    if hook.endswith(":raise")
+)
+
+
+def _fault_point(name: str) -> None:
+    if name in _RAISE_AT:
+        flag = os.environ.get("SESSIOND_TEST_FAULT_FLAG", "")
+        if flag and os.path.exists(flag):
+            raise RuntimeError(f"test fault at {name}")
 
 
 def version() -> str:
@@ -252,6 +278,11 @@ class Daemon:
                 await dialect(self, conn, first)
             except ConnectionClosed:
                 pass
+            except Exception:
+                # A bug in a dialect: logged here (with the traceback) rather than by websockets'
+                # stdlib logger; only this connection is closed, the daemon keeps serving.
+                log.exception("connection handler failed")
+                await ws.close(1011, "internal error")
             finally:
                 sender.cancel()
                 self.connections.pop(conn_id, None)
@@ -277,14 +308,28 @@ class Daemon:
             task.add_done_callback(done)
 
     async def _frame(self, conn: Connection, data: bytes) -> None:
+        """Answer one frame. Never raises: a frame that crashes is answered -32603 and logged,
+        and the connection keeps serving (a task that raised would leave its request unanswered
+        and log only through asyncio's 'exception was never retrieved')."""
+
         async def dispatch(call: Call) -> Any:
             with structlog.contextvars.bound_contextvars(req=call.id, method=call.method):
                 return await self.dispatch(conn, call)
 
-        reply = await self.protocol.handle(data, dispatch)
-        if reply is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await conn.ws.send(reply, text=True)
+        try:
+            _fault_point("frame")
+            reply = await self.protocol.handle(data, dispatch)
+        except Exception as exc:
+            log.exception("frame handling failed", frame_bytes=len(data))
+            reply = _internal_error(data, exc)
+        if reply is None:
+            return
+        try:
+            await conn.ws.send(reply, text=True)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("sending a reply failed")
 
     async def _send_loop(self, conn: Connection) -> None:
         while True:
@@ -318,6 +363,7 @@ class Daemon:
             return AuthResult(True)
         if not conn.authenticated:
             raise RpcError(APP_AUTH_REQUIRED, "authentication required: call auth first")
+        _fault_point("dispatch")
         method = _METHODS.get(call.method)
         if method is None:  # in the table but not served here: a bug, reported as internal
             raise NotImplementedError(call.method)
@@ -483,6 +529,21 @@ def choose_dialect(first_frame: bytes) -> Dialect:
     if looks_like_gateway(first_frame):
         return serve_gateway
     return Daemon.serve_jsonrpc
+
+
+def _internal_error(frame: bytes, exc: Exception) -> bytes | None:
+    """-32603 for a frame whose handling crashed: with its id when it is one request that has a
+    legal id, `null` otherwise (a batch, unreadable JSON), nothing for a notification."""
+    ident: RequestId = None
+    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        loose = _LOOSE.decode(frame)
+        if "method" in loose and "id" not in loose:
+            return None
+        value = loose.get("id")
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            ident = value
+    error = ErrorObject(INTERNAL_ERROR, "Internal error", type(exc).__name__)
+    return _ENCODER.encode(ErrorResponse(id=ident, error=error))
 
 
 def _bearer(headers: Headers) -> str | None:

@@ -4,6 +4,7 @@ client that stopped reading, zombie writers' temp files, and a late-speaking JSO
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import subprocess
@@ -11,9 +12,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -53,6 +57,61 @@ def logged(proc: DaemonProcess, event: str) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------- 1. a frame or a flush that crashes
+
+
+@pytest.fixture(params=["frame", "dispatch"])
+def faulty(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[DaemonProcess, Path, str]]:
+    """A daemon whose `frame` (before parsing) or `dispatch` (in the handler) point raises
+    RuntimeError while the flag file exists: the test hook documented in daemon/server.py."""
+    root = write_state_dir(tmp_path / "state", {"main": ROWS})
+    flag = tmp_path / "crash"
+    env = {
+        "SESSIOND_TEST_FAULT_HOOK": f"{request.param}:raise",
+        "SESSIOND_TEST_FAULT_FLAG": str(flag),
+    }
+    with DaemonProcess(root, env=env) as proc:
+        yield proc, flag, request.param
+
+
+def test_a_crashing_frame_is_answered_internal_error_and_the_connection_keeps_serving(
+    faulty: tuple[DaemonProcess, Path, str],
+) -> None:
+    proc, flag, point = faulty
+    request = b'{"jsonrpc":"2.0","method":"sessions.list","params":{},"id":"req-41"}'
+
+    async def go() -> None:
+        async with await RpcClient.connect(proc.url) as c:
+            assert (await c.call("sessions.list")).total_count == 2
+            flag.touch()
+            reply = await c.send_raw(request)
+            assert reply == {
+                "jsonrpc": "2.0",
+                "id": "req-41",
+                "error": {"code": -32603, "message": "Internal error", "data": "RuntimeError"},
+            }
+            # A notification that crashes is still never answered.
+            await c.notify("sessions.list", {})
+            # A connection whose very first frame crashes is answered and stays open.
+            async with connect(proc.url, compression=None) as first:
+                await first.send(request.replace(b'"req-41"', b"7"))
+                assert json.loads(await asyncio.wait_for(first.recv(), 5))["id"] == 7
+                flag.unlink()
+                await first.send(request.replace(b'"req-41"', b"8"))
+                again = json.loads(await asyncio.wait_for(first.recv(), 5))
+                assert again["id"] == 8 and again["result"]["totalCount"] == 2
+            assert (await c.call("sessions.list")).total_count == 2
+            assert c.raw_replies.empty()
+
+    run(go)
+    # Logged by the frame's catch-all (frame) or by the JSON-RPC layer (dispatch), with the
+    # traceback: the request, the notification and the first frame.
+    events = logged(proc, "frame handling failed" if point == "frame" else "internal error")
+    assert len(events) == 3, events
+    assert all("Traceback" in e["exception"] for e in events)
+    assert all(f"RuntimeError: test fault at {point}" in e["exception"] for e in events)
+    assert proc.proc.poll() is None
 
 
 def test_a_flusher_that_raises_keeps_running_and_reports_the_failure(tmp_path: Path) -> None:
