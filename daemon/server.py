@@ -9,8 +9,11 @@ when a token is configured and was not sent at upgrade, the first request must b
 handled concurrently, so a slow request delays nobody, not even the same connection's next
 request.
 
-Shutdown (SIGTERM/SIGINT): STOPPING=1, close every connection with 1012, flush every store, exit
-0. SIGHUP re-reads the config (stores added or removed, token) and sends READY=1 again.
+Shutdown (SIGTERM/SIGINT): STOPPING=1, stop accepting connections and frames, let requests in
+flight compute their answers, flush every store, then close every connection with 1012 and exit 0
+(1 if a store could not be flushed). Each step is bounded: a client that stopped reading gets
+`SHUTDOWN_CLOSE_TIMEOUT_S` for its close frame and is then dropped, so it cannot hold the exit.
+SIGHUP re-reads the config (stores added or removed, token) and sends READY=1 again.
 """
 
 from __future__ import annotations
@@ -80,6 +83,11 @@ MAX_QUEUED_NOTIFICATIONS = 10_000
 GATEWAY_GRACE_S = 0.25
 """How long a client without a bearer token may stay silent before it gets the gateway
 protocol's `connect.challenge` (OpenClaw clients wait for it; JSON-RPC clients speak first)."""
+SHUTDOWN_INFLIGHT_S = 10.0
+"""How long SIGTERM waits for requests in flight (a big cleanup) to compute their answers."""
+SHUTDOWN_CLOSE_TIMEOUT_S = 1.0
+"""How long SIGTERM gives each connection to take its close frame (and the gateway's `shutdown`
+event) before dropping it; a client that stopped reading would otherwise block in drain."""
 _ENCODER = msgspec.json.Encoder()
 _LOOSE = msgspec.json.Decoder(dict[str, Any])
 
@@ -301,6 +309,10 @@ class Daemon:
             slots.release()
 
         async for frame in conn.ws:
+            if self.stop.is_set():
+                # Shutting down: a change accepted now could miss the final flush. Unanswered,
+                # like a request in flight at a crash; the 1012 close follows.
+                continue
             data = frame if isinstance(frame, bytes) else frame.encode()
             await slots.acquire()
             task = asyncio.create_task(self._frame(conn, data))
@@ -322,6 +334,11 @@ class Daemon:
         except Exception as exc:
             log.exception("frame handling failed", frame_bytes=len(data))
             reply = _internal_error(data, exc)
+        # Answered: the send no longer holds shutdown, which waits for answers, not for a client
+        # that stopped reading (its connection is dropped after SHUTDOWN_CLOSE_TIMEOUT_S).
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.discard(task)
         if reply is None:
             return
         try:
@@ -463,17 +480,18 @@ class Daemon:
         await self.stop.wait()
         log.info("stopping")
         systemd.stopping()
-        # Stop accepting, let requests in flight get their (durable) answers, then close.
+        # Stop accepting, let requests in flight compute their (durable) answers, flush, and
+        # only then close: a client that does not read can delay none of the steps before.
         server.close(close_connections=False)
         if self.inflight:
-            await asyncio.wait(set(self.inflight), timeout=10)
-        for conn in list(self.connections.values()):
-            if conn.farewell is not None:
-                with contextlib.suppress(ConnectionClosed):
-                    await conn.ws.send(conn.farewell(), text=True)
-            await conn.ws.close(1012, "sessiond restarting")
-        await server.wait_closed()
+            await asyncio.wait(set(self.inflight), timeout=SHUTDOWN_INFLIGHT_S)
         flushed = await self.registry.close()
+        await asyncio.gather(*(self._say_goodbye(c) for c in list(self.connections.values())))
+        try:
+            async with asyncio.timeout(SHUTDOWN_CLOSE_TIMEOUT_S):
+                await server.wait_closed()
+        except TimeoutError:
+            log.warning("connection handlers still running at exit", left=len(self.connections))
         for task in background:
             task.cancel()
         for task in background:
@@ -481,6 +499,19 @@ class Daemon:
                 await task
         log.info("stopped", flushed=flushed)
         return 0 if flushed else 1
+
+    async def _say_goodbye(self, conn: Connection) -> None:
+        """The gateway's `shutdown` event and the 1012 close, within SHUTDOWN_CLOSE_TIMEOUT_S;
+        a client that does not take them (its socket buffers are full) is dropped."""
+        try:
+            async with asyncio.timeout(SHUTDOWN_CLOSE_TIMEOUT_S):
+                if conn.farewell is not None:
+                    with contextlib.suppress(ConnectionClosed):
+                        await conn.ws.send(conn.farewell(), text=True)
+                await conn.ws.close(1012, "sessiond restarting")
+        except TimeoutError:
+            log.warning("client did not take its close frame; dropping it", conn=conn.id)
+            conn.ws.transport.abort()
 
     async def _listen(self) -> Server:
         kwargs: dict[str, Any] = {

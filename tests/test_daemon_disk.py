@@ -234,8 +234,9 @@ def test_sigterm_flushes_pending_change_and_exits_cleanly(tmp_path: Path) -> Non
             assert result.durable
         except ConnectionError:
             pass
+        # The client's reader task owns recv(); it ends with the 1012 close.
         with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(c.ws.recv(), 10)
+            await asyncio.wait_for(c.reader, 10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
 
     run(go)

@@ -4,8 +4,11 @@ client that stopped reading, zombie writers' temp files, and a late-speaking JSO
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -18,6 +21,10 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -148,6 +155,104 @@ def test_a_flusher_that_raises_keeps_running_and_reports_the_failure(tmp_path: P
     assert read_rows(root, "main") == {"agent:main:x": {"n": 1}, "agent:main:y": {"n": 2}}
     crashes = logged(proc, "flush crashed; change kept in memory, retrying")
     assert crashes and "Traceback" in crashes[0]["exception"]
+
+
+# ------------------------------------------------------- 2. SIGTERM and a client that never reads
+
+
+def _tx_queue(local_port: int, remote_port: int) -> int:
+    """Bytes the kernel still holds to send on that loopback TCP socket (Linux /proc/net/tcp)."""
+    with open("/proc/net/tcp", encoding="ascii") as handle:
+        for line in handle.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+            if (int(local, 16), int(remote, 16)) == (local_port, remote_port):
+                return int(fields[4].split(":")[0], 16)
+    return 0
+
+
+class NonReader:
+    """A websockets client (sans-I/O protocol over a blocking socket with a tiny receive
+    buffer) that reads the upgrade answer and then never reads again."""
+
+    def __init__(self, port: int) -> None:
+        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}"))
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(5)
+        self.sock.connect(("127.0.0.1", port))
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        while self.protocol.state is State.CONNECTING:
+            self.protocol.receive_data(self.sock.recv(1))  # byte by byte: nothing past the 101
+        assert self.protocol.state is State.OPEN, self.protocol.handshake_exc
+        self.ids = itertools.count(1)
+
+    def request(self, method: str, params: dict[str, Any]) -> None:
+        frame = {"jsonrpc": "2.0", "method": method, "params": params, "id": next(self.ids)}
+        self.protocol.send_text(json.dumps(frame).encode())
+        self._flush()
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            self.sock.sendall(data)
+
+
+def test_sigterm_exits_quickly_past_a_client_that_never_reads(tmp_path: Path) -> None:
+    pad = "x" * 1500
+    rows = {
+        f"agent:main:r{i}": {"sessionId": f"s{i}", "updatedAt": i, "pad": pad} for i in range(300)
+    }
+    root = write_state_dir(tmp_path, {"main": rows})
+    proc = DaemonProcess(root)
+    acked: dict[str, int] = {}
+
+    async def writer(name: str, stop: asyncio.Event) -> None:
+        c = await RpcClient.connect(proc.url)
+        try:
+            for n in itertools.count(1):
+                result = await c.call("sessions.patch", {"key": name, "fields": {"n": n}})
+                assert result.durable
+                acked[name] = n
+                if stop.is_set():
+                    return
+        except (ConnectionError, ConnectionClosed, TimeoutError):
+            return
+        finally:
+            await c.close()
+
+    async def go() -> float:
+        stuck = NonReader(proc.port)
+        stuck.request("sessions.subscribe", {"allAgents": True})
+        for _ in range(30):  # ~14 MB of answers into a 4 KiB receive buffer
+            stuck.request("sessions.list", {"limit": 1000})
+        local_port = stuck.sock.getsockname()[1]
+        stop = asyncio.Event()
+        writers = [asyncio.create_task(writer(f"agent:main:w{i}", stop)) for i in range(3)]
+
+        async def blocked() -> bool:
+            return _tx_queue(proc.port, local_port) > 100_000 and len(acked) == 3
+
+        await until(blocked)
+        started = time.monotonic()
+        proc.send(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.proc.wait, 10)
+        elapsed = time.monotonic() - started
+        stop.set()
+        await asyncio.gather(*writers)
+        stuck.sock.close()
+        assert code == 0
+        return elapsed
+
+    try:
+        elapsed = run(go)
+    finally:
+        proc.stop()
+    assert elapsed < 3.0, elapsed
+    on_disk = read_rows(root, "main")
+    assert all(on_disk[key]["n"] >= n for key, n in acked.items()), (acked, on_disk)
+    assert any(e.get("event") == "stopped" and e.get("flushed") for e in proc.log_events())
+    assert logged(proc, "client did not take its close frame; dropping it")
 
 
 # ----------------------------------------------------------------------- 3. zombie temp writers
