@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
@@ -289,3 +290,28 @@ def test_a_zombie_writer_is_dead_and_its_temp_file_is_removed(tmp_path: Path) ->
         live.kill()
         live.wait()
         zombie.wait()
+
+
+# ------------------------------------------------------ 4. a JSON-RPC client that speaks late
+
+
+def test_a_json_rpc_client_silent_past_the_grace_gets_the_challenge_then_json_rpc(
+    tmp_path: Path,
+) -> None:
+    root = write_state_dir(tmp_path, {"main": ROWS})
+
+    async def go(url: str) -> None:
+        async with connect(url, compression=None) as ws:
+            await asyncio.sleep(0.4)  # past GATEWAY_GRACE_S (0.25 s)
+            await ws.send('{"jsonrpc":"2.0","method":"sessions.list","params":{},"id":1}')
+            challenge = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert challenge["type"] == "event" and challenge["event"] == "connect.challenge"
+            reply = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 5))
+            assert reply["jsonrpc"] == "2.0" and reply["id"] == 1
+            assert [s["key"] for s in reply["result"]["sessions"]] == list(reversed(ROWS))
+            await ws.send('{"jsonrpc":"2.0","method":"daemon.status","id":2}')
+            status = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert status["id"] == 2 and status["result"]["ready"] is True
+
+    with DaemonProcess(root) as proc:
+        run(lambda: go(proc.url))
