@@ -51,9 +51,9 @@ from gateway_client import GatewayClient  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 ROW_BYTES = 2000
-# `{}` is what `openclaw sessions cleanup` sends by default (the config's mode, here warn);
-# `enforce` makes the server prune, cap and archive for real.
-APPLY_PARAMS: dict[str, dict[str, Any]] = {"default": {}, "enforce": {"enforce": True}}
+# `{}` is what `openclaw sessions cleanup` sends by default; the config's mode (the default,
+# enforce, in the bench's config) decides, so the server prunes, caps and archives for real.
+APPLY_PARAMS: dict[str, dict[str, Any]] = {"default": {}}
 TARGETS = {"dry_run": 30.0, "apply": 15.0, "start": 10.0, "rss": 1 / 3}
 
 

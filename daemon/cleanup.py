@@ -38,8 +38,7 @@ from sessiond.daemon.transcripts import (
     SessionsDir,
     archive_name,
     archive_timestamp,
-    is_archive,
-    is_sweepable,
+    file_kind,
     parse_archive_stamp_ms,
     validate_session_id,
 )
@@ -209,28 +208,12 @@ class _SimFile:
     owner_key: str | None = None
     owner_chunk_bytes: int = 0
 
-    @classmethod
-    def of(cls, original: DirFile, kinds: dict[str, tuple[bool, bool]]) -> _SimFile:
-        return cls(original, original.name, *_kind(original.name, kinds))
-
-    def rename(self, name: str) -> None:
-        self.name = name
-        self.archive, self.sweepable = is_archive(name), is_sweepable(name)
-
-
-def _kind(name: str, kinds: dict[str, tuple[bool, bool]]) -> tuple[bool, bool]:
-    """(is_archive, is_sweepable) of a name, memoised across the plan's simulated dirs."""
-    found = kinds.get(name)
-    if found is None:
-        found = kinds[name] = (is_archive(name), is_sweepable(name))
-    return found
-
 
 class _DirState:
     """The sessions dir as the apply will leave it, step by step, without touching it."""
 
-    def __init__(self, files: list[DirFile], kinds: dict[str, tuple[bool, bool]]) -> None:
-        self.files = [_SimFile.of(f, kinds) for f in files]
+    def __init__(self, files: list[DirFile]) -> None:
+        self.files = [_SimFile(f, f.name, *file_kind(f.name)) for f in files]
         self.by_canonical = {f.original.canonical: f for f in self.files}
 
     def present(self) -> list[_SimFile]:
@@ -241,7 +224,9 @@ class _DirState:
         if sim is None or sim.removed or sim.archived_to is not None:
             return False
         sim.archived_to = archive_name(sim.original.path, "deleted", now_ms)
-        sim.rename(os.path.basename(sim.archived_to))
+        # `<name>.deleted.<stamp>`: an archive by construction, and no kind the sweep takes.
+        sim.name = sim.name + sim.archived_to[len(sim.original.path) :]
+        sim.archive, sim.sweepable = True, False
         return True
 
     def remove(
@@ -421,9 +406,7 @@ def _remove_trajectory_sidecars(
             transcript = ctx.sdir.transcript_path(session_id, session_file)
         except ValueError:
             continue
-        stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
-        for sidecar in (f"{stem}.trajectory.jsonl", f"{stem}.trajectory-path.json"):
-            path = ctx.sdir.view.canonical(sidecar)
+        for path in reversed(ctx.sdir.sidecars(transcript)):
             if ctx.sdir.contains_canonical(path):
                 state.remove(path, "sidecar")
 
@@ -687,8 +670,7 @@ def plan_cleanup(
     if shared is not None:
         files = [f for f in files if f.canonical not in shared.claimed]
         ctx.shared_referenced = shared.referenced
-    kinds: dict[str, tuple[bool, bool]] = {}
-    state = _DirState(files, kinds)
+    state = _DirState(files)
     maintained = _session_files(ctx, stale + capped, last_file_wins=False)
     referenced_after_cap = _referenced_ids(ctx, remaining)
     _archive_removed(ctx, state, maintained, referenced_after_cap)
@@ -706,7 +688,7 @@ def plan_cleanup(
         removed_keys = frozenset(before) - frozenset(remaining)
         ops = state.ops()
     else:
-        warn_state = _DirState(files, kinds)
+        warn_state = _DirState(files)
         warn_budget, _ = _budget(ctx, warn_state, after_fix, target.store_path, warn_only=True)
         _archive_removed(ctx, warn_state, retired_files, _referenced_ids(ctx, after_fix))
         warn_log: list[tuple[LogLevel, str]] = []

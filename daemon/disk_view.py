@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from typing import Protocol
 
 
@@ -80,6 +81,9 @@ class DiskView(Protocol):
     def list_files(self, directory: str) -> list[DirFile]:
         """Regular files directly in `directory`, in directory order; [] when unreadable."""
 
+    def entry_names(self, directory: str) -> Collection[str] | None:
+        """Every name (files, links, dirs) in a symlink-free `directory`; None when unknown."""
+
 
 def absolute(path: str) -> str:
     """`os.path.abspath`, skipped for paths that are already absolute and normal (most are)."""
@@ -136,15 +140,13 @@ class OsDiskView:
         `path` is absolute and normal (see `absolute`), so splitting at the last "/" is exact.
         """
         directory, _, name = path.rpartition("/")
-        directory = directory or "/"
-        if not name or name in (".", ".."):
+        listing = self._listings.get(directory or "/", _UNKNOWN)
+        if listing is _UNKNOWN:
+            listing = self._listing(directory or "/")
+        if listing is None or name in ("", ".", ".."):
             return None
-        listing = self._listing(directory)
-        if listing is None:
-            return None
-        if name not in listing:
-            return (False, False)
-        return (True, listing[name])
+        link = listing.get(name)
+        return (False, False) if link is None else (True, link)
 
     def realpath(self, path: str) -> str | None:
         path = absolute(path)
@@ -177,11 +179,15 @@ class OsDiskView:
         return self._realpath_of(resolved) or resolved
 
     def exists(self, path: str) -> bool:
-        path = absolute(path)
+        if not (path.startswith("/") and "/." not in path and "//" not in path and path[-1] != "/"):
+            path = os.path.abspath(path)  # `absolute`, inline: asked once per removed row
         cached = self._cached(path)
         if cached is not None and not cached[1]:
             return cached[0]
         return os.path.exists(path)
+
+    def entry_names(self, directory: str) -> Collection[str] | None:
+        return self._listing(directory)
 
     def list_files(self, directory: str) -> list[DirFile]:
         files: list[DirFile] = []

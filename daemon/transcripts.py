@@ -92,6 +92,13 @@ def is_sweepable(name: str) -> bool:
     return name != "sessions.json" and name.endswith(".jsonl") and not is_archive(name)
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def file_kind(name: str) -> tuple[bool, bool]:
+    """(is_archive, is_sweepable): asked of every file of a sessions dir on every plan, and the
+    names barely change between plans, hence the cache."""
+    return is_archive(name), is_sweepable(name)
+
+
 def archive_name(path: str, reason: str, now_ms: int) -> str:
     """`<file>.<reason>.<ISO time with : made file-safe>`, as the reference names archives."""
     return f"{path}.{reason}.{iso_stamp(now_ms)}"
@@ -154,6 +161,7 @@ class SessionsDir:
         self._within: dict[str, str | OutsideSessionsDir] = {}
         self._legacy: dict[str, bool] = {}
         self._transcripts: dict[tuple[str, str | None], str | ValueError] = {}
+        self._no_sidecars: bool | None = None
 
     def contains(self, path: str) -> bool:
         return self.contains_canonical(self.view.canonical(path))
@@ -285,12 +293,29 @@ class SessionsDir:
             return []
         if not self.contains_canonical(transcript):
             return []
+        return [transcript, *self.sidecars(transcript)]
+
+    def sidecars(self, transcript: str) -> list[str]:
+        """Canonical trajectory pointer and runtime sidecar of a transcript path.
+
+        Left out when they provably do not exist: the transcript sits directly in the dir and
+        the dir holds no trajectory file or link at all (the common case, spared two lookups
+        per row). A path that does not exist matches no file, so no rule can miss it.
+        """
+        rest = transcript[len(self._prefix) :]
+        if transcript.startswith(self._prefix) and "/" not in rest and self._sidecar_free():
+            return []
         stem = transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript
         return [
-            transcript,
             self.view.canonical(f"{stem}.trajectory-path.json"),
             self.view.canonical(f"{stem}.trajectory.jsonl"),
         ]
+
+    def _sidecar_free(self) -> bool:
+        if self._no_sidecars is None:
+            names = self.view.entry_names(self.real)
+            self._no_sidecars = names is not None and not any(is_trajectory(n) for n in names)
+        return self._no_sidecars
 
     def referenced(self, entries: Iterable[EntryView]) -> set[str]:
         """Canonical paths that remaining rows still reference (artifacts and checkpoints)."""

@@ -217,3 +217,12 @@ def test_apply_does_what_the_dry_run_said(
         assert not second.file_ops.archives and not second.file_ops.removals
     finally:
         shutil.rmtree(root)
+
+
+def test_an_archive_name_is_an_archive_and_never_swept() -> None:
+    from sessiond.daemon.transcripts import archive_name, is_archive, is_sweepable
+
+    for now in (0, 1_790_000_000_123, 4_102_444_800_000):
+        for name in ("a.jsonl", "x.trajectory.jsonl", "s.trajectory-path.json", "notes"):
+            archived = archive_name(f"/d/{name}", "deleted", now).rsplit("/", 1)[1]
+            assert is_archive(archived) and not is_sweepable(archived)
