@@ -67,8 +67,11 @@ def is_checkpoint(name: str) -> bool:
     return ".checkpoint." in name.lower() and bool(_CHECKPOINT.match(name))
 
 
+_TRAJECTORY_SUFFIXES = (".trajectory.jsonl", ".trajectory-path.json")
+
+
 def is_trajectory(name: str) -> bool:
-    return name.endswith(".trajectory.jsonl") or name.endswith(".trajectory-path.json")
+    return name.endswith(_TRAJECTORY_SUFFIXES)
 
 
 def is_primary(name: str) -> bool:
@@ -132,7 +135,9 @@ def parse_archive_stamp_ms(stamp: str) -> int | None:
 # -------------------------------------------------------------------------------- resolution
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def validate_session_id(session_id: str) -> str:
+    """The id, trimmed, when it can name a file; cached (asked for every row of every plan)."""
     trimmed = js_trim(session_id)
     if not _SAFE_SESSION_ID.match(trimmed) or is_checkpoint(f"{trimmed}.jsonl"):
         raise InvalidSessionId(session_id)
@@ -255,6 +260,10 @@ class SessionsDir:
 
     def transcript_path(self, session_id: str, session_file: Any) -> str:
         """Where a row's transcript lives; raises InvalidSessionId like the reference."""
+        if session_file is None:
+            # The usual row: `<id>.jsonl` in the dir. A valid id is a bare name, never "." or
+            # "..", so `within` would only prepend the dir.
+            return self._prefix + validate_session_id(session_id) + ".jsonl"
         recorded = session_file if isinstance(session_file, str) else None
         found = self._transcripts.get((session_id, recorded))
         if found is None:
@@ -314,7 +323,9 @@ class SessionsDir:
     def _sidecar_free(self) -> bool:
         if self._no_sidecars is None:
             names = self.view.entry_names(self.real)
-            self._no_sidecars = names is not None and not any(is_trajectory(n) for n in names)
+            self._no_sidecars = names is not None and not any(
+                n.endswith(_TRAJECTORY_SUFFIXES) for n in names
+            )
         return self._no_sidecars
 
     def referenced(self, entries: Iterable[EntryView]) -> set[str]:
