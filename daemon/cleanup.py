@@ -347,9 +347,8 @@ def _prune_stale(ctx: _Context, remaining: list[str]) -> list[str]:
 
 
 def _cap(ctx: _Context, remaining: list[str]) -> list[str]:
-    preserved = sum(1 for key in remaining if ctx.preserved(key))
-    slots = max(0, ctx.maintenance.max_entries - preserved)
     candidates = [key for key in remaining if not ctx.preserved(key)]
+    slots = max(0, ctx.maintenance.max_entries - (len(remaining) - len(candidates)))
     if len(candidates) <= slots:
         return []
 

@@ -194,7 +194,9 @@ class OsDiskView:
         entries = self._scan(directory)
         if entries is None:
             return files
-        real_dir = os.path.realpath(directory) == os.path.abspath(directory)
+        # In a symlink-free dir given as a normal absolute path, `entry.path` of a regular file
+        # is already canonical (a dot-name gives "/.", which abspath keeps as it is).
+        plain = os.path.realpath(directory) == directory == absolute(directory)
         for entry in entries:
             try:
                 if not entry.is_file(follow_symlinks=False):
@@ -202,6 +204,6 @@ class OsDiskView:
             except OSError:
                 continue
             path = entry.path  # the same join of `directory` and the name
-            resolved = absolute(path) if real_dir else canonical(self, path)
+            resolved = path if plain else canonical(self, path)
             files.append(DirFile(path, resolved, entry.name, entry=entry))
         return files
