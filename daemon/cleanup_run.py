@@ -6,8 +6,11 @@ and how a plan is carried out are passed in, so both callers run the identical d
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sessiond.daemon.cleanup import (
@@ -31,6 +34,39 @@ from sessiond.protocol.cleanup import (
     DiskBudget,
     UnreferencedArtifacts,
 )
+
+
+class _CollectorPause:
+    """Keep Python's cycle collector off while a plan is built.
+
+    A plan makes several objects per row that all live until it ends, so the collector keeps
+    promoting them and walking the whole heap: a fifth of a 100k-row plan. Nothing a plan makes
+    needs it (reference counting frees it all). Counted, so overlapping plans on other threads
+    turn it back on only when the last one ends, and only if it was on before.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = True
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            self._holders += 1
+            if self._holders == 1:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._was_enabled:
+                    gc.enable()
+
+
+collector_paused = _CollectorPause()
 
 
 class StoreUnreadable(Exception):
@@ -136,6 +172,19 @@ def plan_targets(
     are planned in order on one view of that dir: each sees what the earlier ones take, and none
     sweeps a transcript another store still references.
     """
+    with collector_paused():
+        return _plan_targets(targets, load, config, options, view, now_ms, where)
+
+
+def _plan_targets(
+    targets: list[StoreTarget],
+    load: Callable[[StoreTarget], Store],
+    config: SessionsConfig,
+    options: CleanupOptions,
+    view: DiskView,
+    now_ms: int,
+    where: Locations,
+) -> list[PlannedStore]:
     stores = [load(target) for target in targets]
     for store in stores:
         if store.error is not None:
