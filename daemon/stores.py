@@ -166,6 +166,7 @@ class LiveStore:
                 copy=self.corrupt_copy,
             )
         loaded.view_cache = self._views
+        loaded.warm_views()
         self.store = loaded
         self.base = loaded.copy()
 
@@ -335,7 +336,16 @@ class LiveStore:
             if self.sig is not None and sig.digest == self.sig.digest:
                 self.sig = sig
                 return
-        loaded = load_store_bytes(data, self.path)
+
+        def parse() -> Store:
+            store = load_store_bytes(data, self.path)
+            if store.error is None:
+                store.view_cache = self._views
+                store.warm_views()
+            return store
+
+        # In a thread: a big store takes a while to parse, and the loop keeps serving meanwhile.
+        loaded = await asyncio.to_thread(parse)
         self.sig = sig
         if loaded.error is not None:
             if self.broken is None or str(self.broken) != str(loaded.error):
