@@ -41,7 +41,7 @@ from sessiond.daemon.config import (
 )
 from sessiond.daemon.disk_io import TEMP_PREFIX, TEMP_SUFFIX, StoreWriteError, write_durably
 from sessiond.daemon.js_semantics import to_number
-from sessiond.daemon.keys import normalize_agent_id
+from sessiond.daemon.keys import is_protected, normalize_agent_id
 from sessiond.daemon.store import (
     RowView,
     Store,
@@ -50,7 +50,7 @@ from sessiond.daemon.store import (
     serialize_store,
     view_row,
 )
-from sessiond.daemon.transcripts import iso_stamp
+from sessiond.daemon.transcripts import InvalidSessionId, iso_stamp, validate_session_id
 from sessiond.daemon.watcher import (
     DiskSig,
     changed_keys,
@@ -166,7 +166,7 @@ class LiveStore:
                 copy=self.corrupt_copy,
             )
         loaded.view_cache = self._views
-        loaded.warm_views()
+        _warm(loaded)
         self.store = loaded
         self.base = loaded.copy()
 
@@ -341,7 +341,7 @@ class LiveStore:
             store = load_store_bytes(data, self.path)
             if store.error is None:
                 store.view_cache = self._views
-                store.warm_views()
+                _warm(store)
             return store
 
         # In a thread: a big store takes a while to parse, and the loop keeps serving meanwhile.
@@ -451,6 +451,19 @@ class LiveStore:
             parse_error=str(self.broken) if self.broken is not None else None,
             corrupt_copy=self.corrupt_copy,
         )
+
+
+def _warm(store: Store) -> None:
+    """Work every plan would redo for each row, done once when the store is read: its decision
+    fields, whether its key protects it, its session id checked. All three are cached by row
+    or by value, so the first cleanup after a start or a reload costs what the next ones do."""
+    store.warm_views()
+    for key in list(store.rows):
+        fields = store.view(key).fields
+        is_protected(key, fields)
+        if isinstance(fields.session_id, str):
+            with contextlib.suppress(InvalidSessionId):
+                validate_session_id(fields.session_id)
 
 
 def _remove_stale_temps(directory: str, name: str) -> None:

@@ -9,10 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +18,21 @@ from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemon_support import DaemonProcess, read_rows, store_path, write_state_dir
+from daemon_support import (
+    DaemonProcess,
+    http_status,
+    read_rows,
+    run,
+    store_path,
+    until,
+    write_state_dir,
+)
 from sessiond.client.rpc_client import RpcCallError, RpcClient
 
 ROWS = {
     "agent:main:a": {"sessionId": "sa", "updatedAt": 1000},
     "agent:main:b": {"sessionId": "sb", "updatedAt": 2000},
 }
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())  # type: ignore[arg-type]
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def replace_by_rename(path: Path, rows: dict[str, Any]) -> None:
@@ -177,14 +168,6 @@ def test_edit_racing_a_pending_change(tmp_path: Path, external_at: int, winner: 
 
 async def _not_dirty(c: RpcClient) -> bool:
     return not (await store_state(c)).dirty
-
-
-def http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def test_failed_flush_is_kept_retried_and_reported(tmp_path: Path) -> None:

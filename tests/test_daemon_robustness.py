@@ -13,9 +13,7 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,15 @@ from websockets.uri import parse_uri
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemon_support import DaemonProcess, read_rows, store_path, write_state_dir
+from daemon_support import (
+    DaemonProcess,
+    http_status,
+    read_rows,
+    run,
+    store_path,
+    until,
+    write_state_dir,
+)
 from sessiond.client.rpc_client import RpcClient
 from sessiond.daemon.stores import _alive
 
@@ -37,27 +43,6 @@ ROWS = {
     "agent:main:a": {"sessionId": "sa", "updatedAt": 1000},
     "agent:main:b": {"sessionId": "sb", "updatedAt": 2000},
 }
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())  # type: ignore[arg-type]
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
-
-def http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def logged(proc: DaemonProcess, event: str) -> list[dict[str, Any]]:

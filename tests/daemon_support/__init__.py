@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 STORE = "sessions.json"
+
+
+def run(fn: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(fn())  # type: ignore[arg-type]
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Poll `check` until it holds; a test that waits on a daemon never sleeps a fixed time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def http_status(port: int, path: str) -> int:
+    """Status of a plain GET on the daemon's port (/healthz, /readyz)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def write_state_dir(

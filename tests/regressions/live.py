@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from daemon_support import DaemonProcess
+from daemon_support import run as run  # re-exported for the scenario modules
+from daemon_support import until as until
 from sessiond.client import SessiondClient
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())  # type: ignore[arg-type]
 
 
 def client(proc: DaemonProcess) -> SessiondClient:
     return SessiondClient(proc.url, connect_timeout=5.0)
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def fault_env(phase: Path, hook: str, pause: float = 30.0) -> dict[str, str]:
