@@ -749,7 +749,11 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
         "",
     ]
     lines += [
-        "The apply rows run the reference's own CLI, with its defaults, against each gateway: "
+        "The `sessions.cleanup {}` row is the apply target's measure: one gateway-protocol "
+        "client (bench/gateway_client.py) sends the same request to each server on a fresh "
+        "copy and waits up to the reference cap; 'no answer after' gives a lower bound. "
+        "The other apply rows run the reference's own CLI, with its defaults, against each "
+        "gateway: "
         "its gateway call gives up after 10 s and the CLI then runs the cleanup itself, "
         "locally (two store writes in a run show it). The 'until sessions.json is rewritten' "
         "row is the first write of the store seen during the run (the gateway's, unless the "
