@@ -173,38 +173,26 @@ def plan_targets(
     sweeps a transcript another store still references.
     """
     with collector_paused():
-        return _plan_targets(targets, load, config, options, view, now_ms, where)
-
-
-def _plan_targets(
-    targets: list[StoreTarget],
-    load: Callable[[StoreTarget], Store],
-    config: SessionsConfig,
-    options: CleanupOptions,
-    view: DiskView,
-    now_ms: int,
-    where: Locations,
-) -> list[PlannedStore]:
-    stores = [load(target) for target in targets]
-    for store in stores:
-        if store.error is not None:
-            raise StoreUnreadable(str(store.error))
-    folders = [os.path.dirname(os.path.abspath(t.store_path)) for t in targets]
-    planned: list[PlannedStore] = []
-    claimed: dict[str, set[str]] = {}
-    for index, (target, store) in enumerate(zip(targets, stores, strict=True)):
-        folder = folders[index]
-        siblings = [i for i, f in enumerate(folders) if f == folder and i != index]
-        shared = None
-        if siblings:
-            sdir = SessionsDir(folder, view, where.state_dir)
-            referenced: set[str] = set()
-            for i in siblings:
-                referenced |= sdir.referenced(stores[i].view(k).fields for k in stores[i].rows)
-            shared = SharedDir(frozenset(referenced), frozenset(claimed.get(folder, set())))
-        plan = plan_cleanup(
-            store, target, config, options, view, now_ms, where.home, where.state_dir, shared
-        )
-        claimed.setdefault(folder, set()).update(claimed_paths(plan))
-        planned.append(PlannedStore(plan, store))
-    return planned
+        stores = [load(target) for target in targets]
+        for store in stores:
+            if store.error is not None:
+                raise StoreUnreadable(str(store.error))
+        folders = [os.path.dirname(os.path.abspath(t.store_path)) for t in targets]
+        planned: list[PlannedStore] = []
+        claimed: dict[str, set[str]] = {}
+        for index, (target, store) in enumerate(zip(targets, stores, strict=True)):
+            folder = folders[index]
+            siblings = [i for i, f in enumerate(folders) if f == folder and i != index]
+            shared = None
+            if siblings:
+                sdir = SessionsDir(folder, view, where.state_dir)
+                referenced: set[str] = set()
+                for i in siblings:
+                    referenced |= sdir.referenced(stores[i].view(k).fields for k in stores[i].rows)
+                shared = SharedDir(frozenset(referenced), frozenset(claimed.get(folder, set())))
+            plan = plan_cleanup(
+                store, target, config, options, view, now_ms, where.home, where.state_dir, shared
+            )
+            claimed.setdefault(folder, set()).update(claimed_paths(plan))
+            planned.append(PlannedStore(plan, store))
+        return planned
