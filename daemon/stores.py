@@ -186,6 +186,10 @@ class LiveStore:
         if not self.writable:
             raise NotWritable(str(self.broken or self.store.error or self.path))
         touched: list[str] = []
+        if len(changes) > max(1_000, len(self.store) // 8):
+            # A bulk change (a cleanup removing most rows): rebuilding the list index once, on
+            # the next list, beats keeping it sorted row by row (a list delete each: seconds).
+            self._index = None
         for key, raw in changes.items():
             if raw is None:
                 old = self.store.delete(key)
