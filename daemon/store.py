@@ -140,17 +140,6 @@ class Store:
         cache[key] = (raw, view)
         return view
 
-    def warm_views(self) -> None:
-        """Decode every row's view now (at load, off the event loop) so that the first plan
-        does not pay for it; safe while another thread plans on the same cache."""
-        cache = self.view_cache
-        if cache is None:
-            return
-        for key, raw in list(self.rows.items()):
-            hit = cache.get(key)
-            if hit is None or hit[0] is not raw:
-                cache[key] = (raw, view_row(raw))
-
     def decoded(self, key: str) -> Any:
         return _ANY.decode(self.rows[key])
 

@@ -460,10 +460,10 @@ class LiveStore:
 def _warm(store: Store) -> None:
     """Work every plan would redo for each row, done once when the store is read: its decision
     fields, whether its key protects it, its session id checked. All three are cached by row
-    or by value, so the first cleanup after a start or a reload costs what the next ones do."""
-    store.warm_views()
-    for key in list(store.rows):
-        fields = store.view(key).fields
+    or by value, so the first cleanup after a start or a reload costs what the next ones do.
+    The store is not shared yet when this runs (at start, or in the reload's thread)."""
+    for key in store.rows:
+        fields = store.view(key).fields  # fills the store's view cache
         is_protected(key, fields)
         if isinstance(fields.session_id, str):
             with contextlib.suppress(InvalidSessionId):
