@@ -278,7 +278,7 @@ async def list_latencies(url: str, calls: int, budget_s: float, gateway: bool) -
     if gateway:
         client: Any = await GatewayClient.connect(url, TOKEN)
     else:
-        from sessiond.client.rpc_client import RpcClient
+        from harness.raw_frames import RpcClient
 
         client = await RpcClient.connect(url, TOKEN)
     times: list[float] = []
@@ -297,7 +297,7 @@ async def list_latencies(url: str, calls: int, budget_s: float, gateway: bool) -
 
 
 async def rpc_cleanup(url: str, params: dict[str, Any], calls: int) -> list[float]:
-    from sessiond.client.rpc_client import RpcClient
+    from harness.raw_frames import RpcClient
 
     times = []
     async with await RpcClient.connect(url, TOKEN) as client:

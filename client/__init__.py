@@ -1,4 +1,4 @@
-"""Clients of sessiond: the command line and the generated programmatic clients.
+"""The client library: generated clients, their connection, the change stream, typed errors.
 
 `from sessiond.client import SessiondClient` loads the client on first use (PEP 562), so the
 command line's local cleanup does not pay for importing websockets and asyncio at start-up.

@@ -1,1 +1,1 @@
-"""sessiond's daemon side: store model, key grammar, cleanup engine, and their I/O shell."""
+"""The I/O shells: durable files, live stores, the watch loop, both dialects, the server."""

@@ -39,19 +39,20 @@ from typing import Any
 
 import msgspec
 import structlog
-from sessiond.daemon import handlers, systemd
-from sessiond.daemon.config import (
+from sessiond.daemon import methods, systemd
+from sessiond.daemon.config_file import load_config_file
+from sessiond.daemon.gateway_dialect import looks_like_gateway
+from sessiond.daemon.gateway_shell import serve_gateway
+from sessiond.daemon.jsonrpc_dialect import Call, RpcError, RpcProtocol
+from sessiond.daemon.live_store import LiveStore
+from sessiond.daemon.registry import Registry
+from sessiond.daemon.watch_loop import watch_directories
+from sessiond.engine.config import (
     ConfigError,
     Locations,
     SessionsConfig,
-    load_config_file,
     resolve_config_path,
 )
-from sessiond.daemon.gateway_session import serve_gateway
-from sessiond.daemon.openclaw_gateway import looks_like_gateway
-from sessiond.daemon.rpc import Call, RpcError, RpcProtocol
-from sessiond.daemon.stores import LiveStore, Registry
-from sessiond.daemon.watcher import watch_directories
 from sessiond.protocol.jsonrpc import (
     APP_AUTH_REQUIRED,
     INTERNAL_ERROR,
@@ -388,25 +389,25 @@ class Daemon:
         return await method(self, conn, call.params)
 
     async def _list(self, conn: Connection, params: Any) -> Any:
-        return handlers.list_sessions(self.registry, params)
+        return methods.list_sessions(self.registry, params)
 
     async def _get(self, conn: Connection, params: Any) -> Any:
-        return handlers.get_session(self.registry, params)
+        return methods.get_session(self.registry, params)
 
     async def _patch(self, conn: Connection, params: Any) -> Any:
-        return await handlers.patch_session(self.registry, params)
+        return await methods.patch_session(self.registry, params)
 
     async def _delete(self, conn: Connection, params: Any) -> Any:
-        return await handlers.delete_session(self.registry, params)
+        return await methods.delete_session(self.registry, params)
 
     async def _cleanup(self, conn: Connection, params: Any) -> Any:
-        return await handlers.cleanup(self.registry, params)
+        return await methods.cleanup(self.registry, params)
 
     async def _subscribe(self, conn: Connection, params: SubscribeParams) -> Any:
         if params.all_agents:
             stores: list[LiveStore] = list(self.registry)
         else:
-            stores = [handlers.store_for(self.registry, params.agent)]
+            stores = [methods.store_for(self.registry, params.agent)]
         conn.subscribed = (conn.subscribed or set()) | {s.path for s in stores}
         return SubscribeResult([SubscribedStore(s.agent_id, s.path, s.seq) for s in stores])
 

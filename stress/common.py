@@ -126,7 +126,7 @@ class Daemon:
         self.log_path = state_dir / f".log.{stamp}"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.argv = [
-            *(sys.executable, "-m", "sessiond.client.cli", "serve", "--state-dir", str(state_dir)),
+            *(sys.executable, "-m", "sessiond.cli.main", "serve", "--state-dir", str(state_dir)),
             *("--port", "0", "--port-file", str(self.port_file), *args),
         ]
         self.proc = subprocess.Popen(
@@ -184,7 +184,7 @@ _ZYGOTE = r"""
 import json, os, signal, sys
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 import sessiond.daemon.server  # noqa: F401  (the expensive imports, done once)
-from sessiond.client.cli import main
+from sessiond.cli.main import main
 out = sys.stdout
 for line in sys.stdin:
     request = json.loads(line)

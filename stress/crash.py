@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sessiond.client.rpc_client import RpcClient
-from sessiond.daemon.store import LoadStatus, load_store_bytes
+from harness.raw_frames import RpcClient
+from sessiond.engine.store import LoadStatus, load_store_bytes
 
 from stress.common import (
     Report,

@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sessiond.client.rpc_client import RpcClient
+from harness.raw_frames import RpcClient
 
 from stress.common import Daemon, Report, machine, percentile, store_path
 

@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sessiond.client.rpc_client import RpcCallError, RpcClient
+from harness.raw_frames import RpcCallError, RpcClient
 from sessiond.daemon.server import token_matches
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -321,7 +321,7 @@ async def traversal(report: Report, workdir: Path, figures: dict[str, Any]) -> N
         [
             sys.executable,
             "-m",
-            "sessiond.client.cli",
+            "sessiond.cli.main",
             "sessions",
             "cleanup",
             "--enforce",

@@ -1,6 +1,7 @@
 """Record the reference's behaviour on every differential case into golden files.
 
-    python tests/differential/record_golden.py --ref /work/ref [--case NAME ...] [--workers 2]
+    PYTHONPATH=tests python tests/differential/record_golden.py --ref /work/ref \
+        [--case NAME ...] [--workers 2]
 
 For each case and each flag combination: build a fresh state dir with `now_ms` = the current
 time, run `openclaw sessions cleanup <flags>` (local mode: the gateway port points at a free
@@ -11,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from differential import harness
 from differential.fixtures import CASES

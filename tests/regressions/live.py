@@ -6,9 +6,9 @@ import os
 import time
 from pathlib import Path
 
-from daemon_support import DaemonProcess
-from daemon_support import run as run  # re-exported for the scenario modules
-from daemon_support import until as until
+from harness import DaemonProcess
+from harness import run as run  # re-exported for the scenario modules
+from harness import until as until
 from sessiond.client import SessiondClient
 
 

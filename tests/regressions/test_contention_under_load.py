@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import msgspec
-from daemon_support import DaemonProcess, store_path, write_state_dir
-from sessiond.daemon.store import load_store_bytes
+from harness import DaemonProcess, store_path, write_state_dir
+from sessiond.engine.store import load_store_bytes
 
 from .live import client, run
 

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from daemon_support import DaemonProcess, store_path, write_state_dir
+from harness import DaemonProcess, store_path, write_state_dir
 from sessiond.client import StoreNotWritableError
 
 from .live import client, run, until

@@ -18,9 +18,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from daemon_support import DaemonProcess, store_path, write_state_dir
+from harness import DaemonProcess, store_path, write_state_dir
 from sessiond.client import ConnectionLostError
-from sessiond.daemon.store import LoadStatus, load_store_bytes
+from sessiond.engine.store import LoadStatus, load_store_bytes
 
 from .live import client, fault_env, run, temp_files, wait_phase
 

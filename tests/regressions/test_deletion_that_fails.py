@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sessiond.daemon.cleanup import CleanupOptions
-from sessiond.daemon.cleanup_run import plan_targets, preview_summary
-from sessiond.daemon.config import Locations, StoreTarget, parse_config
-from sessiond.daemon.disk_io import read_store
-from sessiond.daemon.disk_view import OsDiskView
-from sessiond.daemon.local_cleanup import apply_locally
+from sessiond.cli.local_cleanup import apply_locally
+from sessiond.daemon.durable_file import read_store
+from sessiond.daemon.os_disk_view import OsDiskView
+from sessiond.engine.cleanup.plan import CleanupOptions
+from sessiond.engine.cleanup.report import preview_summary
+from sessiond.engine.cleanup.targets import plan_targets
+from sessiond.engine.config import Locations, StoreTarget, parse_config
 
 NOW = 1_795_000_000_000
 DAY = 86_400_000

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_support import DaemonProcess, store_path, write_state_dir
+from harness import DaemonProcess, store_path, write_state_dir
 from sessiond.client import ConnectionLostError
 
 from .live import client, fault_env, run, wait_phase

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_support import DaemonProcess, store_path, write_state_dir
+from harness import DaemonProcess, store_path, write_state_dir
 
 from .live import client, run
 

@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from daemon_support import DaemonProcess, store_path, write_state_dir
+from harness import DaemonProcess, store_path, write_state_dir
 
 from .live import client, run
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from daemon_support import DaemonProcess, store_path, write_state_dir
+from harness import DaemonProcess, store_path, write_state_dir
 
 from .live import client, run
 

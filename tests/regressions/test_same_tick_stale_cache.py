@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from daemon_support import DaemonProcess, read_rows, store_path, write_state_dir
+from harness import DaemonProcess, read_rows, store_path, write_state_dir
 
 from .live import client, fault_env, run, until, wait_phase
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_support import DaemonProcess, read_rows, store_path, write_state_dir
+from harness import DaemonProcess, read_rows, store_path, write_state_dir
 
 from .live import client, fault_env, run, wait_phase
 

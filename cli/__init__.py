@@ -1,0 +1,1 @@
+"""The `sessiond` command: its subcommands, the text renderer and the demo."""

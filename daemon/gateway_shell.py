@@ -1,0 +1,155 @@
+"""The asyncio shell around `GatewayConnection`: one OpenClaw gateway-protocol connection.
+
+It only moves bytes and time: frames in, the state machine's outputs carried out in order,
+requests run through `Daemon.dispatch` (the JSON-RPC dialect's method handlers, so no method
+is implemented twice), a `tick` every `policy.tickIntervalMs`, and the handshake deadline.
+Auth uses the wall clock even when `SESSIOND_NOW_MS` pins the cleanup clock: a device's
+`signedAt` is compared with real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sessiond.daemon.clock import now_ms
+from sessiond.daemon.gateway_dialect import (
+    HANDSHAKE_TIMEOUT_MS,
+    Close,
+    Connected,
+    Credentials,
+    Dispatch,
+    GatewayConnection,
+    Send,
+    ServerFacts,
+    State,
+    SwitchToJsonRpc,
+)
+from sessiond.daemon.jsonrpc_dialect import RpcError
+from websockets.exceptions import ConnectionClosed
+
+if TYPE_CHECKING:
+    from sessiond.daemon.server import Connection, Daemon
+
+log = structlog.get_logger("sessiond.gateway")
+
+MAX_IN_FLIGHT = 64
+_STARTED_MS = time.time_ns() // 1_000_000
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_machine(daemon: Daemon) -> GatewayConnection:
+    from sessiond.daemon.server import version
+
+    facts = ServerFacts(
+        version=version(),
+        started_ms=_STARTED_MS,
+        max_payload=daemon.options.max_frame_bytes,
+        state_dir=daemon.where.state_dir,
+        config_path=daemon.config_path,
+    )
+    return GatewayConnection(
+        credentials=Credentials(token=daemon.token),
+        facts=facts,
+        nonce=str(uuid.uuid4()),
+        conn_id=str(uuid.uuid4()),
+    )
+
+
+async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -> None:
+    """Speak first (the challenge), then run the connection until it closes.
+
+    `first` is a frame the client sent before the challenge, if any: handled right after it.
+    """
+    ws = conn.ws
+    jsonrpc_authenticated = conn.authenticated  # restored if the peer turns out to be JSON-RPC
+    conn.authenticated = False  # only a successful `connect` authenticates in this dialect
+    machine = new_machine(daemon)
+    await ws.send(machine.opening(wall_ms()), text=True)
+    slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+    ticker: asyncio.Task[None] | None = None
+
+    async def run(dispatch: Dispatch) -> None:
+        try:
+            with structlog.contextvars.bound_contextvars(
+                req=dispatch.request_id, method=dispatch.method
+            ):
+                try:
+                    result = await daemon.dispatch(conn, dispatch.call)
+                    paths = {s.agent_id: s.path for s in daemon.registry}
+                    reply = machine.answer(dispatch, result, now_ms(), paths)
+                except RpcError as exc:
+                    reply = machine.refuse(dispatch, exc)
+                except Exception as exc:
+                    log.exception("internal error", method=dispatch.method, req=dispatch.request_id)
+                    reply = machine.crashed(dispatch, exc)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(reply, text=True)
+        finally:
+            slots.release()
+
+    async def carry_out(data: bytes) -> bool:
+        """Handle one frame; False once the connection is finished (closed or handed over)."""
+        nonlocal ticker
+        for out in machine.receive(data, wall_ms()):
+            if isinstance(out, Send):
+                await ws.send(out.data, text=True)
+            elif isinstance(out, Close):
+                await ws.close(out.code, out.reason)
+                return False
+            elif isinstance(out, Connected):
+                conn.authenticated = True
+                conn.farewell = lambda: machine.shutdown("sessiond restarting")
+                ticker = asyncio.create_task(_tick(conn, machine))
+                log.info("gateway connected", role=machine.role, scopes=machine.scopes)
+            elif isinstance(out, SwitchToJsonRpc):
+                conn.authenticated = jsonrpc_authenticated
+                await daemon.serve_jsonrpc(conn, out.frame)
+                return False
+            else:
+                await slots.acquire()
+                task = asyncio.create_task(run(out))
+                daemon.inflight.add(task)
+                task.add_done_callback(daemon.inflight.discard)
+        return True
+
+    try:
+        deadline = asyncio.get_running_loop().time() + HANDSHAKE_TIMEOUT_MS / 1000
+        if first is not None and not await carry_out(first):
+            return
+        while machine.state is State.AWAITING_CONNECT:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    received = await ws.recv()
+            except TimeoutError:
+                for out in machine.handshake_timeout():
+                    if isinstance(out, Close):
+                        await ws.close(out.code, out.reason)
+                return
+            if not await carry_out(_as_bytes(received)):
+                return
+        async for received in ws:
+            if not await carry_out(_as_bytes(received)):
+                return
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+
+
+def _as_bytes(frame: Any) -> bytes:
+    return frame.encode() if isinstance(frame, str) else bytes(frame)
+
+
+async def _tick(conn: Connection, machine: GatewayConnection) -> None:
+    """A `tick` event every interval, through the outbox so it queues behind nothing slow."""
+    interval = machine.facts.tick_interval_ms / 1000
+    while True:
+        await asyncio.sleep(interval)
+        conn.outbox.put_nowait(machine.tick(wall_ms()))

@@ -1,0 +1,315 @@
+"""The sessions.* and daemon.status methods, over the registry's in-memory stores.
+
+Every mutation goes through `LiveStore.apply` and is answered after `wait_durable`, so a result
+saying `durable: true` means the change was on disk (fsynced and renamed) when it was sent.
+Connection concerns (auth, subscriptions) live in the server; these functions see only params.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import os
+from collections.abc import Generator
+from typing import Any
+
+import msgspec
+from sessiond.daemon.clock import now_ms
+from sessiond.daemon.durable_file import apply_file_ops
+from sessiond.daemon.jsonrpc_dialect import RpcError
+from sessiond.daemon.live_store import LiveStore, NotWritable
+from sessiond.daemon.os_disk_view import OsDiskView
+from sessiond.daemon.registry import Registry
+from sessiond.engine.cleanup.apply_flow import (
+    ApplyStep,
+    CommitRows,
+    FileOpsOutcome,
+    Reconciled,
+    apply_flow,
+)
+from sessiond.engine.cleanup.plan import CleanupOptions, FileOps
+from sessiond.engine.cleanup.report import applied_summary, combine, preview_summary
+from sessiond.engine.cleanup.targets import plan_targets
+from sessiond.engine.config import StoreTarget, TargetError, resolve_targets
+from sessiond.engine.errors import StoreReadOnly
+from sessiond.engine.listing import ListKey, merge_pages
+from sessiond.engine.store import Store, view_row
+from sessiond.engine.transcripts import SessionsDir, archive_name
+from sessiond.protocol.cleanup import CleanupParams, CleanupResult
+from sessiond.protocol.jsonrpc import (
+    APP_CONFLICT,
+    APP_KEY_NOT_FOUND,
+    APP_STORE_NOT_FOUND,
+    APP_STORE_NOT_WRITABLE,
+    APP_STORE_WRITE_FAILED,
+    INVALID_PARAMS,
+)
+from sessiond.protocol.methods import (
+    DeleteParams,
+    DeleteResult,
+    GetParams,
+    GetResult,
+    ListParams,
+    ListResult,
+    PatchParams,
+    PatchResult,
+    SessionSummary,
+)
+
+_ROW = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+_CURSOR = msgspec.json.Decoder(tuple[int, float, str, str])
+
+
+def store_for(registry: Registry, agent: str | None) -> LiveStore:
+    live = registry.by_agent(agent)
+    if live is None:
+        raise RpcError(APP_STORE_NOT_FOUND, f"no store for agent {agent!r}", {"agent": agent})
+    return live
+
+
+def _not_writable(live: LiveStore) -> RpcError:
+    return RpcError(
+        APP_STORE_NOT_WRITABLE,
+        "store does not parse; it is read-only until it does",
+        {"storePath": live.path, "parseError": str(live.broken or live.store.error)},
+    )
+
+
+# ------------------------------------------------------------------------------------- list
+
+
+def _encode_cursor(key: ListKey) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode()
+
+
+def _decode_cursor(text: str) -> ListKey:
+    try:
+        return _CURSOR.decode(base64.urlsafe_b64decode(text.encode()))
+    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+        raise RpcError(
+            INVALID_PARAMS, "Invalid params", {"path": "$.cursor", "reason": "not a cursor"}
+        ) from exc
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _summary(live: LiveStore, key: str) -> SessionSummary:
+    fields = view_row(live.store.rows[key]).fields
+    updated = fields.updated_at
+    if isinstance(updated, bool) or not isinstance(updated, int | float):
+        updated = None
+    return SessionSummary(
+        key=key,
+        agent_id=live.agent_id,
+        updated_at=updated,
+        session_id=_text(fields.session_id),
+        chat_type=_text(fields.chat_type),
+        model=_text(fields.model),
+    )
+
+
+def list_sessions(registry: Registry, params: ListParams) -> ListResult:
+    """A bounded page; only the rows on the page are decoded beyond the cached sort index."""
+    if params.all_agents and params.agent:
+        raise RpcError(INVALID_PARAMS, "agent and allAgents cannot be used together")
+    stores = list(registry) if params.all_agents else [store_for(registry, params.agent)]
+    after = _decode_cursor(params.cursor) if params.cursor else None
+    cutoff = None
+    if params.active_minutes is not None:
+        cutoff = float(now_ms() - params.active_minutes * 60_000)
+    page, total, more = merge_pages(
+        [(s, s.index().order) for s in stores], after, cutoff, params.limit
+    )
+    sessions = [_summary(live, sort_key[3]) for live, sort_key in page]
+    next_cursor = _encode_cursor(page[-1][1]) if more and page else None
+    return ListResult(sessions, total, more, next_cursor)
+
+
+# -------------------------------------------------------------------------------- get/patch
+
+
+def get_session(registry: Registry, params: GetParams) -> GetResult:
+    live = store_for(registry, params.agent)
+    raw = live.store.get(params.key)
+    if raw is None:
+        raise RpcError(APP_KEY_NOT_FOUND, "no such session", {"key": params.key})
+    return GetResult(params.key, live.agent_id, raw)
+
+
+def _same_value(a: msgspec.Raw, b: msgspec.Raw) -> bool:
+    return a == b or msgspec.json.encode(_ANY.decode(a)) == msgspec.json.encode(_ANY.decode(b))
+
+
+def _patched(current: msgspec.Raw | None, fields: dict[str, msgspec.Raw]) -> msgspec.Raw | None:
+    """The new row, or None when the patch changes nothing (then nothing is written)."""
+    if current is None:
+        return msgspec.Raw(msgspec.json.encode(fields))
+    try:
+        row = _ROW.decode(current)
+    except msgspec.ValidationError as exc:
+        raise RpcError(APP_CONFLICT, "the stored row is not an object; cannot patch") from exc
+    if all(k in row and _same_value(row[k], v) for k, v in fields.items()):
+        return None
+    row.update(fields)
+    return msgspec.Raw(msgspec.json.encode(row))
+
+
+def _updated_at_of(raw: msgspec.Raw | None) -> Any:
+    return None if raw is None else view_row(raw).fields.updated_at
+
+
+async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
+    live = store_for(registry, params.agent)
+    if not live.writable:
+        raise _not_writable(live)
+    current = live.store.get(params.key)
+    if params.if_updated_at is not msgspec.UNSET:
+        found = _updated_at_of(current)
+        expected = params.if_updated_at
+        if (current is None) != (expected is None) or (current is not None and found != expected):
+            raise RpcError(
+                APP_CONFLICT,
+                "ifUpdatedAt does not match",
+                {"key": params.key, "updatedAt": found, "exists": current is not None},
+            )
+    row = _patched(current, params.fields)
+    if row is None:
+        assert current is not None
+        return PatchResult(params.key, live.agent_id, current, await _durable_now(live))
+    try:
+        gen = live.apply({params.key: row}, "patch")
+    except NotWritable as exc:
+        raise _not_writable(live) from exc
+    durable = await live.wait_durable(gen)
+    return PatchResult(params.key, live.agent_id, live.store.get(params.key) or row, durable)
+
+
+async def _durable_now(live: LiveStore) -> bool:
+    """A no-op is durable once whatever is pending already is (it writes nothing itself)."""
+    return await live.wait_durable(live.gen) if live.pending else True
+
+
+# ----------------------------------------------------------------------------------- delete
+
+
+async def delete_session(registry: Registry, params: DeleteParams) -> DeleteResult:
+    """Remove the row, and once that is durable archive its transcript as cleanup does."""
+    live = store_for(registry, params.agent)
+    if not live.writable:
+        raise _not_writable(live)
+    current = live.store.get(params.key)
+    if current is None:
+        return DeleteResult(params.key, live.agent_id, False, await _durable_now(live), [])
+    fields = view_row(current).fields
+    session_id = fields.session_id if isinstance(fields.session_id, str) else None
+    shared = session_id is not None and live.index().session_ids.get(session_id, 0) > 1
+    gen = live.apply({params.key: None}, "delete")
+    if not await live.wait_durable(gen):
+        return DeleteResult(params.key, live.agent_id, True, False, [])
+    archived: list[str] = []
+    if session_id is not None and not shared:
+        archived = await asyncio.to_thread(
+            _archive_transcript, registry, live.path, session_id, fields.session_file
+        )
+    return DeleteResult(params.key, live.agent_id, True, True, archived)
+
+
+def _archive_transcript(
+    registry: Registry, store_path: str, session_id: str, session_file: Any
+) -> list[str]:
+    directory = os.path.dirname(os.path.abspath(store_path))
+    sdir = SessionsDir(directory, OsDiskView(), registry.where.state_dir)
+    clock = now_ms()
+    candidates = sdir.archive_candidates(session_id, session_file, registry.where.home)
+    ops = FileOps(archives=tuple((p, archive_name(p, "deleted", clock)) for p in candidates))
+    outcome = apply_file_ops(ops, directory)
+    return [archive for _source, archive in outcome.archived]
+
+
+# ---------------------------------------------------------------------------------- cleanup
+
+
+async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
+    """The local CLI's plan on the in-memory stores; apply = remove keys, flush, then files."""
+    try:
+        targets = resolve_targets(
+            registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
+        )
+    except TargetError as exc:
+        raise RpcError(APP_STORE_NOT_FOUND, str(exc)) from exc
+    lives: dict[str, LiveStore] = {}
+    for target in targets:
+        live = registry.stores.get(target.store_path)
+        if live is None:
+            raise RpcError(APP_STORE_NOT_FOUND, f"store not loaded: {target.store_path}")
+        if not live.writable:
+            raise _not_writable(live)
+        lives[target.store_path] = live
+    snapshots: dict[str, Store] = {path: live.store.copy() for path, live in lives.items()}
+    options = CleanupOptions(
+        fix_missing=params.fix_missing,
+        fix_dm_scope=params.fix_dm_scope,
+        active_key=params.active_key,
+        enforce=params.enforce,
+    )
+
+    def load(target: StoreTarget) -> Store:
+        return snapshots[target.store_path]
+
+    try:
+        planned = await asyncio.to_thread(
+            plan_targets,
+            targets,
+            load,
+            registry.config,
+            options,
+            OsDiskView(),
+            now_ms(),
+            registry.where,
+        )
+    except StoreReadOnly as exc:
+        raise RpcError(APP_STORE_NOT_WRITABLE, str(exc)) from exc
+    mode = planned[0].plan.mode if planned else registry.config.maintenance.mode
+    if params.dry_run:
+        return combine(
+            [preview_summary(p.plan, registry.config, params.include_actions) for p in planned],
+            mode,
+            dry_run=True,
+        )
+    summaries = []
+    for p in planned:
+        live = lives[p.plan.target.store_path]
+        reconciled = await _drive_apply(live, apply_flow(p.plan, snapshots[live.path]))
+        summaries.append(applied_summary(p.plan, len(live.store), reconciled.applied))
+    return combine(summaries, mode, dry_run=False)
+
+
+async def _drive_apply(
+    live: LiveStore, flow: Generator[ApplyStep, FileOpsOutcome | None, Reconciled]
+) -> Reconciled:
+    """The apply flow against a live store: each commit answered once it is durable."""
+    reply: FileOpsOutcome | None = None
+    try:
+        while True:
+            step = flow.send(reply)
+            reply = None
+            if isinstance(step, CommitRows):
+                try:
+                    gen = live.apply(step.changes, "cleanup", step.order_like)
+                except NotWritable as exc:
+                    raise _not_writable(live) from exc
+                if not await live.wait_durable(gen):
+                    raise RpcError(
+                        APP_STORE_WRITE_FAILED,
+                        f"{step.what} could not be written; kept in memory and retried",
+                        {"storePath": live.path, "error": live.flush_error},
+                    )
+            else:
+                reply = await asyncio.to_thread(apply_file_ops, step.ops, step.directory)
+    except StopIteration as done:
+        result: Reconciled = done.value
+        return result

@@ -1,0 +1,142 @@
+"""Every configured store by path: started at boot, reconfigured on SIGHUP, reloaded on events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import structlog
+from sessiond.daemon.live_store import LiveStore
+from sessiond.engine.config import (
+    Locations,
+    SessionsConfig,
+    StoreTarget,
+    default_agent_id,
+    resolve_targets,
+)
+from sessiond.engine.keys import normalize_agent_id
+from sessiond.protocol.methods import SessionsChanged
+
+log = structlog.get_logger("sessiond.stores")
+
+
+class Registry:
+    """Every configured store, by path; the config and locations they were resolved from."""
+
+    def __init__(self, config: SessionsConfig, where: Locations) -> None:
+        self.config = config
+        self.where = where
+        self.stores: dict[str, LiveStore] = {}
+        self.listeners: list[Callable[[SessionsChanged], None]] = []
+        self.started = time.monotonic()
+        self.rewatch = asyncio.Event()
+        self._reloading: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+
+    def _notify(self, change: SessionsChanged) -> None:
+        for listener in list(self.listeners):
+            listener(change)
+
+    def targets(self) -> list[StoreTarget]:
+        return resolve_targets(self.config, self.where, all_agents=True)
+
+    def start(self) -> None:
+        for target in self.targets():
+            self._add(target)
+
+    def _add(self, target: StoreTarget) -> None:
+        live = LiveStore(target, on_changed=self._notify)
+        live.load_initial()
+        live.task = asyncio.create_task(live.run_flusher(), name=f"flush:{target.store_path}")
+        self.stores[target.store_path] = live
+        log.info(
+            "store loaded", agent=target.agent_id, path=target.store_path, rows=len(live.store)
+        )
+
+    async def reconfigure(self, config: SessionsConfig) -> None:
+        """SIGHUP: adopt the new config; new stores are loaded, dropped ones flushed first."""
+        self.config = config
+        wanted = {t.store_path: t for t in self.targets()}
+        for path in [p for p in self.stores if p not in wanted]:
+            live = self.stores.pop(path)
+            await self._flush_and_stop(live, timeout=5.0)
+            log.info("store dropped", path=path)
+        for path, target in wanted.items():
+            if path not in self.stores:
+                self._add(target)
+            elif self.stores[path].target != target:
+                self.stores[path].target = target
+        self.rewatch.set()
+
+    def by_agent(self, agent: str | None) -> LiveStore | None:
+        agent_id = normalize_agent_id(agent) if agent else default_agent_id(self.config)
+        return next((s for s in self.stores.values() if s.agent_id == agent_id), None)
+
+    def __iter__(self) -> Iterator[LiveStore]:
+        return iter(list(self.stores.values()))
+
+    def directories(self) -> dict[str, list[str]]:
+        dirs: dict[str, list[str]] = {}
+        for path in self.stores:
+            dirs.setdefault(os.path.dirname(path), []).append(path)
+        return dirs
+
+    def on_disk_event(self, path: str) -> None:
+        live = self.stores.get(path)
+        if live is None:
+            return
+        if path in self._reloading:
+            self._again.add(path)
+            return
+        task = asyncio.create_task(self._reload(live), name=f"reload:{path}")
+        self._reloading[path] = task
+
+    async def _reload(self, live: LiveStore) -> None:
+        # An event that arrives while a reload runs makes it run once more afterwards.
+        try:
+            while True:
+                self._again.discard(live.path)
+                await live.reload()
+                if live.path not in self._again:
+                    break
+        except Exception:
+            log.exception("reload failed", path=live.path)
+        finally:
+            self._reloading.pop(live.path, None)
+
+    @property
+    def ready(self) -> bool:
+        return not self.not_ready_reasons()
+
+    def not_ready_reasons(self) -> list[str]:
+        """Stores whose changes cannot be made durable: a failing flush, or a file that does not
+        parse (served read-only; its copy aside is named in `daemon.status`)."""
+        reasons = []
+        for s in self:
+            if s.flush_error:
+                reasons.append(f"{s.path}: flush failing: {s.flush_error}")
+            if s.broken is not None:
+                reasons.append(f"{s.path}: does not parse, read-only: {s.broken}")
+        return reasons
+
+    async def _flush_and_stop(self, live: LiveStore, timeout: float) -> bool:
+        ok = True
+        if live.pending and live.broken is None:
+            live.wake.set()
+            try:
+                ok = await asyncio.wait_for(live.wait_durable(live.gen), timeout)
+            except TimeoutError:
+                ok = False
+        if live.task is not None:
+            live.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live.task
+        return ok
+
+    async def close(self, timeout: float = 10.0) -> bool:
+        """Flush every store and stop the flushers; False when some change is not durable."""
+        results = await asyncio.gather(*(self._flush_and_stop(s, timeout) for s in self))
+        return all(results)

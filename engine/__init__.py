@@ -1,0 +1,1 @@
+"""The pure core: decisions over values, no I/O beyond reading what callers hand in."""

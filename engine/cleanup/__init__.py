@@ -1,0 +1,1 @@
+"""Cleanup: the plan, its targets, its report, and the one apply flow both drivers run."""

@@ -1,0 +1,57 @@
+"""Domain errors: what went wrong in sessiond's terms, before any wire code is chosen.
+
+Every error the engine or the daemon raises on purpose derives from `DomainError` and names its
+`kind`; the dialects translate a kind to a JSON-RPC code and a gateway error code from the one
+table in `sessiond.protocol.errors`, at the edge. Nothing below the dialects knows a wire code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    """Base of sessiond's own errors; `data` carries the facts a client may show."""
+
+    kind: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class StoreReadOnly(DomainError):
+    """The store's file does not parse: it is never replaced, and served read-only until it does."""
+
+    kind = "store_read_only"
+
+
+class StoreNotFound(DomainError):
+    """No store answers to that agent (not configured, or not loaded)."""
+
+    kind = "store_not_found"
+
+
+class StoreWriteFailed(DomainError):
+    """A durable write did not complete; the change is kept in memory and retried."""
+
+    kind = "store_write_failed"
+
+
+class KeyNotFound(DomainError):
+    """The session key is not in the store."""
+
+    kind = "key_not_found"
+
+
+class WriteConflict(DomainError):
+    """The row changed since the caller read it (`expectUpdatedAt` did not match)."""
+
+    kind = "conflict"
+
+
+class InvalidRequest(DomainError):
+    """Params that parse but cannot be carried out (a bad cursor, an unknown agent id)."""
+
+    kind = "invalid_params"

@@ -1,0 +1,155 @@
+"""Session key grammar: `agent:<id>:<rest>`, agent ids, and the maintenance key families.
+
+Rules (all from OpenClaw 2026.5.12, case-insensitive unless said otherwise):
+- a key parses when, trimmed and lowercased and split on `:` with empty segments dropped, it has
+  at least three segments and the first is `agent`;
+- synthetic keys (subagent, acp, cron, hook, node, heartbeat) age out even when their metadata
+  says group or channel;
+- durable external conversation pointers (threads, Telegram topics, group/channel keys, rows whose
+  chatType is group/channel/thread) are kept by age, count and disk maintenance;
+- under `dmScope=main`, peer-keyed direct rows of the target agent are stale.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sessiond.engine.js_semantics import js_trim
+
+_AGENT_ID_VALID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.IGNORECASE)
+_AGENT_ID_INVALID_RUN = re.compile(r"[^a-z0-9_-]+")
+_TELEGRAM_TOPIC = re.compile(r"^telegram:(?:group|channel|direct|dm):.+:topic:[^:]+$", re.DOTALL)
+_GROUP_OR_CHANNEL = re.compile(r"^[^:]+:(?:group|channel):.+$", re.DOTALL)
+DEFAULT_AGENT_ID = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKey:
+    agent_id: str
+    rest: str
+
+
+def normalize_agent_id(value: str | None) -> str:
+    text = js_trim(value or "")
+    if not text:
+        return DEFAULT_AGENT_ID
+    if _AGENT_ID_VALID.match(text):
+        return text.lower()
+    cleaned = _AGENT_ID_INVALID_RUN.sub("-", text.lower()).strip("-")[:64]
+    return cleaned or DEFAULT_AGENT_ID
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def parse_agent_session_key(key: str) -> ParsedKey | None:
+    raw = js_trim(key).lower()
+    if not raw:
+        return None
+    parts = [p for p in raw.split(":") if p]
+    if len(parts) < 3 or parts[0] != "agent":
+        return None
+    agent_id = js_trim(parts[1])
+    rest = ":".join(parts[2:])
+    if not agent_id or not rest:
+        return None
+    return ParsedKey(agent_id, rest)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _rest_or_key(key: str) -> str:
+    parsed = parse_agent_session_key(key)
+    return js_trim(parsed.rest if parsed else key).lower()
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def thread_id(key: str) -> str | None:
+    """The id after the last `:thread:` marker, or None when absent or blank."""
+    raw = js_trim(key)
+    if not raw:
+        return None
+    marker = raw.lower().rfind(":thread:")
+    if marker == -1:
+        return None
+    return js_trim(raw[marker + 8 :]) or None
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def is_synthetic(key: str) -> bool:
+    """Keys the system made for itself: they age out whatever their metadata says."""
+    raw = js_trim(key)
+    parsed = parse_agent_session_key(raw) if raw else None
+    parsed_rest = parsed.rest if parsed else None
+    if raw and (raw.lower().startswith("subagent:") or raw.lower().startswith("acp:")):
+        return True
+    if parsed_rest is not None and (
+        parsed_rest.startswith("subagent:")
+        or parsed_rest.startswith("acp:")
+        or parsed_rest.startswith("cron:")
+    ):
+        return True
+    rest = _rest_or_key(key)
+    return (
+        rest.startswith("hook:")
+        or rest.startswith("node:")
+        or rest == "heartbeat"
+        or rest.endswith(":heartbeat")
+        or ":heartbeat:" in rest
+    )
+
+
+def _chat_type(entry: Any) -> str:
+    chat_type = getattr(entry, "chat_type", None)
+    if chat_type is None:
+        origin = getattr(entry, "origin", None)
+        if isinstance(origin, dict):
+            chat_type = origin.get("chatType")
+    return js_trim(chat_type).lower() if isinstance(chat_type, str) else ""
+
+
+def is_protected(key: str, entry: Any) -> bool:
+    """A durable external conversation pointer that age/count/disk maintenance must keep."""
+    by_key = _protected_by_key(key)
+    if by_key is not None:
+        return by_key
+    return _chat_type(entry) in ("group", "channel", "thread")
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _protected_by_key(key: str) -> bool | None:
+    """What the key alone decides (None: the row's chatType decides); cached across plans."""
+    if is_synthetic(key):
+        return False
+    if thread_id(key):
+        return True
+    rest = _rest_or_key(key)
+    if _TELEGRAM_TOPIC.match(rest) or _GROUP_OR_CHANNEL.match(rest):
+        return True
+    return None
+
+
+def normalize_preserve_key(key: str | None) -> str | None:
+    text = js_trim(key or "").lower()
+    return text or None
+
+
+def is_main_scope_stale_direct_key(
+    key: str, target_agent_id: str, active_key: str | None, dm_scope: str
+) -> bool:
+    """A peer-keyed direct-DM row that `dmScope=main` no longer routes to."""
+    if dm_scope != "main":
+        return False
+    if active_key and key == active_key:
+        return False
+    parsed = parse_agent_session_key(key)
+    if parsed is None:
+        return False
+    if normalize_agent_id(parsed.agent_id) != normalize_agent_id(target_agent_id):
+        return False
+    parts = [p for p in parsed.rest.split(":") if p]
+    return (
+        (len(parts) == 2 and parts[0] == "direct")
+        or (len(parts) == 3 and parts[1] == "direct")
+        or (len(parts) == 4 and parts[2] == "direct")
+    )

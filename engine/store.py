@@ -1,0 +1,237 @@
+"""The in-memory model of one sessions.json, and its exact byte form on disk.
+
+A store is an ordered mapping of session key to the row's raw JSON bytes (`msgspec.Raw`): rows
+that nothing changes are written back token for token, so fields sessiond does not know survive
+every release of OpenClaw. Only the handful of fields that decisions read are decoded, into an
+`EntryView`, and only when a decision needs them.
+
+Loading is tolerant where the reference is (empty or missing file, a BOM), but a file that does
+not parse is never treated as empty: `load_store_bytes` reports where it broke and the store is
+marked read-only, so no later save can replace it with `{}`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from sessiond.engine.js_semantics import is_array_index, js_key_order, js_truthy
+
+_ROWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+_BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
+
+
+class EntryView(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True):
+    """The fields of a row that cleanup decisions and the dry-run table read; nothing else."""
+
+    session_id: Any = None
+    session_file: Any = None
+    updated_at: Any = None
+    chat_type: Any = None
+    origin: Any = None
+    compaction_checkpoints: Any = None
+    model: Any = None
+    model_provider: Any = None
+    model_override: Any = None
+    provider_override: Any = None
+    thinking_level: Any = None
+    verbose_level: Any = None
+    trace_level: Any = None
+    reasoning_level: Any = None
+    elevated_level: Any = None
+    response_usage: Any = None
+    group_activation: Any = None
+    system_sent: Any = None
+    aborted_last_run: Any = None
+
+
+_VIEW = msgspec.json.Decoder(EntryView)
+
+
+@dataclass(frozen=True, slots=True)
+class RowView:
+    """A decoded row: `fields` when the row is a JSON object, `truthy` as JS would judge it."""
+
+    fields: EntryView
+    is_object: bool
+    truthy: bool
+
+
+def view_row(raw: msgspec.Raw | bytes) -> RowView:
+    try:
+        return RowView(_VIEW.decode(raw), True, True)
+    except msgspec.ValidationError:
+        try:
+            value = _ANY.decode(raw)
+        except msgspec.ValidationError:
+            # A number past the float range (1e400): JSON.parse reads Infinity, and so do we.
+            value = json.loads(bytes(raw))
+            if isinstance(value, dict):
+                return RowView(msgspec.convert(value, EntryView), True, True)
+        return RowView(EntryView(), False, js_truthy(value))
+
+
+class LoadStatus(enum.Enum):
+    OK = "ok"
+    MISSING = "missing"
+    EMPTY = "empty"
+    NOT_OBJECT = "not-object"
+    CORRUPT = "corrupt"
+
+
+class StoreParseError(Exception):
+    """sessions.json does not parse; names the file and the line and column where it broke."""
+
+    def __init__(self, path: str, line: int, column: int, reason: str) -> None:
+        super().__init__(f"{path}: line {line}, column {column}: {reason}")
+        self.path = path
+        self.line = line
+        self.column = column
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Store:
+    """One sessions.json in memory. `writable` is False while the file on disk does not parse."""
+
+    rows: dict[str, msgspec.Raw] = field(default_factory=dict)
+    status: LoadStatus = LoadStatus.OK
+    error: StoreParseError | None = None
+    had_bom: bool = False
+    # Decoded rows kept across plans (the daemon sets one per live store; copies share it).
+    # An entry counts only while its Raw is the very object in `rows`, so no write, reload or
+    # copy can make it answer for a row it was not decoded from.
+    view_cache: dict[str, tuple[msgspec.Raw, RowView]] | None = field(default=None, repr=False)
+
+    @property
+    def writable(self) -> bool:
+        return self.status not in (LoadStatus.CORRUPT, LoadStatus.NOT_OBJECT)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def keys(self) -> list[str]:
+        return list(self.rows)
+
+    def get(self, key: str) -> msgspec.Raw | None:
+        return self.rows.get(key)
+
+    def view(self, key: str) -> RowView:
+        raw = self.rows[key]
+        cache = self.view_cache
+        if cache is None:
+            return view_row(raw)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is raw:
+            return hit[1]
+        view = view_row(raw)
+        cache[key] = (raw, view)
+        return view
+
+    def decoded(self, key: str) -> Any:
+        return _ANY.decode(self.rows[key])
+
+    def put(self, key: str, raw: msgspec.Raw) -> None:
+        fresh = key not in self.rows
+        self.rows[key] = raw
+        if fresh and is_array_index(key):
+            self.rows = {k: self.rows[k] for k in js_key_order(self.rows)}
+
+    def delete(self, key: str) -> msgspec.Raw | None:
+        return self.rows.pop(key, None)
+
+    def without(self, keys: set[str]) -> Store:
+        rows = {k: v for k, v in self.rows.items() if k not in keys}
+        return Store(rows, self.status, None, self.had_bom, self.view_cache)
+
+    def copy(self) -> Store:
+        return Store(dict(self.rows), self.status, self.error, self.had_bom, self.view_cache)
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    offset = max(0, min(offset, len(data)))
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def load_store_bytes(data: bytes | None, path: str) -> Store:
+    """Parse sessions.json bytes (None: the file is missing) into a Store; never raises."""
+    if data is None:
+        return Store(status=LoadStatus.MISSING)
+    had_bom = data.startswith(b"\xef\xbb\xbf")
+    body = data[3:] if had_bom else data
+    if not body.strip():
+        return Store(status=LoadStatus.EMPTY, had_bom=had_bom)
+    try:
+        rows = _ROWS.decode(body)
+    except msgspec.ValidationError:
+        try:
+            _ANY.decode(body)
+        except msgspec.DecodeError as exc:
+            return _corrupt(body, path, exc, had_bom)
+        line, column = _position(body, len(body) - len(body.lstrip()))
+        error = StoreParseError(path, line, column, "top-level value is not a JSON object")
+        return Store(status=LoadStatus.NOT_OBJECT, error=error, had_bom=had_bom)
+    except msgspec.DecodeError as exc:
+        return _corrupt(body, path, exc, had_bom)
+    if any(is_array_index(k) for k in rows):
+        rows = {k: rows[k] for k in js_key_order(rows)}
+    return Store(rows=rows, status=LoadStatus.OK, had_bom=had_bom)
+
+
+def _corrupt(body: bytes, path: str, exc: msgspec.DecodeError, had_bom: bool) -> Store:
+    message = str(exc)
+    found = _BYTE_OFFSET.search(message)
+    offset = int(found.group(1)) if found else len(body)
+    line, column = _position(body, offset)
+    reason = _BYTE_OFFSET.sub("", message).strip().rstrip(":").strip() or "malformed JSON"
+    error = StoreParseError(path, line, column, reason)
+    return Store(status=LoadStatus.CORRUPT, error=error, had_bom=had_bom)
+
+
+# -------------------------------------------------------------------------------- byte form
+
+
+def encode_key(key: str) -> bytes:
+    """A key as `JSON.stringify` writes it (lone surrogates escaped, the rest as is)."""
+    try:
+        return msgspec.json.encode(key)
+    except UnicodeEncodeError:
+        escaped = "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in key)
+        return msgspec.json.encode(escaped).replace(b"\\\\u", b"\\u")
+
+
+def row_chunk(key: str, raw: msgspec.Raw | bytes) -> bytes:
+    """`  "key": <row>` exactly as it sits inside a two-space-indented store."""
+    body = msgspec.json.format(bytes(raw), indent=2).replace(b"\n", b"\n  ")
+    return b"  " + encode_key(key) + b": " + body
+
+
+def serialize_store(store: Store) -> bytes:
+    """`JSON.stringify(store, null, 2)` with untouched tokens kept exactly; no trailing newline."""
+    if not store.rows:
+        return b"{}"
+    return b"{\n" + b",\n".join(row_chunk(k, v) for k, v in store.rows.items()) + b"\n}"
+
+
+def store_size_for_chunks(chunk_sizes: list[int]) -> int:
+    if not chunk_sizes:
+        return 2
+    return 4 + sum(chunk_sizes) + 2 * (len(chunk_sizes) - 1)
+
+
+def encode_row(value: Any) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.json.encode(value))
