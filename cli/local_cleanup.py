@@ -10,6 +10,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sessiond.daemon.clock import now_ms as clock_ms
 from sessiond.daemon.durable_file import apply_file_ops, read_store, write_durably
 from sessiond.daemon.journal import StoreJournal, new_entry_id
 from sessiond.engine.cleanup.apply_flow import (
@@ -118,11 +119,13 @@ def _reporter(progress: Progress, total: int) -> Callable[[int], None]:
 
 def apply_locally(
     planned: PlannedStore,
-    options: CleanupOptions,
-    now_ms: int,
+    options: CleanupOptions | None = None,
+    now_ms: int | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> LocalApply:
-    """One store's apply, journaled beside it."""
+    """One store's apply, journaled beside it (`options` as the plan was made with them)."""
+    options = options or CleanupOptions()
+    now_ms = clock_ms() if now_ms is None else now_ms
     plan, store = planned.plan, planned.store
     path = plan.target.store_path
     journal = open_journal(path, now_ms)

@@ -90,7 +90,7 @@ class Begin(msgspec.Struct, tag="begin", tag_field="type"):
     entry: JournalEntry
 
 
-class Finish(msgspec.Struct, tag="finish", tag_field="type", omit_defaults=True):
+class Finish(msgspec.Struct, tag="finish", tag_field="type", rename="camel", omit_defaults=True):
     """The entry's end: `done` (with the file operations that failed and rows put back for
     them) or `rolled-back` (the store write never landed; renames already made reversed)."""
 
@@ -137,7 +137,12 @@ def row_changes(
                 follows[key] = previous
             previous = key
     out: list[RowChange] = []
-    for key, new in changes.items():
+    # In the store's order (then new keys in the order given): the entry does not depend on
+    # how a set of removed keys happened to iterate.
+    ordered = [k for k in store.rows if k in changes] if len(changes) > 1 else list(changes)
+    ordered += [k for k in changes if k not in store.rows and len(changes) > 1]
+    for key in ordered:
+        new = changes[key]
         old = store.rows.get(key)
         if old is None and new is None:
             continue
@@ -183,6 +188,21 @@ def deletion(path: str, size: int, stage: str) -> FileDelete:
     return FileDelete(name, size, _REASONS[stage], is_archive(name))
 
 
+def same_row(a: str | None, b: str | None) -> bool:
+    """The same row, whitespace aside: a row read back from the file is the indented slice of
+    what was written compact from memory; the file's bytes for either are identical."""
+    if a is None or b is None:
+        return a is b
+    if a == b:
+        return True
+    return msgspec.json.format(a.encode(), indent=0) == msgspec.json.format(b.encode(), indent=0)
+
+
+def _current(store: Store, key: str) -> str | None:
+    raw = store.rows.get(key)
+    return None if raw is None else bytes(raw).decode()
+
+
 # ------------------------------------------------------------------------------ commit point
 
 CommitState = Literal["before", "after"]
@@ -193,9 +213,8 @@ def commit_state(entry: JournalEntry, store: Store) -> CommitState:
     exactly as it was before says it did not; an entry without rows committed with its
     journal record."""
     for change in entry.rows:
-        raw = store.rows.get(change.key)
-        now = None if raw is None else bytes(raw).decode()
-        if now == change.before and change.before != change.after:
+        now = _current(store, change.key)
+        if same_row(now, change.before) and not same_row(change.before, change.after):
             return "before"
     return "after"
 
@@ -259,11 +278,10 @@ def plan_restore(entry: JournalEntry, store: Store, exists: Callable[[str], bool
     changes: dict[str, msgspec.Raw | None] = {}
     outcomes: dict[str, KeyOutcome] = {}
     for change in entry.rows:
-        raw = store.rows.get(change.key)
-        now = None if raw is None else bytes(raw).decode()
-        if now == change.before:
+        now = _current(store, change.key)
+        if same_row(now, change.before):
             outcomes[change.key] = KeyOutcome(change.key, "present")
-        elif now == change.after:
+        elif same_row(now, change.after):
             outcomes[change.key] = KeyOutcome(change.key, "restored")
             changes[change.key] = (
                 None if change.before is None else msgspec.Raw(change.before.encode())

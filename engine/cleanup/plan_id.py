@@ -1,9 +1,9 @@
 """`planId`: a name for the decisions of a dry run, so an apply can insist on exactly them.
 
 The id is `p1-<generation>-<digest>-<counts>`. The digest hashes the plan's decisions, per
-store in order: the mode, each removed key with its action, each repair, each file archived
-(by source: the archive's name carries the apply's clock) and each file deleted with its
-stage. Not the clock, not the rows that stay: a patch to a row the plan keeps, or time passing
+store in order: the agent, the mode, each removed key with its action, each repair, each file
+archived (by source: the archive's name carries the apply's clock) and each file deleted with
+its stage. Not the clock, not the rows that stay: a patch to a row the plan keeps, or time passing
 without moving a row across a cutoff, leaves the id valid. The generation (the stores' change
 counters when previewed) and the counts per action ride along, so a refusal can say what
 changed without the daemon remembering the preview.
@@ -12,6 +12,7 @@ changed without the daemon remembering the preview.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -58,14 +59,17 @@ def parse_plan_id(text: str) -> PlanId:
 
 
 def _decisions(plan: StorePlan) -> list[object]:
+    """Names, not paths: the same state dir seen from elsewhere (a copy, another mount) plans
+    the same."""
     removed = sorted((key, plan.actions[key].value) for key in plan.removed_keys)
     return [
-        plan.target.store_path,
+        plan.target.agent_id,
+        os.path.basename(plan.target.store_path),
         plan.mode,
         removed,
-        sorted(plan.repairs.items()),
-        sorted(source for source, _ in plan.file_ops.archives),
-        sorted((r.path, r.stage) for r in plan.file_ops.removals),
+        sorted((key, os.path.basename(path)) for key, path in plan.repairs.items()),
+        sorted(os.path.basename(source) for source, _ in plan.file_ops.archives),
+        sorted((os.path.basename(r.path), r.stage) for r in plan.file_ops.removals),
     ]
 
 
