@@ -49,7 +49,9 @@ def open_journal(path: str, now_ms: int) -> StoreJournal:
     """The store's journal, with whatever a killed run left unfinished closed first."""
     journal = StoreJournal.load(path)
     if any(t.finish is None for t in journal.entries.values()):
-        journal.recover(read_store(path), now_ms)
+        store = read_store(path)
+        if store.error is None:  # rows that cannot be read cannot judge a commit
+            journal.recover(store, now_ms)
     return journal
 
 
@@ -146,11 +148,11 @@ def restore_locally(
     progress: Progress = NO_PROGRESS,
 ) -> RestoreResult:
     """Undo one journal entry of the store at `path` (default: the newest restorable)."""
-    journal = open_journal(path, now_ms)
-    entry = journal.pick(entry_id)
     store = read_store(path)
     if not store.writable:
         raise StoreReadOnly(f"{path}: refusing to overwrite a store that does not parse")
+    journal = open_journal(path, now_ms)
+    entry = journal.pick(entry_id)
     directory = os.path.dirname(os.path.abspath(path))
     restore = plan_restore(entry, store, lambda n: os.path.lexists(os.path.join(directory, n)))
     result = restore.result(agent_id, dry_run)

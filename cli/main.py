@@ -18,7 +18,7 @@ from sessiond.cli.daemon_route import (
     daemon_url,
     something_listens,
 )
-from sessiond.cli.local_cleanup import apply_locally
+from sessiond.cli.local_cleanup import apply_locally, open_journal
 from sessiond.cli.progress_bar import terminal_progress
 from sessiond.cli.undo_commands import add_undo_commands, print_plan_id, run_undo_command
 from sessiond.daemon.config_file import load_config_file
@@ -150,6 +150,9 @@ def cleanup_command(args: argparse.Namespace) -> int:
     )
     clock = now_ms()
     progress = terminal_progress(as_json)
+    if not args.dry_run:
+        for target in targets:  # a killed apply is finished or rolled back before planning
+            open_journal(target.store_path, clock)
     try:
         planned = plan_targets(
             targets, lambda t: read_store(t.store_path), config, options, OsDiskView(), clock, where
@@ -182,15 +185,20 @@ def cleanup_command(args: argparse.Namespace) -> int:
                 _print_json_to(sys.stderr, exc.data)
             return 1
     applied = []
+    rows = sum(len(p.store) for p in planned)
+    progress.begin("sessions cleanup", "plan", rows)
+    progress.report("plan", rows, rows)
     for p in planned:
         try:
             result = apply_locally(p, options, clock, progress)
         except (StoreReadOnly, StoreWriteError) as exc:
+            progress.end("failed")
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         for path, reason in result.files.failed:
             print(f"[sessiond] could not remove or archive {path}: {reason}", file=sys.stderr)
         applied.append(result.summary)
+    progress.end("applied")
     for p in planned:
         for level, message in p.plan.applied.log:
             # The reference's info lines reach stdout in text mode; warnings, and everything

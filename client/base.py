@@ -162,7 +162,11 @@ class ClientBase:
         Steps arrive in order (`begin`, `report`..., `end`), before the call's own reply.
         """
         self._progress[token] = listener
-        return lambda: self._progress.pop(token, None) and None
+
+        def remove() -> None:
+            self._progress.pop(token, None)
+
+        return remove
 
     async def call(self, method: str, params: Any = None, *, mutates: bool = True) -> Any:
         """An untyped call, for a method newer than this client; the result as plain JSON."""

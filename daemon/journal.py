@@ -362,5 +362,10 @@ class Journals:
             self._open[store_path] = journal
         return journal
 
+    def peek(self, store_path: str) -> StoreJournal:
+        """The journal as it is, for a store that does not parse: nothing is recovered
+        against a store whose rows cannot be read (that would judge every write undone)."""
+        return self._open.get(store_path) or StoreJournal.load(store_path, self.stats)
+
     def entry_counts(self) -> dict[str, int]:
         return {path: len(j.entries) for path, j in self._open.items()}

@@ -450,7 +450,10 @@ def undo_error(exc: DomainError) -> RpcError:
 
 def list_cleanups(registry: Registry, params: CleanupsParams) -> CleanupsResult:
     live = store_for(registry, params.agent)
-    journal = registry.journals.open(live.path, live.store, now_ms())
+    if live.writable:
+        journal = registry.journals.open(live.path, live.store, now_ms())
+    else:
+        journal = registry.journals.peek(live.path)
     return CleanupsResult(
         agent_id=live.agent_id,
         store_path=live.path,
