@@ -58,7 +58,6 @@ from sessiond.protocol.jsonrpc import (
     INVALID_PARAMS,
 )
 from sessiond.protocol.methods import (
-    ChangeReason,
     DeleteParams,
     DeleteResult,
     GetParams,
@@ -386,12 +385,9 @@ async def _drive(
                 )
                 await asyncio.to_thread(journal.finish, record, record.time_ms)
             elif isinstance(step, CommitRows):
-                reason: ChangeReason = "restore" if step.what == "the restore" else "cleanup"
-                if step.what == "the delete":
-                    reason = "delete"
                 progress.report("commit", 0, len(step.changes))
                 try:
-                    gen = live.apply(step.changes, reason, step.order_like)
+                    gen = live.apply(step.changes, step.reason, step.order_like)
                 except NotWritable as exc:
                     raise _not_writable(live) from exc
                 if not await live.wait_durable(gen):

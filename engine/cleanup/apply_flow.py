@@ -26,6 +26,7 @@ import msgspec
 from sessiond.engine.cleanup.plan import AppliedFigures, CleanupOptions, FileOps, StorePlan
 from sessiond.engine.journal import JournalEntry, deletion, names, row_changes
 from sessiond.engine.store import Store, encode_row
+from sessiond.protocol.methods import ChangeReason
 
 
 @dataclasses.dataclass(slots=True)
@@ -47,6 +48,7 @@ class CommitRows:
     changes: dict[str, msgspec.Raw | None]
     order_like: Store | None
     what: str
+    reason: ChangeReason = "cleanup"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,7 +176,8 @@ def entry_flow(
     if entry.files_first and ops.archives:
         outcome = yield RunFileOps(ops, directory)
     if changes:
-        yield CommitRows(changes, order_like, f"the {entry.kind}")
+        reason: ChangeReason = "restore" if entry.kind == "restore" else "delete"
+        yield CommitRows(changes, order_like, f"the {entry.kind}", reason)
     if not entry.files_first and ops.archives:
         outcome = yield RunFileOps(ops, directory)
     assert outcome is not None, "a RunFileOps step is answered with its outcome"
