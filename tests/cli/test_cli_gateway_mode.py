@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from harness import DaemonProcess, read_rows, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess, clean_env
+from harness.state_dirs import read_rows, store_path, write_state_dir
 
 DAY = 86_400_000
 
@@ -31,7 +31,7 @@ def _state(root: Path) -> Path:
 def _cli(
     root: Path, url: str, *flags: str, token: str | None = "T"
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "SESSIOND_"))}
+    env = clean_env()
     env.update(OPENCLAW_STATE_DIR=str(root), HOME=str(root), SESSIOND_URL=url)
     if token is not None:
         env["OPENCLAW_GATEWAY_TOKEN"] = token

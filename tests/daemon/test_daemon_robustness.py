@@ -18,16 +18,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import (
-    DaemonProcess,
-    http_status,
-    read_rows,
-    run,
-    store_path,
-    until,
-    write_state_dir,
-)
+from harness.async_run import run, until
+from harness.daemon_process import DaemonProcess, http_status
 from harness.raw_frames import RpcClient
+from harness.state_dirs import read_rows, store_path, write_state_dir
 from sessiond.daemon.live_store import _alive
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol

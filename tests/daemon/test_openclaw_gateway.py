@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from differential import harness
 from differential.fixtures import DAY, FRESH, HOUR, StateBuilder
-from harness import DaemonProcess, read_rows, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows, write_state_dir
 from sessiond.daemon import gateway_dialect as gw
 from sessiond.daemon.jsonrpc_dialect import RpcError
 from sessiond.protocol.cleanup import CleanupParams
