@@ -453,13 +453,13 @@ def _remove_stale_temps(directory: str, name: str) -> None:
         if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
             continue
         pid_text = entry[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and temp_writer_alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(directory, entry))
 
 
-def _alive(pid: int) -> bool:
+def temp_writer_alive(pid: int) -> bool:
     """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
     parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
     dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""
