@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 from sessiond.engine.config import SessionsConfig
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupSummary
-
-DEFAULT_PORT = 18789
+from sessiond.protocol.gateway_frames import DEFAULT_PORT
 
 
 def daemon_url(explicit: str | None, env: Mapping[str, str]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 import msgspec
@@ -18,6 +17,7 @@ from sessiond.cli.daemon_route import (
     something_listens,
 )
 from sessiond.cli.local_cleanup import apply_locally
+from sessiond.daemon.clock import now_ms
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.durable_file import StoreWriteError, read_store
 from sessiond.daemon.os_disk_view import OsDiskView
@@ -34,12 +34,7 @@ from sessiond.engine.config import (
 from sessiond.engine.errors import StoreReadOnly
 from sessiond.engine.js_semantics import printable
 from sessiond.protocol.cleanup import AllAgentsCleanup
-
-
-def now_ms() -> int:
-    """The clock; `SESSIOND_NOW_MS` pins it so a run can be compared with a recorded one."""
-    pinned = os.environ.get("SESSIOND_NOW_MS")
-    return int(pinned) if pinned else time.time_ns() // 1_000_000
+from sessiond.protocol.gateway_frames import DEFAULT_PORT
 
 
 def _print_json(value: object) -> None:
@@ -63,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="Run the session-store daemon (WebSocket JSON-RPC)")
     serve.add_argument("--state-dir", help="OpenClaw state dir (default: OPENCLAW_STATE_DIR)")
     serve.add_argument("--bind", default="127.0.0.1", help="Address to listen on")
-    serve.add_argument("--port", type=int, default=18789, help="Port (0: any free port)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="Port (0: any free port)")
     serve.add_argument("--token", help="Shared token clients must present")
     serve.add_argument("--token-file", help="File holding the shared token")
     serve.add_argument(

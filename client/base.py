@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, U
 
 import msgspec
 from sessiond.client.changes import ChangeStream
-from sessiond.client.connection import Backoff, Connection
+from sessiond.client.connection import Backoff, DaemonConnection
 from sessiond.client.errors import ProtocolError, RpcError, SessiondError
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
@@ -93,7 +93,7 @@ class ClientBase:
     def __init__(self, url: str, **options: Unpack[ClientOptions]) -> None:
         self.url = url
         self.call_timeout = options.get("call_timeout")
-        self._connection = Connection(
+        self._connection = DaemonConnection(
             url,
             token=options.get("token"),
             error_for=self._error_for,

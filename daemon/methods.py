@@ -3,6 +3,7 @@
 Every mutation goes through `LiveStore.apply` and is answered after `wait_durable`, so a result
 saying `durable: true` means the change was on disk (fsynced and renamed) when it was sent.
 Connection concerns (auth, subscriptions) live in the server; these functions see only params.
+They fail with domain errors (engine/errors.py) only; each dialect picks the wire code.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any
 import msgspec
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
-from sessiond.daemon.jsonrpc_dialect import RpcError
-from sessiond.daemon.live_store import LiveStore, NotWritable
+from sessiond.daemon.live_store import LiveStore
 from sessiond.daemon.os_disk_view import OsDiskView
 from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
@@ -31,20 +31,19 @@ from sessiond.engine.cleanup.apply_flow import (
 from sessiond.engine.cleanup.plan import CleanupOptions, FileOps
 from sessiond.engine.cleanup.report import applied_summary, combine, preview_summary
 from sessiond.engine.cleanup.targets import plan_targets
-from sessiond.engine.config import StoreTarget, TargetError, resolve_targets
-from sessiond.engine.errors import StoreReadOnly
+from sessiond.engine.config import StoreTarget, resolve_targets
+from sessiond.engine.errors import (
+    InvalidParams,
+    KeyNotFound,
+    StoreNotFound,
+    StoreReadOnly,
+    StoreWriteFailed,
+    WriteConflict,
+)
 from sessiond.engine.listing import ListKey, merge_pages
 from sessiond.engine.store import Store, view_row
 from sessiond.engine.transcripts import SessionsDir, archive_name
 from sessiond.protocol.cleanup import CleanupParams, CleanupResult
-from sessiond.protocol.jsonrpc import (
-    APP_CONFLICT,
-    APP_KEY_NOT_FOUND,
-    APP_STORE_NOT_FOUND,
-    APP_STORE_NOT_WRITABLE,
-    APP_STORE_WRITE_FAILED,
-    INVALID_PARAMS,
-)
 from sessiond.protocol.methods import (
     DeleteParams,
     DeleteResult,
@@ -65,13 +64,12 @@ _CURSOR = msgspec.json.Decoder(tuple[int, float, str, str])
 def store_for(registry: Registry, agent: str | None) -> LiveStore:
     live = registry.by_agent(agent)
     if live is None:
-        raise RpcError(APP_STORE_NOT_FOUND, f"no store for agent {agent!r}", {"agent": agent})
+        raise StoreNotFound(f"no store for agent {agent!r}", {"agent": agent})
     return live
 
 
-def _not_writable(live: LiveStore) -> RpcError:
-    return RpcError(
-        APP_STORE_NOT_WRITABLE,
+def _not_writable(live: LiveStore) -> StoreReadOnly:
+    return StoreReadOnly(
         "store does not parse; it is read-only until it does",
         {"storePath": live.path, "parseError": str(live.broken or live.store.error)},
     )
@@ -88,8 +86,8 @@ def _decode_cursor(text: str) -> ListKey:
     try:
         return _CURSOR.decode(base64.urlsafe_b64decode(text.encode()))
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise RpcError(
-            INVALID_PARAMS, "Invalid params", {"path": "$.cursor", "reason": "not a cursor"}
+        raise InvalidParams(
+            "Invalid params", {"path": "$.cursor", "reason": "not a cursor"}
         ) from exc
 
 
@@ -115,7 +113,7 @@ def _summary(live: LiveStore, key: str) -> SessionSummary:
 def list_sessions(registry: Registry, params: ListParams) -> ListResult:
     """A bounded page; only the rows on the page are decoded beyond the cached sort index."""
     if params.all_agents and params.agent:
-        raise RpcError(INVALID_PARAMS, "agent and allAgents cannot be used together")
+        raise InvalidParams("agent and allAgents cannot be used together")
     stores = list(registry) if params.all_agents else [store_for(registry, params.agent)]
     after = _decode_cursor(params.cursor) if params.cursor else None
     cutoff = None
@@ -136,7 +134,7 @@ def get_session(registry: Registry, params: GetParams) -> GetResult:
     live = store_for(registry, params.agent)
     raw = live.store.get(params.key)
     if raw is None:
-        raise RpcError(APP_KEY_NOT_FOUND, "no such session", {"key": params.key})
+        raise KeyNotFound("no such session", {"key": params.key})
     return GetResult(params.key, live.agent_id, raw)
 
 
@@ -151,7 +149,7 @@ def _patched(current: msgspec.Raw | None, fields: dict[str, msgspec.Raw]) -> msg
     try:
         row = _ROW.decode(current)
     except msgspec.ValidationError as exc:
-        raise RpcError(APP_CONFLICT, "the stored row is not an object; cannot patch") from exc
+        raise WriteConflict("the stored row is not an object; cannot patch") from exc
     if all(k in row and _same_value(row[k], v) for k, v in fields.items()):
         return None
     row.update(fields)
@@ -171,8 +169,7 @@ async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
         found = _updated_at_of(current)
         expected = params.if_updated_at
         if (current is None) != (expected is None) or (current is not None and found != expected):
-            raise RpcError(
-                APP_CONFLICT,
+            raise WriteConflict(
                 "ifUpdatedAt does not match",
                 {"key": params.key, "updatedAt": found, "exists": current is not None},
             )
@@ -182,7 +179,7 @@ async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
         return PatchResult(params.key, live.agent_id, current, await _durable_now(live))
     try:
         gen = live.apply({params.key: row}, "patch")
-    except NotWritable as exc:
+    except StoreReadOnly as exc:
         raise _not_writable(live) from exc
     durable = await live.wait_durable(gen)
     return PatchResult(params.key, live.agent_id, live.store.get(params.key) or row, durable)
@@ -235,17 +232,14 @@ def _archive_transcript(
 
 async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
     """The local CLI's plan on the in-memory stores; apply = remove keys, flush, then files."""
-    try:
-        targets = resolve_targets(
-            registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
-        )
-    except TargetError as exc:
-        raise RpcError(APP_STORE_NOT_FOUND, str(exc)) from exc
+    targets = resolve_targets(  # a TargetError is a StoreNotFound
+        registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
+    )
     lives: dict[str, LiveStore] = {}
     for target in targets:
         live = registry.stores.get(target.store_path)
         if live is None:
-            raise RpcError(APP_STORE_NOT_FOUND, f"store not loaded: {target.store_path}")
+            raise StoreNotFound(f"store not loaded: {target.store_path}")
         if not live.writable:
             raise _not_writable(live)
         lives[target.store_path] = live
@@ -260,19 +254,16 @@ async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
     def load(target: StoreTarget) -> Store:
         return snapshots[target.store_path]
 
-    try:
-        planned = await asyncio.to_thread(
-            plan_targets,
-            targets,
-            load,
-            registry.config,
-            options,
-            OsDiskView(),
-            now_ms(),
-            registry.where,
-        )
-    except StoreReadOnly as exc:
-        raise RpcError(APP_STORE_NOT_WRITABLE, str(exc)) from exc
+    planned = await asyncio.to_thread(  # raises StoreReadOnly for a snapshot that does not parse
+        plan_targets,
+        targets,
+        load,
+        registry.config,
+        options,
+        OsDiskView(),
+        now_ms(),
+        registry.where,
+    )
     mode = planned[0].plan.mode if planned else registry.config.maintenance.mode
     if params.dry_run:
         return combine(
@@ -300,11 +291,10 @@ async def _drive_apply(
             if isinstance(step, CommitRows):
                 try:
                     gen = live.apply(step.changes, "cleanup", step.order_like)
-                except NotWritable as exc:
+                except StoreReadOnly as exc:
                     raise _not_writable(live) from exc
                 if not await live.wait_durable(gen):
-                    raise RpcError(
-                        APP_STORE_WRITE_FAILED,
+                    raise StoreWriteFailed(
                         f"{step.what} could not be written; kept in memory and retried",
                         {"storePath": live.path, "error": live.flush_error},
                     )

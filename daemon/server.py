@@ -3,7 +3,7 @@
 Order of a connection: `process_request` answers `/healthz` and `/readyz`, refuses a browser
 `Origin` that is not allowed (403) and a wrong `Authorization: Bearer` token (401); after the
 upgrade the dialect is picked (`choose_dialect`): JSON-RPC 2.0, or OpenClaw's gateway protocol
-v4 (daemon/gateway_session.py), whose clients wait for the server to speak first. In JSON-RPC,
+v4 (daemon/gateway_shell.py), whose clients wait for the server to speak first. In JSON-RPC,
 when a token is configured and was not sent at upgrade, the first request must be `auth`
 `{token}`; anything else is answered -32000 and the connection is closed (1008). Frames are
 handled concurrently, so a slow request delays nobody, not even the same connection's next
@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import metadata
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import structlog
@@ -43,7 +43,7 @@ from sessiond.daemon import methods, systemd
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.gateway_dialect import looks_like_gateway
 from sessiond.daemon.gateway_shell import serve_gateway
-from sessiond.daemon.jsonrpc_dialect import Call, RpcError, RpcProtocol
+from sessiond.daemon.jsonrpc_dialect import Call, RpcProtocol
 from sessiond.daemon.live_store import LiveStore
 from sessiond.daemon.registry import Registry
 from sessiond.daemon.watch_loop import watch_directories
@@ -53,8 +53,9 @@ from sessiond.engine.config import (
     SessionsConfig,
     resolve_config_path,
 )
+from sessiond.engine.errors import DomainError
+from sessiond.protocol.gateway_frames import DEFAULT_PORT
 from sessiond.protocol.jsonrpc import (
-    APP_AUTH_REQUIRED,
     INTERNAL_ERROR,
     ErrorObject,
     ErrorResponse,
@@ -63,6 +64,8 @@ from sessiond.protocol.jsonrpc import (
 )
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
+    METHODS,
+    AuthParams,
     AuthResult,
     SessionsChanged,
     StatusResult,
@@ -70,6 +73,7 @@ from sessiond.protocol.methods import (
     SubscribeParams,
     SubscribeResult,
     UnsubscribeResult,
+    keyed_by_table,
 )
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -78,7 +82,6 @@ from websockets.http11 import Request, Response
 
 log = structlog.get_logger("sessiond.server")
 
-DEFAULT_PORT = 18789
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 MAX_IN_FLIGHT = 64
 MAX_QUEUED_NOTIFICATIONS = 10_000
@@ -93,10 +96,10 @@ event) before dropping it; a client that stopped reading would otherwise block i
 _ENCODER = msgspec.json.Encoder()
 _LOOSE = msgspec.json.Decoder(dict[str, Any])
 
-# Test-only fault injection (same variables as daemon/disk_io.py): `<point>:raise` in
+# Test-only fault injection (same variables as daemon/durable_file.py): `<point>:raise` in
 # SESSIOND_TEST_FAULT_HOOK raises RuntimeError at that point while the file named by
 # SESSIOND_TEST_FAULT_FLAG exists. Points: `frame` (before a JSON-RPC frame is parsed, outside
-# the handler's own error handling) and `dispatch` (inside a method handler). No request can
+# the dialect's own error handling) and `dispatch` (inside `Daemon.dispatch`). No request can
 # make these paths raise on purpose, so this stands in for a bug.
 _RAISE_AT = frozenset(
     hook.removesuffix(":raise")
@@ -374,19 +377,19 @@ class Daemon:
     # ------------------------------------------------------------------------------ methods
 
     async def dispatch(self, conn: Connection, call: Call) -> Any:
-        if call.method == "auth":
-            if not token_matches(self.token, call.params.token):
-                log.warning("bad token in auth")
-                raise RpcError(APP_AUTH_REQUIRED, "bad token")
-            conn.authenticated = True
-            return AuthResult(True)
-        if not conn.authenticated:
-            raise RpcError(APP_AUTH_REQUIRED, "authentication required: call auth first")
-        _fault_point("dispatch")
-        method = _METHODS.get(call.method)
-        if method is None:  # in the table but not served here: a bug, reported as internal
-            raise NotImplementedError(call.method)
-        return await method(self, conn, call.params)
+        """Run one validated call of either dialect; only `auth` runs before authentication."""
+        if call.method != "auth":
+            if not conn.authenticated:
+                raise AuthRequired("authentication required: call auth first")
+            _fault_point("dispatch")
+        return await _METHODS[call.method](self, conn, call.params)
+
+    async def _auth(self, conn: Connection, params: AuthParams) -> Any:
+        if not token_matches(self.token, params.token):
+            log.warning("bad token in auth")
+            raise AuthRequired("bad token")
+        conn.authenticated = True
+        return AuthResult(True)
 
     async def _list(self, conn: Connection, params: Any) -> Any:
         return methods.list_sessions(self.registry, params)
@@ -540,17 +543,28 @@ class Daemon:
             await asyncio.sleep(interval / 2)
 
 
+class AuthRequired(DomainError):
+    """A JSON-RPC connection called a method before a good token (or sent a bad one)."""
+
+    kind = "auth_required"
+
+
 _Method = Callable[[Daemon, Connection, Any], Awaitable[Any]]
-_METHODS: dict[str, _Method] = {
-    "sessions.list": Daemon._list,
-    "sessions.get": Daemon._get,
-    "sessions.patch": Daemon._patch,
-    "sessions.delete": Daemon._delete,
-    "sessions.cleanup": Daemon._cleanup,
-    "sessions.subscribe": Daemon._subscribe,
-    "sessions.unsubscribe": Daemon._unsubscribe,
-    "daemon.status": Daemon._status,
-}
+_METHODS: Final[dict[str, _Method]] = keyed_by_table(
+    {
+        "auth": Daemon._auth,
+        "sessions.list": Daemon._list,
+        "sessions.get": Daemon._get,
+        "sessions.patch": Daemon._patch,
+        "sessions.delete": Daemon._delete,
+        "sessions.cleanup": Daemon._cleanup,
+        "sessions.subscribe": Daemon._subscribe,
+        "sessions.unsubscribe": Daemon._unsubscribe,
+        "daemon.status": Daemon._status,
+    },
+    METHODS,
+)
+"""Every method's implementation, whichever dialect calls it (checked against `METHODS`)."""
 
 Dialect = Callable[[Daemon, Connection, bytes], Awaitable[None]]
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from sessiond.protocol.errors import ErrorKind
+
 
 class DomainError(Exception):
     """Base of sessiond's own errors; `data` carries the facts a client may show."""
 
-    kind: ClassVar[str] = "internal"
+    kind: ClassVar[ErrorKind] = "internal"
 
     def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -46,12 +48,13 @@ class KeyNotFound(DomainError):
 
 
 class WriteConflict(DomainError):
-    """The row changed since the caller read it (`expectUpdatedAt` did not match)."""
+    """The row changed since the caller read it (`ifUpdatedAt` did not match)."""
 
     kind = "conflict"
 
 
-class InvalidRequest(DomainError):
-    """Params that parse but cannot be carried out (a bad cursor, an unknown agent id)."""
+class InvalidParams(DomainError):
+    """Params that decode but cannot be carried out together (a bad cursor, `agent` with
+    `allAgents`)."""
 
     kind = "invalid_params"

@@ -20,6 +20,7 @@ __all__ = [
     "APPROVAL_NOT_FOUND",
     "CLIENT_IDS",
     "CLIENT_MODES",
+    "DEFAULT_PORT",
     "INVALID_REQUEST",
     "NOT_LINKED",
     "NOT_PAIRED",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Final = 4
+DEFAULT_PORT: Final = 18789
+"""OpenClaw's gateway port (`OPENCLAW_GATEWAY_PORT` moves it); sessiond serves both dialects
+on it, so `openclaw` and sessiond's own command find the daemon without being told."""
 
 # Error codes (`ErrorShape.code`); the reference's `ErrorCodes`.
 NOT_LINKED: Final = "NOT_LINKED"

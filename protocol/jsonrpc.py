@@ -74,7 +74,7 @@ class ErrorObject(msgspec.Struct, omit_defaults=True):
 
 
 class SuccessResponse(msgspec.Struct, kw_only=True):
-    """`result` is usually pre-encoded (`msgspec.Raw`) so handlers encode with their own type."""
+    """`result` is usually pre-encoded (`msgspec.Raw`), each method's with its own result type."""
 
     jsonrpc: Literal["2.0"] = "2.0"
     id: RequestId

@@ -34,6 +34,7 @@ PUBLIC: dict[str, set[str]] = {
         "APPROVAL_NOT_FOUND",
         "CLIENT_IDS",
         "CLIENT_MODES",
+        "DEFAULT_PORT",
         "INVALID_REQUEST",
         "NOT_LINKED",
         "NOT_PAIRED",
@@ -63,6 +64,7 @@ PUBLIC: dict[str, set[str]] = {
         "StateVersion",
         "TickPayload",
     },
+    "protocol/errors.py": {"ERRORS", "ErrorKind", "WireCodes"},
     "protocol/jsonrpc.py": {
         "APP_AUTH_REQUIRED",
         "APP_CONFLICT",
@@ -94,6 +96,7 @@ PUBLIC: dict[str, set[str]] = {
         "CleanupSummary",
         "DeleteParams",
         "DeleteResult",
+        "Dialect",
         "GetParams",
         "GetResult",
         "ListParams",
@@ -111,6 +114,8 @@ PUBLIC: dict[str, set[str]] = {
         "SubscribedStore",
         "UnsubscribeParams",
         "UnsubscribeResult",
+        "keyed_by_table",
+        "served_by",
     },
     "protocol/schema_export.py": {
         "DIALECT",
@@ -153,7 +158,7 @@ PUBLIC: dict[str, set[str]] = {
         "SyncClientBase",
     },
     "client/changes.py": {"ChangeStream", "GapReason", "SeqGap", "SeqTracker"},
-    "client/connection.py": {"Backoff", "Connection", "ErrorFactory", "log"},
+    "client/connection.py": {"Backoff", "DaemonConnection", "ErrorFactory", "log"},
     "client/errors.py": {
         "ClientClosedError",
         "ConnectError",

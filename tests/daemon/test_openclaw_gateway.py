@@ -30,9 +30,8 @@ from differential.fixtures import DAY, FRESH, HOUR, StateBuilder
 from harness.daemon_process import DaemonProcess
 from harness.state_dirs import read_rows, write_state_dir
 from sessiond.daemon import gateway_dialect as gw
-from sessiond.daemon.jsonrpc_dialect import RpcError
+from sessiond.engine.errors import StoreNotFound, StoreWriteFailed
 from sessiond.protocol.cleanup import CleanupParams
-from sessiond.protocol.jsonrpc import APP_STORE_NOT_FOUND, APP_STORE_WRITE_FAILED
 from sessiond.protocol.methods import ListParams, ListResult, SessionSummary
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -515,14 +514,14 @@ def test_answers_refusals_and_crashes() -> None:
     empty = ListResult([], 0, False, None)
     assert json.loads(conn.answer(all_agents, empty, NOW, paths))["payload"]["path"] == "(multiple)"
 
-    error = RpcError(APP_STORE_NOT_FOUND, 'Unknown agent id "x".', {"agent": "x"})
+    error = StoreNotFound('Unknown agent id "x".', {"agent": "x"})
     frame = json.loads(conn.refuse(dispatch, error))
     assert frame["error"] == {
         "code": "INVALID_REQUEST",
         "message": 'Unknown agent id "x".',
         "details": {"agent": "x"},
     }
-    frame = json.loads(conn.refuse(dispatch, RpcError(APP_STORE_WRITE_FAILED, "disk full")))
+    frame = json.loads(conn.refuse(dispatch, StoreWriteFailed("disk full")))
     assert frame["error"] == {"code": "UNAVAILABLE", "message": "disk full", "retryable": True}
     frame = json.loads(conn.crashed(dispatch, KeyError("x")))
     assert frame["error"] == {"code": "UNAVAILABLE", "message": "internal error: KeyError"}
