@@ -142,6 +142,8 @@ class SessiondClient(ClientBase):
         """Authenticate with the shared token.
 
         The shared token, for clients that cannot send `Authorization: Bearer` at upgrade.
+
+        Raises `AuthRequiredError`.
         """
         params = AuthParams(token=token)
         return await self._call("auth", params, _AUTH, mutates=False)
@@ -167,6 +169,8 @@ class SessiondClient(ClientBase):
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         params = CleanupParams(
@@ -184,13 +188,18 @@ class SessiondClient(ClientBase):
     async def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         params = DeleteParams(key=key, agent=agent)
         return await self._call("sessions.delete", params, _SESSIONS_DELETE, mutates=True)
 
     async def sessions_get(self, *, key: str, agent: str | None = None) -> GetResult:
-        """One session's whole row."""
+        """One session's whole row.
+
+        Raises `StoreNotFoundError`, `KeyNotFoundError`.
+        """
         params = GetParams(key=key, agent=agent)
         return await self._call("sessions.get", params, _SESSIONS_GET, mutates=False)
 
@@ -206,6 +215,8 @@ class SessiondClient(ClientBase):
         """Session summaries, a page at a time.
 
         One page, newest `updatedAt` first (rows without it last, then by key).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         params = ListParams(
             active_minutes=active_minutes,
@@ -231,6 +242,8 @@ class SessiondClient(ClientBase):
         `ifUpdatedAt`, when present, must equal the row's current `updatedAt` (null: the row must
         not exist yet), else the patch fails with a conflict and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         params = PatchParams(key=key, fields=fields, agent=agent, if_updated_at=if_updated_at)
@@ -242,6 +255,8 @@ class SessiondClient(ClientBase):
         """Receive `sessions.changed` for these stores on this connection.
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
+
+        Raises `StoreNotFoundError`.
         """
         params = SubscribeParams(agent=agent, all_agents=all_agents)
         return await self._call("sessions.subscribe", params, _SESSIONS_SUBSCRIBE, mutates=False)
@@ -264,6 +279,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Authenticate with the shared token.
 
         The shared token, for clients that cannot send `Authorization: Bearer` at upgrade.
+
+        Raises `AuthRequiredError`.
         """
         return self._run(self.client.auth(token=token))
 
@@ -287,6 +304,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(
@@ -305,12 +324,17 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
     def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(self.client.sessions_delete(key=key, agent=agent))
 
     def sessions_get(self, *, key: str, agent: str | None = None) -> GetResult:
-        """One session's whole row."""
+        """One session's whole row.
+
+        Raises `StoreNotFoundError`, `KeyNotFoundError`.
+        """
         return self._run(self.client.sessions_get(key=key, agent=agent))
 
     def sessions_list(
@@ -325,6 +349,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Session summaries, a page at a time.
 
         One page, newest `updatedAt` first (rows without it last, then by key).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         return self._run(
             self.client.sessions_list(
@@ -351,6 +377,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         `ifUpdatedAt`, when present, must equal the row's current `updatedAt` (null: the row must
         not exist yet), else the patch fails with a conflict and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(
@@ -365,6 +393,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Receive `sessions.changed` for these stores on this connection.
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
+
+        Raises `StoreNotFoundError`.
         """
         return self._run(self.client.sessions_subscribe(agent=agent, all_agents=all_agents))
 

@@ -380,7 +380,11 @@ export class SessiondClient extends ClientBase {
     super(url, options, ERRORS);
   }
 
-  /** Authenticate with the shared token. */
+  /**
+   * Authenticate with the shared token.
+   *
+   * Rejects with `AuthRequiredError`.
+   */
   auth(params: AuthParams): Promise<AuthResult> {
     return this.request("auth", params, false);
   }
@@ -393,6 +397,8 @@ export class SessiondClient extends ClientBase {
   /**
    * Run session-store maintenance now, or preview it with `dryRun`.
    *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`.
+   *
    * It changes state, so it is not sent again after a dropped connection.
    */
   sessionsCleanup(params: CleanupParams = {}): Promise<CleanupSummary | AllAgentsCleanup> {
@@ -402,18 +408,28 @@ export class SessiondClient extends ClientBase {
   /**
    * Remove one row, then archive its transcripts.
    *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`.
+   *
    * It changes state, so it is not sent again after a dropped connection.
    */
   sessionsDelete(params: DeleteParams): Promise<DeleteResult> {
     return this.request("sessions.delete", params, true);
   }
 
-  /** One session's whole row. */
+  /**
+   * One session's whole row.
+   *
+   * Rejects with `StoreNotFoundError`, `KeyNotFoundError`.
+   */
   sessionsGet(params: GetParams): Promise<GetResult> {
     return this.request("sessions.get", params, false);
   }
 
-  /** Session summaries, a page at a time. */
+  /**
+   * Session summaries, a page at a time.
+   *
+   * Rejects with `StoreNotFoundError`, `InvalidParamsError`.
+   */
   sessionsList(params: ListParams = {}): Promise<ListResult> {
     return this.request("sessions.list", params, false);
   }
@@ -421,13 +437,19 @@ export class SessiondClient extends ClientBase {
   /**
    * Create or change one session's row.
    *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+   *
    * It changes state, so it is not sent again after a dropped connection.
    */
   sessionsPatch(params: PatchParams): Promise<PatchResult> {
     return this.request("sessions.patch", params, true);
   }
 
-  /** Receive `sessions.changed` for these stores on this connection. */
+  /**
+   * Receive `sessions.changed` for these stores on this connection.
+   *
+   * Rejects with `StoreNotFoundError`.
+   */
   sessionsSubscribe(params: SubscribeParams = {}): Promise<SubscribeResult> {
     return this.request("sessions.subscribe", params, false);
   }
