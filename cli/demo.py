@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sessiond.daemon.clock import now_ms
+
 DAY = 86_400_000
 HOUR = 3_600_000
 
@@ -85,7 +87,7 @@ async def _show(url: str, token: str) -> None:
         print("sessiond sessions cleanup --all-agents --fix-dm-scope --fix-missing --dry-run")
         print("(planned by the daemon, over WebSocket):\n")
         summaries = result.stores if isinstance(result, AllAgentsCleanup) else [result]
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         for index, summary in enumerate(summaries):
             if index:
                 print()
@@ -98,7 +100,7 @@ async def _show(url: str, token: str) -> None:
 
 def demo_command(directory: str, serve_seconds: float | None) -> int:
     root = Path(directory).resolve()
-    build_demo_state(root, time.time_ns() // 1_000_000)
+    build_demo_state(root, now_ms())
     token = secrets.token_urlsafe(18)
     port_file = root / "sessiond.port"
     exe = str(Path(sys.executable).with_name("sessiond"))

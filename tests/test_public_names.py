@@ -30,13 +30,8 @@ PUBLIC: dict[str, set[str]] = {
         "UnreferencedArtifacts",
     },
     "protocol/gateway_frames.py": {
-        "AGENT_TIMEOUT",
-        "APPROVAL_NOT_FOUND",
-        "CLIENT_IDS",
-        "CLIENT_MODES",
         "DEFAULT_PORT",
         "INVALID_REQUEST",
-        "NOT_LINKED",
         "NOT_PAIRED",
         "PROTOCOL_VERSION",
         "UNAVAILABLE",

@@ -20,7 +20,6 @@ import enum
 import functools
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -724,6 +723,3 @@ def plan_cleanup(
 
 def action_of(plan: StorePlan, key: str) -> Action:
     return plan.actions.get(key, Action.KEEP)
-
-
-Clock = Callable[[], int]
