@@ -55,7 +55,6 @@ from sessiond.protocol.gateway_frames import (
     INVALID_REQUEST,
     NOT_PAIRED,
     PROTOCOL_VERSION,
-    UNAVAILABLE,
     ChallengePayload,
     ConnectAuth,
     ConnectParams,
@@ -856,7 +855,7 @@ class GatewayConnection:
     def answer(
         self, dispatch: Dispatch, result: Any, now_ms: int, paths: Mapping[str, str]
     ) -> bytes:
-        """The `res` for a handler's result; `paths` maps each agent id to its store path."""
+        """The `res` for a method's result; `paths` maps each agent id to its store path."""
         method = self.methods[dispatch.method]
         payload = msgspec.Raw(
             _encode(method.to_payload(result, dispatch.call.params, now_ms, paths))
@@ -878,6 +877,7 @@ class GatewayConnection:
         return _encode(ResponseFrame(id=request_id, ok=False, error=shape))
 
     def crashed(self, dispatch: Dispatch, exc: BaseException) -> bytes:
-        """The `res` for a bug in a handler: UNAVAILABLE, as the reference answers one."""
-        shape = ErrorShape(UNAVAILABLE, f"internal error: {type(exc).__name__}")
+        """The `res` for a bug in a method: the `internal` row (UNAVAILABLE), as the reference
+        answers one."""
+        shape = ErrorShape(ERRORS["internal"].gateway, f"internal error: {type(exc).__name__}")
         return _encode(ResponseFrame(id=dispatch.request_id, ok=False, error=shape))
