@@ -62,11 +62,11 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
 
     `first` is a frame the client sent before the challenge, if any: handled right after it.
     """
+    from sessiond.daemon.server import MAX_IN_FLIGHT  # late: the server imports this module
+
     ws = conn.ws
     jsonrpc_authenticated = conn.authenticated  # restored if the peer turns out to be JSON-RPC
     conn.authenticated = False  # only a successful `connect` authenticates in this dialect
-    from sessiond.daemon.server import MAX_IN_FLIGHT
-
     machine = new_machine(daemon)
     await ws.send(machine.opening(wall_ms()), text=True)
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)

@@ -232,7 +232,7 @@ def _archive_transcript(
 
 async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
     """The local CLI's plan on the in-memory stores; apply = remove keys, flush, then files."""
-    targets = resolve_targets(  # a TargetError is a StoreNotFound
+    targets = resolve_targets(  # TargetError (kind store_not_found) for a bad agent
         registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
     )
     lives: dict[str, LiveStore] = {}

@@ -384,7 +384,7 @@ class Daemon:
             _fault_point("dispatch")
         return await _METHODS[call.method](self, conn, call.params)
 
-    async def _auth(self, conn: Connection, params: AuthParams) -> Any:
+    async def _auth(self, conn: Connection, params: AuthParams) -> AuthResult:
         if not token_matches(self.token, params.token):
             log.warning("bad token in auth")
             raise AuthRequired("bad token")

@@ -32,7 +32,7 @@ __all__ = [
     "CleanupSummary",
     "DeleteParams",
     "DeleteResult",
-    "Dialect",
+    "DialectName",
     "GetParams",
     "GetResult",
     "ListParams",
@@ -222,11 +222,11 @@ class StatusResult(msgspec.Struct, rename="camel"):
     stores: list[StoreStatus]
 
 
-Dialect = Literal["jsonrpc", "gateway"]
+DialectName = Literal["jsonrpc", "gateway"]
 """JSON-RPC 2.0, or OpenClaw's gateway protocol v4 (which serves only a few methods)."""
 
-_JSONRPC: Final[frozenset[Dialect]] = frozenset({"jsonrpc"})
-_BOTH: Final[frozenset[Dialect]] = frozenset({"jsonrpc", "gateway"})
+_JSONRPC: Final[frozenset[DialectName]] = frozenset({"jsonrpc"})
+_BOTH: Final[frozenset[DialectName]] = frozenset({"jsonrpc", "gateway"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +242,7 @@ class MethodSpec:
     result: Any
     mutates: bool
     errors: tuple[ErrorKind, ...]
-    dialects: frozenset[Dialect] = _JSONRPC
+    dialects: frozenset[DialectName] = _JSONRPC
     doc: str = ""
 
 
@@ -315,7 +315,7 @@ METHODS: Final[dict[str, MethodSpec]] = {
 }
 
 
-def served_by(dialect: Dialect) -> dict[str, MethodSpec]:
+def served_by(dialect: DialectName) -> dict[str, MethodSpec]:
     """The rows of `METHODS` that `dialect` serves, in table order."""
     return {name: spec for name, spec in METHODS.items() if dialect in spec.dialects}
 

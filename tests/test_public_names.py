@@ -91,7 +91,7 @@ PUBLIC: dict[str, set[str]] = {
         "CleanupSummary",
         "DeleteParams",
         "DeleteResult",
-        "Dialect",
+        "DialectName",
         "GetParams",
         "GetResult",
         "ListParams",
