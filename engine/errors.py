@@ -1,8 +1,9 @@
 """Domain errors: what went wrong in sessiond's terms, before any wire code is chosen.
 
-Every error the engine or the daemon raises on purpose derives from `DomainError` and names its
-`kind`; the dialects translate a kind to a JSON-RPC code and a gateway error code from the one
-table in `sessiond.protocol.errors`, at the edge. Nothing below the dialects knows a wire code.
+Every error the engine or the daemon means a client to see derives from `DomainError` and names
+its `kind` (the daemon's own, `AuthRequired`, lives in daemon/server.py); the dialects translate
+a kind to a JSON-RPC code and a gateway error code from the one table in
+`sessiond.protocol.errors`, at the edge. Nothing below the dialects knows a wire code.
 """
 
 from __future__ import annotations
