@@ -119,11 +119,15 @@ def build_state(root: Path, tags: tuple[str, ...], store_mb: float, now_ms: int)
     }
     (root / "openclaw.json").write_text(json.dumps(config, indent=2))
     rows: dict[str, Any] = {}
-    fillers = max(1, int(store_mb * 1_000_000 / ROW_BYTES))
-    for n in range(fillers):
+    n = 0
+    size = 0  # of the file as written (indented), row by row
+    while size < store_mb * 1_000_000:
         row = make_row(rng, n, now_ms, ROW_BYTES)
         row["updatedAt"] = now_ms - 3_600_000 - n  # recent: nothing near any cutoff
-        rows[f"agent:{AGENT}:explicit:fill-{n}"] = row
+        key = f"agent:{AGENT}:explicit:fill-{n}"
+        rows[key] = row
+        size += len(json.dumps({key: row}, indent=2))
+        n += 1
     seeded = [own_key(tag, i) for tag in tags for i in range(OWN_KEYS)]
     seeded += [shared_key(i) for i in range(SHARED_KEYS)]
     for key in seeded:
