@@ -71,9 +71,8 @@ OWN_KEYS = 16
 SHARED_KEYS = 8
 ROW_BYTES = 4000
 CALL_TIMEOUT_S = 60.0
-KINDS = ("new", "own", "shared")
-
 Kind = Literal["new", "own", "shared"]
+KINDS: tuple[Kind, ...] = ("new", "own", "shared")
 Status = Literal["acked", "refused", "unknown"]
 
 
@@ -237,7 +236,7 @@ class SideFigures:
     lost_by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     latency_p50_ms: float = 0.0
     latency_max_ms: float = 0.0
-    examples: list[str] = field(default_factory=list)
+    lost_writes: list[str] = field(default_factory=list)  # every one (5 are printed)
 
     @property
     def lost(self) -> int:
@@ -280,9 +279,8 @@ def judge(writes: list[Write], disk: dict[str, Any]) -> dict[str, SideFigures]:
             else:
                 fig.lost_reverted += 1
             fig.lost_by_kind[w.kind] += 1
-            if len(fig.examples) < 5:
-                has = "no row" if row is None else f"label {found!r}"
-                fig.examples.append(f"{key}: acked {w.value!r}, the file has {has}")
+            has = "no row" if row is None else f"label {found!r}"
+            fig.lost_writes.append(f"{key}: acked {w.value!r}, the file has {has}")
     return figures
 
 
@@ -324,7 +322,7 @@ class Figures:
                 f"{fig.latency_max_ms} ms; LOST {fig.lost} ({fig.lost_missing} rows missing, "
                 f"{fig.lost_reverted} values reverted; by kind {fig.lost_by_kind})"
             )
-            out += [f"    e.g. {example}" for example in fig.examples]
+            out += [f"    e.g. {lost}" for lost in fig.lost_writes[:5]]
         if self.memory_differs is not None:
             out.append(f"sessiond memory differs from the file on {self.memory_differs} keys")
         if self.sessiond_status is not None:
