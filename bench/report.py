@@ -14,7 +14,7 @@ for nine rows in ten) it measures, medians of several runs:
   first `sessions.list` answer);
 - peak RSS (VmHWM) of the daemon and of the gateway's process group, and of each CLI;
 - sessions.list (limit 100) latency p50/p99: over the gateway protocol to both servers through
-  one client (bench/gateway_client.py), and over JSON-RPC to sessiond.
+  one client (tests/harness/gateway_client.py), and over JSON-RPC to sessiond.
 
 Every apply run starts from a fresh copy of the generated state dir. Reference runs are capped
 by `--ref-timeout`; a capped run is reported as such. Output: bench/out/report.md, a PNG chart
@@ -43,8 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway_client import GatewayClient  # bench/ is sys.path[0] when this runs as a script
 from harness.daemon_process import DaemonProcess, http_status
+from harness.gateway_client import GatewayClient
 
 HERE = Path(__file__).resolve().parent
 
@@ -727,7 +727,7 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
     ]
     lines += [
         "The `sessions.cleanup {}` row is the apply target's measure: one gateway-protocol "
-        "client (bench/gateway_client.py) sends the same request to each server on a fresh "
+        "client (tests/harness/gateway_client.py) sends the same request to each server on a fresh "
         "copy and waits up to the reference cap; 'no answer after' gives a lower bound. "
         "The other apply rows run the reference's own CLI, with its defaults, against each "
         "gateway: "

@@ -6,6 +6,10 @@
 - `proc_status`: whether a pid is alive, its RSS.
 - `raw_frames`: `RpcClient`, a JSON-RPC client that can also send and read raw frames.
 - `async_run`: `run` a coroutine from a sync test, poll `until` a condition holds.
+- `reference_gateway`: `ReferenceGateway`, OpenClaw 2026.5.12's `gateway run` in its own
+  process group; `gateway_client`: `GatewayClient`, a protocol v4 client with a device identity.
+- `beside_gateway`: the reference gateway and sessiond (or two gateways) writing one store at
+  once, and the check that no acknowledged write was taken back (issue 18).
 - `stress_report`: the `Report` of a stress script (figures, violations), `machine`, `percentile`.
 
 stress/ and bench/ run with `PYTHONPATH=tests`; pytest has `pythonpath = ["tests"]`.

@@ -1,9 +1,9 @@
 """Issue 18, with the real gateway: OpenClaw 2026.5.12's `openclaw gateway run` and `sessiond
 serve` on one state dir, one client writing through each at once, 200 rounds on an 8 MB store;
 no write either side acknowledged may be missing from the file at the end unless a write to the
-same key that may have come after it explains it (`stress/beside_gateway.py` runs it and prints
-the figures; docs/reliability.md has them). The oracle itself is checked first, without a
-gateway, on writes whose outcome is known.
+same key that may have come after it explains it (`harness.beside_gateway` runs it; the script
+`stress/beside_gateway.py` prints the figures; docs/reliability.md has them). The check itself
+is tested first, without a gateway, on writes whose outcome is known.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from stress.beside_gateway import Write, judge, run
+from harness.beside_gateway import Write, judge, run
 
 ROUNDS = 200
 STORE_MB = 8.0
