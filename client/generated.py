@@ -239,7 +239,8 @@ class SessiondClient(ClientBase):
     async def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
         """
@@ -362,7 +363,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
     def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
         """

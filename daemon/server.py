@@ -71,9 +71,11 @@ from sessiond.protocol.jsonrpc import (
 )
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
+    STORES_CHANGED_NOTIFICATION,
     AuthResult,
     SessionsChanged,
     StatusResult,
+    StoresChanged,
     SubscribedStore,
     SubscribeParams,
     SubscribeResult,
@@ -221,6 +223,7 @@ class Connection:
     id: int
     authenticated: bool
     subscribed: set[str] | None = None  # store paths; None: not subscribed
+    all_agents: bool = False  # subscribed with allAgents: stores added later are covered too
     outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     farewell: Callable[[], bytes] | None = None  # the gateway dialect's `shutdown` event
 
@@ -253,6 +256,7 @@ class Daemon:
         self.inflight: set[asyncio.Task[None]] = set()
         self.started = time.monotonic()
         self.registry.listeners.append(self._fan_out)
+        self.registry.store_listeners.append(self._stores_changed)
 
     # ------------------------------------------------------------------------ HTTP and upgrade
 
@@ -376,13 +380,35 @@ class Daemon:
         for conn in list(self.connections.values()):
             if conn.subscribed is None or change.store_path not in conn.subscribed:
                 continue
-            if conn.outbox.qsize() >= MAX_QUEUED_NOTIFICATIONS:
-                log.warning("subscriber too slow; closing", conn=conn.id)
-                conn.subscribed = None
-                task = asyncio.create_task(conn.ws.close(1013, "notifications not read"))
-                task.add_done_callback(lambda _t: None)
+            self._notify(conn, data)
+
+    def _notify(self, conn: Connection, data: bytes) -> None:
+        if conn.outbox.qsize() >= MAX_QUEUED_NOTIFICATIONS:
+            log.warning("subscriber too slow; closing", conn=conn.id)
+            conn.subscribed = None
+            task = asyncio.create_task(conn.ws.close(1013, "notifications not read"))
+            task.add_done_callback(lambda _t: None)
+            return
+        conn.outbox.put_nowait(data)
+
+    def _stores_changed(self, added: list[LiveStore], removed: list[LiveStore]) -> None:
+        """A reload changed the set of stores: allAgents subscribers gain the new ones, every
+        subscriber loses the removed ones, and each is told which (`sessions.storesChanged`)
+        before any change of a new store can reach it."""
+        gained = [SubscribedStore(s.agent_id, s.path, s.seq) for s in added]
+        for conn in list(self.connections.values()):
+            if conn.subscribed is None:
                 continue
-            conn.outbox.put_nowait(data)
+            lost = [SubscribedStore(s.agent_id, s.path, s.seq) for s in removed]
+            lost = [s for s in lost if s.store_path in conn.subscribed]
+            new = gained if conn.all_agents else []
+            if not lost and not new:
+                continue
+            conn.subscribed -= {s.store_path for s in lost}
+            conn.subscribed |= {s.store_path for s in new}
+            params = StoresChanged(added=new, removed=lost)
+            data = _ENCODER.encode(Notification(method=STORES_CHANGED_NOTIFICATION, params=params))
+            self._notify(conn, data)
 
     # ------------------------------------------------------------------------------ methods
 
@@ -422,11 +448,13 @@ class Daemon:
         else:
             stores = [methods.store_for(self.registry, params.agent)]
         conn.subscribed = (conn.subscribed or set()) | {s.path for s in stores}
+        conn.all_agents = conn.all_agents or params.all_agents
         return SubscribeResult([SubscribedStore(s.agent_id, s.path, s.seq) for s in stores])
 
     async def _unsubscribe(self, conn: Connection, params: Any) -> Any:
         was = conn.subscribed is not None
         conn.subscribed = None
+        conn.all_agents = False
         return UnsubscribeResult(was)
 
     async def _status(self, conn: Connection, params: Any) -> Any:
