@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 class Source:
     """Where a setting comes from when its flag is not given, in the order they are tried."""
 
+    flags: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     config: str | None = None
     default: str | None = None
@@ -57,6 +58,25 @@ EXIT_CODES: dict[str, list[tuple[int, str]]] = {
     ],
 }
 
+ENVIRONMENT: list[tuple[str, str]] = [
+    ("OPENCLAW_STATE_DIR", "the state dir, when --state-dir is not given"),
+    (
+        "OPENCLAW_CONFIG_PATH",
+        "the config file (default: openclaw.json in the state dir, clawdbot.json when only "
+        "that exists)",
+    ),
+    ("OPENCLAW_HOME", "the home dir that `~` in paths means (default: HOME)"),
+    ("OPENCLAW_GATEWAY_TOKEN", "the shared token, when --token is not given"),
+    ("OPENCLAW_GATEWAY_PORT", "the port of cleanup's default daemon address (default 18789)"),
+    ("SESSIOND_URL", "the daemon cleanup runs on, when --url is not given"),
+    ("SESSIOND_NOW_MS", "pins cleanup's clock (milliseconds), for reproducible runs"),
+    (
+        "LISTEN_FDS, NOTIFY_SOCKET, WATCHDOG_USEC",
+        "set by systemd for serve: socket activation, readiness and watchdog (systemd/README.md)",
+    ),
+]
+"""Every environment variable the command reads, for docs/cli.md."""
+
 STATE_DIR_SOURCE = Source(
     env=("OPENCLAW_STATE_DIR",), default="~/.openclaw (~/.clawdbot when only that exists)"
 )
@@ -64,6 +84,11 @@ PATHS_NOTE = (
     "A --store file or a state dir that does not exist is an error (a typo must not look like an "
     "empty store). A configured agent whose sessions dir does not exist yet is an empty store: "
     "OpenClaw creates those on first write."
+)
+SERVE_PATHS_NOTE = (
+    "A state dir that does not exist is an error, never created (a typo must not look like an "
+    "empty state dir). A configured agent whose sessions dir does not exist yet is served as an "
+    "empty store; its sessions dir is created, as OpenClaw does on its first write."
 )
 
 
@@ -119,7 +144,7 @@ SERVE_DESCRIPTION = f"""\
 Run the session-store daemon: JSON-RPC 2.0 and OpenClaw's gateway protocol on one WebSocket port.
 
 It reads openclaw.json from the state dir, locks the state dir and every configured store (one
-sessiond per store), binds the port, and only then loads the stores. {PATHS_NOTE}"""
+sessiond per store), binds the port, and only then loads the stores. {SERVE_PATHS_NOTE}"""
 
 CLEANUP_DESCRIPTION = f"""\
 Run session-store maintenance now. Without --dry-run it APPLIES: rows are removed from
@@ -162,11 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "--token",
         source=Source(
+            flags=("--token-file",),
             env=("OPENCLAW_GATEWAY_TOKEN",),
             config="gateway.auth.token",
             default="none (allowed on loopback only)",
         ),
-        help="Shared token clients must present (after it: --token-file)",
+        help="Shared token clients must present",
     )
     _flag(serve, "serve", "--token-file", help="File holding the shared token")
     _flag(
