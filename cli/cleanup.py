@@ -115,7 +115,13 @@ def cleanup_command(args: argparse.Namespace) -> int:
             )
         single = len(targets) == 1
         code = _through_daemon(
-            args, holder.url or "", token, holder.agent_id if single else None, not single
+            args,
+            holder.url or "",
+            token,
+            holder.agent_id if single else None,
+            not single,
+            failed=f"{targets[0].store_path} is held by {holder.describe()}; the files were not "
+            "touched, and the daemon did not clean it",
         )
         if code == EXIT_OK:
             print(f"sessiond: ran on {holder.describe()}, which holds the store", file=sys.stderr)
@@ -209,9 +215,15 @@ def _locally(
 
 
 def _through_daemon(
-    args: argparse.Namespace, url: str, token: str | None, agent: str | None, all_agents: bool
+    args: argparse.Namespace,
+    url: str,
+    token: str | None,
+    agent: str | None,
+    all_agents: bool,
+    failed: str | None = None,
 ) -> int:
-    """The daemon plans and applies; this process only prints."""
+    """The daemon plans and applies; this process only prints. `failed` is said first when
+    the daemon cannot do it."""
     as_json = bool(args.json)
     try:
         result = cleanup_via_daemon(
@@ -227,7 +239,7 @@ def _through_daemon(
             include_actions=args.dry_run and not as_json,
         )
     except DaemonFailed as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"sessiond: {failed}: {exc}" if failed else str(exc), file=sys.stderr)
         return EXIT_FAILED
     if as_json:
         _print_json(result)
