@@ -18,7 +18,7 @@ Position = tuple[int, int]
 _SPACE = frozenset(" \t\r\n\ufeff\u00a0\u2028\u2029")
 _PUNCT = frozenset("{}[]:,")
 _WORD_END = _SPACE | _PUNCT | frozenset("\"'/")
-_JSON5_ERROR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$")
+_JSON5_ERROR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$", re.DOTALL)
 
 
 def position_of(text: str, offset: int) -> Position:
@@ -31,7 +31,8 @@ def json5_error_position(message: str) -> tuple[str, Position] | None:
     found = _JSON5_ERROR.match(message)
     if found is None:
         return None
-    return found.group(2), (int(found.group(1)), int(found.group(3)))
+    what = found.group(2).replace("\r", "\\r").replace("\n", "\\n")  # one line, always
+    return what, (int(found.group(1)), int(found.group(3)))
 
 
 def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
