@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import DaemonProcess, read_rows, store_path, write_state_dir
+from harness import DaemonProcess, read_rows, run, store_path, until, write_state_dir
+from harness.raw_frames import RpcClient
 
 EXE = str(Path(sys.executable).with_name("sessiond"))
 DAY = 86_400_000
@@ -55,6 +56,32 @@ def test_a_second_daemon_on_a_shared_store_path_refuses(tmp_path: Path) -> None:
     # The refused daemon took nothing: its own state dir lock was let go as it left.
     with DaemonProcess(two) as again:
         assert again.port
+
+
+def test_a_reload_leaves_out_a_store_another_daemon_serves(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    config = {"session": {"store": str(shared / "{agentId}.json")}}
+    one = write_state_dir(tmp_path / "one", {"main": None}, config)
+    two = write_state_dir(tmp_path / "two", {"other": None}, config)
+    with DaemonProcess(one) as first, DaemonProcess(two) as second:
+        write_state_dir(two, {"other": None, "main": None}, config)
+        second.send(signal.SIGHUP)
+
+        def left_out() -> list[dict[str, Any]]:
+            return [e for e in second.log_events() if e.get("event") == "store not served"]
+
+        async def logged() -> bool:
+            return bool(left_out())
+
+        async def status() -> list[str]:
+            await until(logged, 10)
+            async with await RpcClient.connect(second.url) as c:
+                return [s.agent_id for s in (await c.call("daemon.status")).stores]
+
+        assert run(status) == ["other"]
+        [event] = left_out()
+        assert event["path"] == str(shared / "main.json")
+        assert f"sessiond pid {first.proc.pid} at {first.url}" in event["error"]
 
 
 def test_after_kill_9_a_new_daemon_starts_at_once(tmp_path: Path) -> None:
