@@ -38,6 +38,7 @@ from sessiond.engine.config import (
     TargetError,
     resolve_config_path,
     resolve_targets,
+    state_dir_problem,
 )
 from sessiond.engine.errors import StoreReadOnly
 from sessiond.engine.js_semantics import printable
@@ -147,17 +148,7 @@ def _missing(
             what = "is not a file" if os.path.exists(path) else "does not exist"
             return f"--store {path} {what}"
         return None
-    if not os.path.isdir(where.state_dir):
-        source = (
-            "--state-dir"
-            if args.state_dir
-            else "OPENCLAW_STATE_DIR"
-            if env.get("OPENCLAW_STATE_DIR", "").strip()
-            else "the default"
-        )
-        what = "is not a directory" if os.path.exists(where.state_dir) else "does not exist"
-        return f"state dir {where.state_dir} (from {source}) {what}"
-    return None
+    return state_dir_problem(where.state_dir, bool(args.state_dir), env)
 
 
 def _locally(

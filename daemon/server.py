@@ -60,6 +60,7 @@ from sessiond.engine.config import (
     Locations,
     SessionsConfig,
     resolve_config_path,
+    state_dir_problem,
 )
 from sessiond.protocol.jsonrpc import (
     APP_AUTH_REQUIRED,
@@ -235,7 +236,9 @@ class Daemon:
         self.cwd = cwd
         self.where = Locations.from_env(env, cwd)
         self.config_path = resolve_config_path(env, self.where.state_dir, cwd)
-        _check_state_dir(self.where.state_dir, options, env)
+        problem = state_dir_problem(self.where.state_dir, bool(options.state_dir), env)
+        if problem:
+            raise StartupError(problem)
         try:
             self.config = load_config_file(self.config_path)
         except ConfigError as exc:
@@ -665,22 +668,6 @@ def _write_port_file(path: str, port: int) -> None:
 
 
 # ---------------------------------------------------------------------------------- startup
-
-
-def _check_state_dir(state_dir: str, options: ServeOptions, env: dict[str, str]) -> None:
-    """A state dir that does not exist is a typo until proven otherwise: never created here.
-    (An agent whose sessions dir does not exist yet is fine: OpenClaw creates those lazily.)"""
-    if os.path.isdir(state_dir):
-        return
-    source = (
-        "--state-dir"
-        if options.state_dir
-        else "OPENCLAW_STATE_DIR"
-        if env.get("OPENCLAW_STATE_DIR", "").strip()
-        else "the default"
-    )
-    what = "is not a directory" if os.path.exists(state_dir) else "does not exist"
-    raise StartupError(f"state dir {state_dir} (from {source}) {what}")
 
 
 def _url_for(host: str, port: int) -> str:

@@ -174,6 +174,23 @@ def resolve_state_dir(env: Mapping[str, str], cwd: str) -> str:
     return os.path.join(home, ".openclaw")
 
 
+def state_dir_problem(state_dir: str, flag_given: bool, env: Mapping[str, str]) -> str | None:
+    """Why `state_dir` cannot be used (it does not exist, or is not a directory), naming where
+    it came from; None when it is a directory. A missing state dir is a typo until proven
+    otherwise: nothing creates one."""
+    if os.path.isdir(state_dir):
+        return None
+    source = (
+        "--state-dir"
+        if flag_given
+        else "OPENCLAW_STATE_DIR"
+        if _env(env, "OPENCLAW_STATE_DIR")
+        else "the default"
+    )
+    what = "is not a directory" if os.path.exists(state_dir) else "does not exist"
+    return f"state dir {state_dir} (from {source}) {what}"
+
+
 def resolve_config_path(env: Mapping[str, str], state_dir: str, cwd: str) -> str:
     explicit = _env(env, "OPENCLAW_CONFIG_PATH")
     if explicit:
