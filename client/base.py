@@ -21,7 +21,9 @@ from sessiond.client.connection import Backoff, DaemonConnection
 from sessiond.client.errors import ProtocolError, RpcError, SessiondError
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
+    STORES_CHANGED_NOTIFICATION,
     SessionsChanged,
+    StoresChanged,
     SubscribeParams,
     SubscribeResult,
     UnsubscribeParams,
@@ -36,6 +38,7 @@ C = TypeVar("C", bound="ClientBase")
 
 _ENCODER = msgspec.json.Encoder()
 _CHANGED = msgspec.json.Decoder(SessionsChanged)
+_STORES_CHANGED = msgspec.json.Decoder(StoresChanged)
 _SUBSCRIBED = msgspec.json.Decoder(SubscribeResult)
 _UNSUBSCRIBED = msgspec.json.Decoder(UnsubscribeResult)
 _ANY = msgspec.json.Decoder()
@@ -135,7 +138,8 @@ class ClientBase:
         """`sessions.changed` for one agent's store, every store, or (neither) the default's.
 
         `async with client.changes() as changes: async for item in changes: ...` yields
-        `SessionsChanged`, and a `SeqGap` before any point where changes may have been missed.
+        `SessionsChanged`, and a `SeqGap` before any point where changes may have been missed;
+        with `all_agents`, a `StoresChanged` when a config reload adds or removes stores.
         """
         params = SubscribeParams(agent=agent, all_agents=all_agents)
 
@@ -169,10 +173,14 @@ class ClientBase:
         return self.errors.get(code, RpcError)(code, message, data)
 
     def _on_notification(self, method: str, params: msgspec.Raw) -> None:
-        if method != CHANGED_NOTIFICATION:
-            return
+        change: SessionsChanged | StoresChanged
         try:
-            change = _CHANGED.decode(params)
+            if method == CHANGED_NOTIFICATION:
+                change = _CHANGED.decode(params)
+            elif method == STORES_CHANGED_NOTIFICATION:
+                change = _STORES_CHANGED.decode(params)
+            else:
+                return
         except msgspec.ValidationError:
             return
         for stream in self._streams:

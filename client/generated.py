@@ -252,7 +252,8 @@ class SessiondClient(ClientBase):
     async def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
 
@@ -390,7 +391,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
     def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
 

@@ -135,7 +135,14 @@ def get_session(registry: Registry, params: GetParams) -> GetResult:
     raw = live.store.get(params.key)
     if raw is None:
         raise KeyNotFound("no such session", {"key": params.key})
-    return GetResult(params.key, live.agent_id, raw)
+    return GetResult(params.key, live.agent_id, compact(raw))
+
+
+def compact(raw: msgspec.Raw) -> msgspec.Raw:
+    """The row without the file's indentation and newlines: every token as stored (numbers and
+    escapes keep their spelling), only the whitespace between tokens dropped. The file itself is
+    untouched."""
+    return msgspec.Raw(msgspec.json.format(raw, indent=-1))
 
 
 def _same_value(a: msgspec.Raw, b: msgspec.Raw) -> bool:
@@ -176,7 +183,7 @@ async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
     row = _patched(current, params.fields)
     if row is None:
         assert current is not None
-        return PatchResult(params.key, live.agent_id, current, await _durable_now(live))
+        return PatchResult(params.key, live.agent_id, compact(current), await _durable_now(live))
     try:
         gen = live.apply({params.key: row}, "patch")
     except StoreReadOnly as exc:

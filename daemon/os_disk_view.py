@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Collection
 
+from sessiond.daemon.store_lock import STORE_LOCK_SUFFIX
 from sessiond.engine.disk_view import DirFile, absolute
 
 
@@ -166,6 +167,8 @@ class OsDiskView:
         # is already canonical (a dot-name gives "/.", which abspath keeps as it is).
         plain = os.path.realpath(directory) == directory == absolute(directory)
         for entry in entries:
+            if entry.name.endswith(STORE_LOCK_SUFFIX):
+                continue  # a daemon's lock (daemon/store_lock.py): never planned, never counted
             try:
                 if not entry.is_file(follow_symlinks=False):
                     continue

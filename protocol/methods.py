@@ -24,6 +24,7 @@ __all__ = [
     "CHANGED_NOTIFICATION",
     "METHODS",
     "NOTIFICATIONS",
+    "STORES_CHANGED_NOTIFICATION",
     "AllAgentsCleanup",
     "AuthParams",
     "AuthResult",
@@ -45,6 +46,7 @@ __all__ = [
     "StatusParams",
     "StatusResult",
     "StoreStatus",
+    "StoresChanged",
     "SubscribeParams",
     "SubscribeResult",
     "SubscribedStore",
@@ -189,6 +191,16 @@ class SessionsChanged(msgspec.Struct, rename="camel"):
     reason: ChangeReason
 
 
+class StoresChanged(msgspec.Struct, rename="camel"):
+    """Params of `sessions.storesChanged`: the stores a subscription gained or lost when a
+    config reload (SIGHUP) added or removed agents. An `allAgents` subscription gains every
+    added store; any subscription loses a removed one. An added store comes with its current
+    seq, so its first `sessions.changed` shows any gap; a removed one sends nothing more."""
+
+    added: list[SubscribedStore]
+    removed: list[SubscribedStore]
+
+
 class StatusParams(_Params):
     pass
 
@@ -296,7 +308,8 @@ METHODS: Final[dict[str, MethodSpec]] = {
         SubscribeResult,
         mutates=False,
         errors=("store_not_found",),
-        doc="Receive `sessions.changed` for these stores on this connection.",
+        doc="Receive `sessions.changed` for these stores on this connection (with "
+        "`allAgents`, also for stores added later, announced by `sessions.storesChanged`).",
     ),
     "sessions.unsubscribe": MethodSpec(
         UnsubscribeParams,
@@ -339,5 +352,10 @@ def keyed_by_table(entries: Mapping[str, _T], served: Mapping[str, MethodSpec]) 
 
 CHANGED_NOTIFICATION: Final = "sessions.changed"
 
-NOTIFICATIONS: Final[dict[str, type[Any]]] = {CHANGED_NOTIFICATION: SessionsChanged}
+STORES_CHANGED_NOTIFICATION: Final = "sessions.storesChanged"
+
+NOTIFICATIONS: Final[dict[str, type[Any]]] = {
+    CHANGED_NOTIFICATION: SessionsChanged,
+    STORES_CHANGED_NOTIFICATION: StoresChanged,
+}
 """Every server-to-client notification and the type of its params."""

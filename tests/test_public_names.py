@@ -83,6 +83,8 @@ PUBLIC: dict[str, set[str]] = {
         "CHANGED_NOTIFICATION",
         "METHODS",
         "NOTIFICATIONS",
+        "STORES_CHANGED_NOTIFICATION",
+        "StoresChanged",
         "AllAgentsCleanup",
         "AuthParams",
         "AuthResult",
@@ -152,7 +154,7 @@ PUBLIC: dict[str, set[str]] = {
         "ResultDecoder",
         "SyncClientBase",
     },
-    "client/changes.py": {"ChangeStream", "GapReason", "SeqGap", "SeqTracker"},
+    "client/changes.py": {"ChangeItem", "ChangeStream", "GapReason", "SeqGap", "SeqTracker"},
     "client/connection.py": {"Backoff", "DaemonConnection", "ErrorFactory", "log"},
     "client/errors.py": {
         "ClientClosedError",

@@ -278,10 +278,11 @@ def cleanup_state(root: Path) -> None:
 
 
 def tree(root: Path) -> dict[str, bytes]:
+    """Every file under agents/ but a running daemon's store locks (daemon/store_lock.py)."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted((root / "agents").rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.name.endswith(".sessiond.lock")
     }
 
 

@@ -8,7 +8,12 @@
 import { ChangeStream } from "./changes.js";
 import { Connection, type ClientOptions } from "./connection.js";
 import { RpcError, SessiondError, type RpcErrorClass } from "./errors.js";
-import type { SessionsChanged, SubscribeParams, SubscribeResult } from "./generated.js";
+import type {
+  SessionsChanged,
+  StoresChanged,
+  SubscribeParams,
+  SubscribeResult,
+} from "./generated.js";
 
 export class ClientBase {
   protected readonly connection: Connection;
@@ -49,7 +54,8 @@ export class ClientBase {
   /**
    * `sessions.changed` for one agent's store, every store, or (neither) the default agent's:
    * `for await (const item of client.changes())` yields SessionsChanged, and a SeqGap before
-   * any point where changes may have been missed.
+   * any point where changes may have been missed; with `allAgents`, a StoresChanged when a
+   * config reload adds or removes stores.
    */
   changes(params: SubscribeParams = {}, maxQueued = 1000): ChangeStream {
     const stream: ChangeStream = new ChangeStream(
@@ -84,7 +90,8 @@ export class ClientBase {
   }
 
   private notified(method: string, params: unknown): void {
-    if (method !== "sessions.changed") return;
-    for (const stream of this.streams) stream.push(params as SessionsChanged);
+    if (method !== "sessions.changed" && method !== "sessions.storesChanged") return;
+    const change = params as SessionsChanged | StoresChanged;
+    for (const stream of this.streams) stream.push(change);
   }
 }

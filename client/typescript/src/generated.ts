@@ -213,6 +213,17 @@ export interface StoreStatus {
   corruptCopy: string | null;
 }
 
+/**
+ * Params of `sessions.storesChanged`: the stores a subscription gained or lost when a config reload
+ * (SIGHUP) added or removed agents. An `allAgents` subscription gains every added store; any
+ * subscription loses a removed one. An added store comes with its current seq, so its first
+ * `sessions.changed` shows any gap; a removed one sends nothing more.
+ */
+export interface StoresChanged {
+  added: SubscribedStore[];
+  removed: SubscribedStore[];
+}
+
 /** Which stores to hear about: one agent, every agent, or (neither) the default agent. */
 export interface SubscribeParams {
   /** Default `null`. */
@@ -297,6 +308,7 @@ export interface Methods {
 /** Every notification the daemon sends, and its params. */
 export interface Notifications {
   "sessions.changed": SessionsChanged;
+  "sessions.storesChanged": StoresChanged;
 }
 
 /** The JSON-RPC error codes by name, as in protocol/jsonrpc.py. */
@@ -446,7 +458,8 @@ export class SessiondClient extends ClientBase {
   }
 
   /**
-   * Receive `sessions.changed` for these stores on this connection.
+   * Receive `sessions.changed` for these stores on this connection (with `allAgents`, also for
+   * stores added later, announced by `sessions.storesChanged`).
    *
    * Rejects with `StoreNotFoundError`.
    */
