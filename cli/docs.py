@@ -47,6 +47,8 @@ def _cell(text: str) -> str:
 
 
 def _flags(action: argparse.Action) -> str:
+    if not action.option_strings:  # a positional argument
+        return f"`{action.metavar or action.dest.upper()}` (argument)"
     names = ", ".join(f"`{name}`" for name in action.option_strings)
     if action.nargs == 0:
         return names
@@ -96,9 +98,10 @@ def render() -> str:
             out += [_cell(paragraph), ""]
         out += ["| flag | meaning | when not given |", "| --- | --- | --- |"]
         for action in sub._actions:
-            if not action.option_strings or action.dest == "help":
+            if action.dest == "help" or isinstance(action, argparse._SubParsersAction):
                 continue
-            source = SOURCES.get((name, action.option_strings[0]))
+            key = action.option_strings[0] if action.option_strings else action.dest
+            source = SOURCES.get((name, key))
             out.append(
                 f"| {_flags(action)} | {_cell(_help(action))} | "
                 f"{_cell(_when_absent(action, source))} |"
