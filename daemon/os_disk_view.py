@@ -1,14 +1,28 @@
-"""The planner's `DiskView` answered from the real file system, one snapshot per plan."""
+"""The planner's `DiskView` answered from the real file system, one snapshot per plan.
+
+A plan reads each dir once. The daemon also passes a `ListingCache`, which keeps a dir's
+listing across plans for as long as the dir provably did not change (see `ListingCache`): a
+sessions dir of 100k transcripts costs tens of milliseconds to read, the rest of a warm dry run
+less than that.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+import threading
+import time
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from sessiond.daemon.journal import JOURNAL_SUFFIX
 from sessiond.daemon.store_lock import STORE_LOCK_SUFFIX
-from sessiond.engine.disk_view import DirFile, absolute
+from sessiond.engine.disk_view import DirFile, DirListing, absolute
+
+RACY_NS = 2_000_000_000
+"""A dir whose mtime or ctime is this close to the clock when it is read is read again next
+time: a change in the same clock tick as the one before would leave both times as they were.
+(git's "racily clean" rule.)"""
 
 
 class OsDirFile:
@@ -20,7 +34,7 @@ class OsDirFile:
     can take it for old.
     """
 
-    __slots__ = ("_entry", "_mtime_ms", "_size", "canonical", "name", "path")
+    __slots__ = ("_mtime_ms", "_size", "canonical", "name", "path")
 
     def __init__(
         self,
@@ -29,25 +43,15 @@ class OsDirFile:
         name: str,
         size: int | None = None,
         mtime_ms: float | None = None,
-        entry: os.DirEntry[str] | None = None,
     ) -> None:
         self.path = path
         self.canonical = canonical
         self.name = name
         self._size = size
         self._mtime_ms = mtime_ms
-        self._entry = entry
 
     def _stat(self) -> None:
-        try:
-            if self._entry is None:
-                st = os.stat(self.path)
-            else:
-                st = self._entry.stat(follow_symlinks=True)
-            self._size, self._mtime_ms = st.st_size, st.st_mtime_ns / 1e6
-        except OSError:
-            self._size, self._mtime_ms = 0, math.inf
-        self._entry = None
+        self._size, self._mtime_ms = stat_of(self.path)
 
     @property
     def size(self) -> int:
@@ -67,6 +71,97 @@ class OsDirFile:
         return f"OsDirFile({self.path!r})"
 
 
+def stat_of(path: str) -> tuple[int, float]:
+    """(size, mtime ms) following links; a file gone since it was listed is empty and new."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0, math.inf
+    return st.st_size, st.st_mtime_ns / 1e6
+
+
+@dataclass(slots=True)
+class _Scan:
+    """One read of a dir: every entry's name and whether it is a symlink, and its regular
+    files (lock and journal files left out) as (path, name)."""
+
+    links: dict[str, bool]
+    files: list[tuple[str, str]]
+    listing: DirListing | None = None  # made on first use, for a dir that is its own realpath
+
+
+DirSig = tuple[int, int, int, int]
+
+
+def _dir_sig(directory: str) -> DirSig | None:
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _scan_dir(directory: str) -> _Scan | None:
+    try:
+        with os.scandir(directory) as found:
+            entries = list(found)
+    except OSError:
+        return None
+    links: dict[str, bool] = {}
+    files: list[tuple[str, str]] = []
+    for entry in entries:
+        name = entry.name
+        try:
+            link = entry.is_symlink()
+            regular = not link and entry.is_file(follow_symlinks=False)
+        except OSError:
+            link = regular = False
+        links[name] = link
+        # A daemon's lock (daemon/store_lock.py) or a store's cleanup journal
+        # (daemon/journal.py): never planned, never counted.
+        if regular and not name.endswith((STORE_LOCK_SUFFIX, JOURNAL_SUFFIX)):
+            files.append((entry.path, name))
+    return _Scan(links, files)
+
+
+class ListingCache:
+    """Dir reads kept across plans (the daemon holds one for its life).
+
+    A kept read answers while the dir's device, inode, mtime and ctime are what they were
+    when it was read, and only if that read was not racy: any entry added, removed or renamed
+    sets the dir's mtime and ctime to the clock's time, so a read made more than `RACY_NS`
+    after the last change stays exact until the next one. Contents and sizes of files are
+    never kept (they change without the dir changing): they are asked of the disk per plan.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scans: dict[str, tuple[DirSig, _Scan]] = {}
+        self.reads = 0
+        self.reuses = 0
+
+    def scan(self, directory: str) -> _Scan | None:
+        sig = _dir_sig(directory)
+        if sig is not None:
+            with self._lock:
+                kept = self._scans.get(directory)
+            if kept is not None and kept[0] == sig:
+                self.reuses += 1
+                return kept[1]
+        scan = _scan_dir(directory)
+        self.reads += 1
+        if scan is None or sig is None:
+            return scan
+        now = time.time_ns()
+        racy = now - sig[2] < RACY_NS or now - sig[3] < RACY_NS
+        with self._lock:
+            if racy or _dir_sig(directory) != sig:
+                self._scans.pop(directory, None)
+            else:
+                self._scans[directory] = (sig, scan)
+        return scan
+
+
 _UNKNOWN: dict[str, bool] = {}  # sentinel: no listing asked for yet
 
 
@@ -78,29 +173,36 @@ class OsDiskView:
     otherwise cost a syscall chain per row. Anything else falls through to the OS.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache: ListingCache | None = None) -> None:
+        self._cache = cache
         self._listings: dict[str, dict[str, bool] | None] = {}
-        self._scans: dict[str, list[os.DirEntry[str]] | None] = {}
+        self._scans: dict[str, _Scan | None] = {}
+        self._plain: dict[str, bool] = {}
 
-    def _scan(self, directory: str) -> list[os.DirEntry[str]] | None:
-        """One directory read per plan, shared by the lookups and `list_files`."""
+    def _scan(self, directory: str) -> _Scan | None:
+        """One directory read per plan (or fewer, with a cache), shared by every question."""
         if directory not in self._scans:
-            try:
-                with os.scandir(directory) as entries:
-                    self._scans[directory] = list(entries)
-            except OSError:
-                self._scans[directory] = None
+            if self._cache is not None:
+                self._scans[directory] = self._cache.scan(directory)
+            else:
+                self._scans[directory] = _scan_dir(directory)
         return self._scans[directory]
+
+    def _is_own_realpath(self, directory: str) -> bool:
+        known = self._plain.get(directory)
+        if known is None:
+            known = self._plain[directory] = os.path.realpath(directory) == directory
+        return known
 
     def _listing(self, directory: str) -> dict[str, bool] | None:
         """name -> is_symlink for a symlink-free directory, else None (unknown: ask the OS)."""
         if directory in self._listings:
             return self._listings[directory]
         listing: dict[str, bool] | None = None
-        if os.path.realpath(directory) == directory:
-            entries = self._scan(directory)
-            if entries is not None:
-                listing = {e.name: e.is_symlink() for e in entries}
+        if self._is_own_realpath(directory):
+            scan = self._scan(directory)
+            if scan is not None:
+                listing = scan.links
         self._listings[directory] = listing
         return listing
 
@@ -159,25 +261,32 @@ class OsDiskView:
     def entry_names(self, directory: str) -> Collection[str] | None:
         return self._listing(directory)
 
-    def list_files(self, directory: str) -> list[DirFile]:
-        files: list[DirFile] = []
-        entries = self._scan(directory)
-        if entries is None:
-            return files
+    def listing(self, directory: str) -> DirListing:
+        scan = self._scan(directory)
+        if scan is None:
+            return DirListing(directory, [], [], [], frozenset(), False)
         # In a symlink-free dir given as a normal absolute path, `entry.path` of a regular file
         # is already canonical (a dot-name gives "/.", which abspath keeps as it is).
-        plain = os.path.realpath(directory) == directory == absolute(directory)
-        for entry in entries:
-            if entry.name.endswith((STORE_LOCK_SUFFIX, JOURNAL_SUFFIX)):
-                # a daemon's lock (daemon/store_lock.py) or a store's cleanup journal
-                # (daemon/journal.py): never planned, never counted
-                continue
-            try:
-                if not entry.is_file(follow_symlinks=False):
-                    continue
-            except OSError:
-                continue
-            path = entry.path  # the same join of `directory` and the name
-            resolved = path if plain else self.canonical(path)
-            files.append(OsDirFile(path, resolved, entry.name, entry=entry))
-        return files
+        own = self._is_own_realpath(directory) and directory == absolute(directory)
+        if own and scan.listing is not None:
+            return scan.listing
+        paths = [path for path, _ in scan.files]
+        names = [name for _, name in scan.files]
+        canonicals = paths if own else [self.canonical(p) for p in paths]
+        plain = own and directory != "/" and not any(scan.links.values())
+        listing = DirListing(directory, paths, canonicals, names, frozenset(scan.links), plain)
+        if own:
+            scan.listing = listing
+        return listing
+
+    def list_files(self, directory: str) -> list[DirFile]:
+        found = self.listing(directory)
+        return [
+            OsDirFile(path, canonical, name)
+            for path, canonical, name in zip(
+                found.paths, found.canonicals, found.names, strict=True
+            )
+        ]
+
+    def file_stat(self, path: str) -> tuple[int, float]:
+        return stat_of(path)

@@ -54,9 +54,12 @@ class EntryView(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True)
 _VIEW = msgspec.json.Decoder(EntryView)
 
 
-@dataclass(frozen=True, slots=True)
-class RowView:
-    """A decoded row: `fields` when the row is a JSON object, `truthy` as JS would judge it."""
+class RowView(msgspec.Struct, frozen=True, gc=False):
+    """A decoded row: `fields` when the row is a JSON object, `truthy` as JS would judge it.
+
+    Outside the cycle collector (`gc=False`): a daemon holds one per row, and a collection
+    that walks them all is a pause of its own on a big store; a decoded row holds no cycle.
+    """
 
     fields: EntryView
     is_object: bool

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sessiond.engine.disk_view import DiskView
+from sessiond.engine.disk_view import TRAJECTORY_SUFFIXES, DiskView
 from sessiond.engine.js_semantics import js_trim
 from sessiond.engine.keys import normalize_agent_id
 from sessiond.engine.store import EntryView
@@ -67,11 +67,8 @@ def is_checkpoint(name: str) -> bool:
     return ".checkpoint." in name.lower() and bool(_CHECKPOINT.match(name))
 
 
-_TRAJECTORY_SUFFIXES = (".trajectory.jsonl", ".trajectory-path.json")
-
-
 def is_trajectory(name: str) -> bool:
-    return name.endswith(_TRAJECTORY_SUFFIXES)
+    return name.endswith(TRAJECTORY_SUFFIXES)
 
 
 def is_primary(name: str) -> bool:
@@ -167,6 +164,11 @@ class SessionsDir:
         self._legacy: dict[str, bool] = {}
         self._transcripts: dict[tuple[str, str | None], str | ValueError] = {}
         self._no_sidecars: bool | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The dir's real path with a trailing separator: what every path inside starts with."""
+        return self._prefix
 
     def contains(self, path: str) -> bool:
         return self.contains_canonical(self.view.canonical(path))
@@ -324,7 +326,7 @@ class SessionsDir:
         if self._no_sidecars is None:
             names = self.view.entry_names(self.real)
             self._no_sidecars = names is not None and not any(
-                n.endswith(_TRAJECTORY_SUFFIXES) for n in names
+                n.endswith(TRAJECTORY_SUFFIXES) for n in names
             )
         return self._no_sidecars
 
@@ -357,7 +359,7 @@ class SessionsDir:
         self._push(ordered, self._default(session_id))
         if stale:
             self._push(ordered, self._recorded(session_id, session_file))
-        if self._is_legacy_dir(home):
+        if self.is_legacy_dir(home):
             # The legacy location counts only when it is this very dir; elsewhere it is always
             # outside and never archived (restrictToStoreDir), so skip the syscalls.
             try:
@@ -393,7 +395,8 @@ class SessionsDir:
         except (InvalidSessionId, OutsideSessionsDir):
             return None
 
-    def _is_legacy_dir(self, home: str) -> bool:
+    def is_legacy_dir(self, home: str) -> bool:
+        """This dir is the legacy `~/.openclaw/sessions`, whose transcripts count as well."""
         known = self._legacy.get(home)
         if known is None:
             legacy_dir = os.path.normpath(os.path.join(home, ".openclaw", "sessions"))

@@ -16,28 +16,35 @@ stages; the plan's figures still show what enforcement would do, as the referenc
 
 from __future__ import annotations
 
+import bisect
 import enum
 import functools
 import math
 import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
+from sessiond.engine.cleanup.row_index import AgeEntry, PlanIndex, RowFacts
 from sessiond.engine.config import Maintenance, MaintenanceMode, SessionsConfig, StoreTarget
-from sessiond.engine.disk_view import DirFile, DiskView, canonical
-from sessiond.engine.js_semantics import is_finite_number, js_truthy, to_number
-from sessiond.engine.keys import (
-    is_main_scope_stale_direct_key,
-    is_protected,
-    normalize_preserve_key,
+from sessiond.engine.disk_view import (
+    TRAJECTORY_SUFFIXES,
+    DirListing,
+    DiskView,
+    absolute,
+    canonical,
 )
-from sessiond.engine.store import RowView, Store, row_chunk, store_size_for_chunks
+from sessiond.engine.js_semantics import is_finite_number, js_truthy, to_number
+from sessiond.engine.keys import is_protected, normalize_preserve_key
+from sessiond.engine.store import RowView, Store, store_size_for_chunks
 from sessiond.engine.transcripts import (
     SessionsDir,
     archive_name,
     archive_timestamp,
     file_kind,
+    iso_stamp,
     parse_archive_stamp_ms,
     validate_session_id,
 )
@@ -112,7 +119,7 @@ class StorePlan:
     removed_keys: frozenset[str]
     file_ops: FileOps
     repairs: dict[str, str]
-    views: dict[str, RowView] = field(repr=False)
+    views: Mapping[str, RowView] = field(repr=False)
 
     @property
     def would_mutate(self) -> bool:
@@ -155,8 +162,8 @@ class SharedDir:
 
 def claimed_paths(plan: StorePlan) -> set[str]:
     """Files this plan archives or removes: a later plan in the same dir must not count them."""
-    paths = {os.path.abspath(source) for source, _ in plan.file_ops.archives}
-    paths |= {os.path.abspath(r.path) for r in plan.file_ops.removals}
+    paths = {absolute(source) for source, _ in plan.file_ops.archives}
+    paths |= {absolute(r.path) for r in plan.file_ops.removals}
     return paths
 
 
@@ -179,7 +186,7 @@ def _display_updated(view: RowView) -> float:
     return _updated_or(view, 0.0)
 
 
-def display_order(keys: list[str], views: dict[str, RowView]) -> list[str]:
+def display_order(keys: list[str], views: Mapping[str, RowView]) -> list[str]:
     """Newest first; rows without `updatedAt` last (the dry-run table's order)."""
 
     def newest_first(a: str, b: str) -> int:
@@ -191,37 +198,71 @@ def display_order(keys: list[str], views: dict[str, RowView]) -> list[str]:
 # --------------------------------------------------------------------------------- the files
 
 
-@dataclass(slots=True)
-class _SimFile:
-    original: DirFile
-    name: str
-    archive: bool  # `is_archive(name)`, kept with the name: every stage asks, per file
-    sweepable: bool  # `is_sweepable(name)`
-    archived_to: str | None = None
-    removed: bool = False
-    stage: RemovalStage = "sweep"
-    owner_key: str | None = None
-    owner_chunk_bytes: int = 0
-
-
 class _DirState:
-    """The sessions dir as the apply will leave it, step by step, without touching it."""
+    """The sessions dir as the apply will leave it, step by step, without touching it.
 
-    def __init__(self, files: list[DirFile]) -> None:
-        self.files = [_SimFile(f, f.name, *file_kind(f.name)) for f in files]
-        self.by_canonical = {f.original.canonical: f for f in self.files}
+    Only what the plan changes is held (archived and removed files, by position in the
+    listing); every other file is as listed. Sizes and mtimes are asked of the view when a
+    stage needs them, once per file.
+    """
 
-    def present(self) -> list[_SimFile]:
-        return [f for f in self.files if not f.removed]
+    def __init__(self, listing: DirListing, view: DiskView, gone: frozenset[str]) -> None:
+        self.listing = listing
+        self.view = view
+        self.by_canonical = listing.by_canonical if listing.names else {}
+        self.archives, self.sweepable = listing.kinds(file_kind)
+        self.archived: dict[int, str] = {}  # position -> the archive's path
+        self.archived_names: set[str] = set()  # by `archive_names`
+        self.removed: dict[int, tuple[RemovalStage, str | None, int]] = {}
+        # Files an earlier plan of the same dir takes: not there for this one.
+        self.gone = {self.by_canonical[c] for c in gone if c in self.by_canonical}
+        self._stats: dict[int, tuple[int, float]] = {}
+
+    def scanned(self) -> int:
+        return len(self.listing) - len(self.gone)
+
+    def stat(self, pos: int) -> tuple[int, float]:
+        found = self._stats.get(pos)
+        if found is None:
+            found = self._stats[pos] = self.view.file_stat(self.listing.paths[pos])
+        return found
+
+    def name(self, pos: int) -> str:
+        archived = self.archived.get(pos)
+        if archived is None:
+            return self.listing.names[pos]
+        # `<name>.deleted.<stamp>`: an archive by construction, and no kind the sweep takes.
+        return self.listing.names[pos] + archived[len(self.listing.paths[pos]) :]
+
+    def present(self, pos: int) -> bool:
+        return pos not in self.removed and pos not in self.gone
+
+    def present_archives(self) -> list[int]:
+        """Archives there now, listed ones and this plan's, in directory order."""
+        found = {p for p in self.archives if self.present(p)}
+        found.update(p for p in self.archived if self.present(p))
+        return sorted(found)
+
+    def present_sweepable(self) -> list[int]:
+        return [p for p in self.sweepable if p not in self.archived and self.present(p)]
+
+    def archive_names(self, names: list[str | None], now_ms: int) -> None:
+        """`archive` for files of a plain dir by name (None: no file), the path being the
+        dir's and the name; a name the dir does not hold as a file archives nothing."""
+        paths = self.listing.paths
+        suffix = archive_name("", "deleted", now_ms)
+        found = map(self.listing.by_name.get, names)  # type: ignore[arg-type]
+        taken = self.removed.keys() | self.gone | self.archived.keys()
+        for pos in found:
+            if pos is not None and pos not in taken:
+                self.archived[pos] = paths[pos] + suffix
+                self.archived_names.add(self.listing.names[pos])
 
     def archive(self, canonical_path: str, now_ms: int) -> bool:
-        sim = self.by_canonical.get(canonical_path)
-        if sim is None or sim.removed or sim.archived_to is not None:
+        pos = self.by_canonical.get(canonical_path)
+        if pos is None or not self.present(pos) or pos in self.archived:
             return False
-        sim.archived_to = archive_name(sim.original.path, "deleted", now_ms)
-        # `<name>.deleted.<stamp>`: an archive by construction, and no kind the sweep takes.
-        sim.name = sim.name + sim.archived_to[len(sim.original.path) :]
-        sim.archive, sim.sweepable = True, False
+        self.archived[pos] = archive_name(self.listing.paths[pos], "deleted", now_ms)
         return True
 
     def remove(
@@ -232,31 +273,20 @@ class _DirState:
         owner_chunk_bytes: int = 0,
     ) -> int | None:
         """Size removed (0 for an empty file), or None when nothing is there."""
-        sim = self.by_canonical.get(canonical_path)
-        if sim is None or sim.removed:
+        pos = self.by_canonical.get(canonical_path)
+        if pos is None or not self.present(pos):
             return None
-        sim.removed = True
-        sim.stage = stage
-        sim.owner_key = owner_key
-        sim.owner_chunk_bytes = owner_chunk_bytes
-        return sim.original.size
+        self.removed[pos] = (stage, owner_key, owner_chunk_bytes)
+        return self.stat(pos)[0]
 
     def ops(self) -> FileOps:
+        paths = self.listing.paths
         archives = tuple(
-            (f.original.path, f.archived_to)
-            for f in self.files
-            if f.archived_to is not None and not f.removed
+            (paths[p], self.archived[p]) for p in sorted(self.archived) if p not in self.removed
         )
         removals = tuple(
-            Removal(
-                f.original.path,
-                f.original.size,
-                f.stage,
-                f.owner_key,
-                f.owner_chunk_bytes,
-            )
-            for f in self.files
-            if f.removed
+            Removal(paths[p], self.stat(p)[0], stage, owner, chunk)
+            for p, (stage, owner, chunk) in sorted(self.removed.items())
         )
         return FileOps(archives, removals)
 
@@ -264,26 +294,59 @@ class _DirState:
 # ------------------------------------------------------------------------------------- stages
 
 
+class PlanViews(Mapping[str, RowView]):
+    """Each row of the planned version as the plan read it (a repaired row with its new
+    sessionFile). Holds its own copy of the row map: the index moves on with later versions."""
+
+    def __init__(self, facts: dict[str, RowFacts], repaired: dict[str, RowView]) -> None:
+        self._facts = facts
+        self._repaired = repaired
+
+    def __getitem__(self, key: str) -> RowView:
+        found = self._repaired.get(key)
+        return self._facts[key].view if found is None else found
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._facts
+
+    def repair(self, key: str, view: RowView) -> None:
+        self._repaired[key] = view
+
+    @property
+    def repaired(self) -> Mapping[str, RowView]:
+        return self._repaired
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts)
+
+    def __len__(self) -> int:
+        return len(self._facts)
+
+
 @dataclass(slots=True)
 class _Context:
     store: Store
-    views: dict[str, RowView]
+    index: PlanIndex
+    views: PlanViews
     sdir: SessionsDir
+    listing: DirListing
     maintenance: Maintenance
     options: CleanupOptions
     now_ms: int
     home: str
     preserve_keys: set[str]
+    # Rows answered from names alone: a plain dir that is not the legacy one. Rows in
+    # `irregular` are asked of the disk one by one, like every row of any other dir.
+    fast: bool
+    irregular: set[str]
     shared_referenced: frozenset[str] = frozenset()
-    protected: dict[str, bool] = field(default_factory=dict)
 
     def preserved(self, key: str) -> bool:
-        if key in self.preserve_keys:
-            return True
-        known = self.protected.get(key)
-        if known is None:
-            known = self.protected[key] = is_protected(key, self.views[key].fields)
-        return known
+        return key in self.preserve_keys or self.index.facts[key].protected
+
+    def by_name(self, key: str) -> bool:
+        """This row's files are decided by its name and the dir's names alone."""
+        return self.fast and key not in self.irregular
 
 
 def _fix_missing(ctx: _Context, remaining: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -295,7 +358,15 @@ def _fix_missing(ctx: _Context, remaining: list[str]) -> tuple[list[str], dict[s
     """
     removed: list[str] = []
     repairs: dict[str, str] = {}
+    facts = ctx.index.facts
+    entries = ctx.listing.entries
     for key in remaining:
+        if ctx.by_name(key):
+            # A simple row's transcript and its fallback are one path: missing, or there.
+            f = facts[key]
+            if f.sid is not None and f.name is not None and f.name not in entries:
+                removed.append(key)
+            continue
         fields = ctx.views[key].fields
         session_id = fields.session_id
         if not js_truthy(session_id) or not isinstance(session_id, str):
@@ -317,85 +388,207 @@ def _fix_missing(ctx: _Context, remaining: list[str]) -> tuple[list[str], dict[s
     return removed, repairs
 
 
-def _retire_dm_scope(
-    ctx: _Context, remaining: list[str], target: StoreTarget, dm_scope: str
-) -> list[str]:
-    return [
-        key
-        for key in remaining
-        if is_main_scope_stale_direct_key(key, target.agent_id, ctx.options.active_key, dm_scope)
-    ]
+def _retire_dm_scope(ctx: _Context, remaining: list[str], dm_scope: str) -> list[str]:
+    """Peer-keyed direct-DM rows of this agent that `dmScope: main` no longer routes to."""
+    if dm_scope != "main":
+        return []
+    direct = ctx.index.dm_direct
+    if not direct:
+        return []
+    active = ctx.options.active_key
+    return [key for key in remaining if key in direct and not (active and key == active)]
 
 
-def _prune_stale(ctx: _Context, remaining: list[str]) -> list[str]:
+def _first(entry: AgeEntry) -> float:
+    return entry[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stale:
+    """The stale rows (`by_age` entries, in its order) and where they lie in `by_age`: entries
+    before `start` are newer than the cutoff, entries from `undated` on have no age (-inf)."""
+
+    entries: list[AgeEntry]
+    start: int
+    undated: int
+
+
+def _keys(entries: list[AgeEntry]) -> list[str]:
+    return [entry[1] for entry in entries]
+
+
+def _prune_stale(ctx: _Context, gone: set[str]) -> _Stale:
+    """Unpreserved rows whose updatedAt is before the cutoff: a tail of `by_age` (oldest
+    last), less the rows without updatedAt at its very end."""
+    by_age = ctx.index.by_age
     if ctx.maintenance.prune_after_ms is None:
-        return []
+        return _Stale([], len(by_age), len(by_age))
     cutoff = ctx.now_ms - ctx.maintenance.prune_after_ms
-    removed: list[str] = []
-    for key in remaining:
-        if ctx.preserved(key):
-            continue
-        updated = ctx.views[key].fields.updated_at
-        if updated is not None and to_number(updated) < cutoff:
-            removed.append(key)
-    return removed
+    start = bisect.bisect_right(by_age, float(-cutoff), key=_first)
+    undated = bisect.bisect_left(by_age, math.inf, start, key=_first)
+    stale = by_age[start:undated]
+    stale += [entry for entry in by_age[undated:] if entry[2].dated]
+    skip = gone | ctx.preserve_keys
+    if skip:
+        stale = [entry for entry in stale if entry[1] not in skip]
+    return _Stale(stale, start, undated)
 
 
-def _cap(ctx: _Context, remaining: list[str]) -> list[str]:
-    candidates = [key for key in remaining if not ctx.preserved(key)]
-    slots = max(0, ctx.maintenance.max_entries - (len(remaining) - len(candidates)))
-    if len(candidates) <= slots:
+def _cap(ctx: _Context, remaining_count: int, gone: set[str], stale: _Stale) -> list[AgeEntry]:
+    """The oldest unpreserved rows past `maxEntries`, in the order the reference drops them
+    (newest kept first; equal ages in store order)."""
+    index = ctx.index
+    preserved = len(index.protected) - len(gone & index.protected)
+    preserved += sum(
+        1
+        for key in ctx.preserve_keys
+        if key in index.facts and key not in gone and key not in index.protected
+    )
+    slots = max(0, ctx.maintenance.max_entries - preserved)
+    if remaining_count - preserved <= slots:
         return []
+    skip = gone | ctx.preserve_keys
+    if any(key not in skip for key in index.undated_nan):
+        return _cap_with_nan(ctx, skip, slots)
+    # Newest first: the rows newer than the cutoff, then those without updatedAt (the rest of
+    # `by_age` is stale), less what earlier stages took and the active row.
+    by_age = index.by_age
+    extra = (gone - set(_keys(stale.entries))) | ctx.preserve_keys
+    order = by_age[: stale.start]
+    if extra:
+        order = [entry for entry in order if entry[1] not in extra]
+    order += [
+        entry for entry in by_age[stale.undated :] if not entry[2].dated and entry[1] not in extra
+    ]
+    if slots and order[slots - 1][0] == order[slots][0]:
+        # Rows of equal age straddle the cut: which of them stay is decided by store order.
+        age = order[slots][0]
+        low = bisect.bisect_left(order, age, key=_first)
+        high = bisect.bisect_right(order, age, key=_first)
+        position = _positions(ctx.store)
+        order = order[:low] + sorted(order[low:high], key=lambda e: position[e[1]]) + order[high:]
+    return order[slots:]
 
-    ages = {key: _updated_or(ctx.views[key], -math.inf) for key in candidates}
-    if not any(math.isnan(age) for age in ages.values()):
-        # A total order: a stable sort by key equals the reference's comparator sort.
-        return sorted(candidates, key=lambda key: -ages[key])[slots:]
+
+def _cap_with_nan(ctx: _Context, skip: set[str], slots: int) -> list[AgeEntry]:
+    """Some age is not a number: the reference's comparator is no total order, so its sort is
+    replayed as it is (JS compare, stable, over the rows in store order)."""
+    facts = ctx.index.facts
+    candidates = [key for key in ctx.store.rows if key not in skip and not ctx.preserved(key)]
+    ages = {key: facts[key].age for key in candidates}
 
     def newest_first(a: str, b: str) -> int:
         return _js_compare(ages[b], ages[a])
 
-    return sorted(candidates, key=functools.cmp_to_key(newest_first))[slots:]
+    capped = sorted(candidates, key=functools.cmp_to_key(newest_first))[slots:]
+    return [(-ages[key], key, facts[key]) for key in capped]
 
 
-def _session_files(ctx: _Context, keys: list[str], last_file_wins: bool) -> dict[str, Any]:
-    """sessionId -> sessionFile of removed rows, remembered the way the reference remembers."""
-    remembered: dict[str, Any] = {}
-    for key in keys:
-        fields = ctx.views[key].fields
-        session_id = fields.session_id
-        if not isinstance(session_id, str) or not session_id:
-            continue
-        if last_file_wins or session_id not in remembered or fields.session_file:
-            remembered[session_id] = fields.session_file
+def _positions(store: Store) -> dict[str, int]:
+    return {key: i for i, key in enumerate(store.rows)}
+
+
+class _Leaving:
+    """What the removed rows carried: rows per sessionId and per transcript name (as the
+    index counts them), so "still referenced" is the index's count against these."""
+
+    def __init__(self, index: PlanIndex) -> None:
+        self.index = index
+        self.sids: Counter[str | None] = Counter()
+        self.names: Counter[str | None] = Counter()
+
+    def add(self, keys: Iterable[str]) -> _Leaving:
+        facts = self.index.facts
+        found = [facts[key] for key in keys]
+        self.sids.update([f.sid for f in found])
+        self.names.update([f.name for f in found if f.simple])
+        return self
+
+    def copy(self) -> _Leaving:
+        other = _Leaving(self.index)
+        other.sids = self.sids.copy()
+        other.names = self.names.copy()
+        return other
+
+    def sid_referenced(self, session_id: str) -> bool:
+        """Whether a row that stays carries this sessionId."""
+        return self.index.sid_rows.get(session_id, 0) > self.sids.get(session_id, 0)
+
+
+def _session_files(
+    ctx: _Context,
+    victims: list[AgeEntry],
+    last_file_wins: bool,
+    leaving: _Leaving,
+    in_order: Callable[[], list[AgeEntry]] | None = None,
+) -> dict[str, AgeEntry]:
+    """sessionId -> the removed row whose sessionFile counts, remembered the way the reference
+    remembers (the first row, or the last one with a sessionFile; with `last_file_wins`, the
+    last); the rows are added to `leaving` on the way. They may be in another order than the
+    reference's if `in_order` gives that order: it is asked only when the order can change
+    the answer (rows of one id whose sessionFiles differ)."""
+    found = [entry[2] for entry in victims]
+    sids = [f.sid for f in found]
+    leaving.sids.update(sids)
+    leaving.names.update([f.name for f in found if f.simple])
+    pairs = [(sid, entry) for sid, entry in zip(sids, victims, strict=True) if sid is not None]
+    remembered = dict(pairs)
+    if len(remembered) == len(pairs):
+        return remembered  # every id once: nothing to choose between
+    remembered = {}
+    first_file: dict[str, Any] = {}
+    order_matters = False
+    repaired = ctx.views.repaired
+    for session_id, entry in pairs:
+        session_file = repaired.get(entry[1], entry[2].view).fields.session_file
+        if session_id in remembered:
+            order_matters = order_matters or first_file[session_id] != session_file
+        else:
+            first_file[session_id] = session_file
+        if last_file_wins or session_id not in remembered or session_file:
+            remembered[session_id] = entry
+    if order_matters and in_order is not None:
+        return _session_files(ctx, in_order(), last_file_wins, _Leaving(ctx.index))
     return remembered
 
 
-def _referenced_ids(ctx: _Context, keys: list[str]) -> set[str]:
-    ids: set[str] = set()
-    for key in keys:
-        session_id = ctx.views[key].fields.session_id
-        if isinstance(session_id, str) and session_id:
-            ids.add(session_id)
-    return ids
-
-
 def _archive_removed(
-    ctx: _Context, state: _DirState, removed: dict[str, Any], referenced: set[str]
+    ctx: _Context, state: _DirState, removed: dict[str, AgeEntry], leaving: _Leaving
 ) -> None:
-    for session_id, session_file in removed.items():
-        if session_id in referenced:
+    """Archive the transcripts of removed rows whose sessionId no remaining row carries."""
+    irregular = ctx.irregular
+    named: list[str | None] = []
+    rest = removed.items()
+    if ctx.fast:
+        # An id one row carried goes with that row; its transcript is its name.
+        shared = ctx.index.shared_sids
+        named = [
+            entry[2].name for sid, entry in rest if sid not in shared and entry[1] not in irregular
+        ]
+        rest = [(s, e) for s, e in rest if s in shared or e[1] in irregular]  # type: ignore[assignment]
+    for session_id, (_, key, f) in rest:
+        if leaving.sid_referenced(session_id):
             continue
+        if ctx.by_name(key):
+            named.append(f.name)
+            continue
+        session_file = ctx.views[key].fields.session_file
         for path in ctx.sdir.archive_candidates(session_id, session_file, ctx.home):
             state.archive(path, ctx.now_ms)
+    if named:
+        state.archive_names(named, ctx.now_ms)
 
 
 def _remove_trajectory_sidecars(
-    ctx: _Context, state: _DirState, removed: dict[str, Any], referenced: set[str]
+    ctx: _Context, state: _DirState, removed: dict[str, AgeEntry], leaving: _Leaving
 ) -> None:
-    for session_id, session_file in removed.items():
-        if session_id in referenced:
+    trajectory = ctx.listing.has_trajectory
+    if ctx.fast and not trajectory and not ctx.irregular:
+        return  # every transcript directly in a dir without one trajectory file: no sidecar
+    for session_id, (_, key, _f) in removed.items():
+        if leaving.sid_referenced(session_id) or (ctx.by_name(key) and not trajectory):
             continue
+        session_file = ctx.views[key].fields.session_file
         try:
             transcript = ctx.sdir.transcript_path(session_id, session_file)
         except ValueError:
@@ -416,24 +609,35 @@ def _expire_archives(ctx: _Context, state: _DirState, archived_any: bool) -> Non
         rules.append(("deleted", ctx.maintenance.prune_after_ms))
     if ctx.maintenance.reset_archive_retention_ms is not None:
         rules.append(("reset", ctx.maintenance.reset_archive_retention_ms))
+    canonicals = ctx.listing.canonicals
+    listed = [p for p in state.archives if p not in state.archived and state.present(p)]
     for reason, older_than in rules:
         if older_than < 0:
             continue
-        for sim in state.present():
-            if not sim.archive:
-                continue
-            stamp = archive_timestamp(sim.name, reason)
-            if stamp is None:
+        for pos in listed:
+            stamp = archive_timestamp(ctx.listing.names[pos], reason)
+            if stamp is None or not state.present(pos):
                 continue
             stamp_ms = parse_archive_stamp_ms(stamp)
             if stamp_ms is not None and ctx.now_ms - stamp_ms > older_than:
-                state.remove(sim.original.canonical, "expired")
+                state.remove(canonicals[pos], "expired")
+        if reason == "deleted" and state.archived:
+            # This plan's archives all carry its own clock's stamp (and `.deleted.` last).
+            stamp_ms = parse_archive_stamp_ms(iso_stamp(ctx.now_ms))
+            if stamp_ms is not None and ctx.now_ms - stamp_ms > older_than:
+                for pos in sorted(state.archived):
+                    state.remove(canonicals[pos], "expired")
+
+
+def _referenced_paths(ctx: _Context, remaining: Iterable[str]) -> set[str]:
+    """Canonical paths the rows of `remaining` reference (see `SessionsDir.referenced`)."""
+    return ctx.sdir.referenced(ctx.views[k].fields for k in remaining) | ctx.shared_referenced
 
 
 def _budget(
     ctx: _Context,
     state: _DirState,
-    remaining: list[str],
+    remaining_rows: Callable[[], list[str]],
     store_path: str,
     warn_only: bool,
 ) -> tuple[DiskBudget | None, list[str]]:
@@ -441,13 +645,15 @@ def _budget(
     high_water = ctx.maintenance.high_water_bytes
     if max_bytes is None or high_water is None:
         return None, []
+    remaining = remaining_rows()
     store_canonical = canonical(ctx.sdir.view, store_path)
-    files = state.present()
-    chunks = {key: len(row_chunk(key, ctx.store.rows[key])) for key in remaining}
+    archives = set(state.present_archives())
+    counted_files = sorted(archives.union(state.present_sweepable()))
+    chunks = {key: ctx.index.chunk(key) for key in remaining}
     projected = store_size_for_chunks(list(chunks.values()))
     # Only bytes maintenance can free count: a foreign file (`.migrated`, notes) that no rule may
     # delete must not make live sessions pay for it. The reference counts every file.
-    counted = sum(f.original.size for f in files if f.archive or f.sweepable)
+    counted = sum(state.stat(pos)[0] for pos in counted_files)
     total = counted + projected
     before = total
 
@@ -460,18 +666,19 @@ def _budget(
         return figures(0, 0, 0, True), []
     removed_files = removed_entries = freed = 0
     evicted: list[str] = []
-    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining) | ctx.shared_referenced
+    referenced = _referenced_paths(ctx, remaining)
+    canonicals = ctx.listing.canonicals
     queue = [
-        f
-        for f in files
-        if f.original.canonical != store_canonical
-        and (f.archive or (f.original.canonical not in referenced and f.sweepable))
+        pos
+        for pos in counted_files
+        if canonicals[pos] != store_canonical
+        and (pos in archives or canonicals[pos] not in referenced)
     ]
-    queue.sort(key=lambda f: f.original.mtime_ms)
-    for sim in queue:
+    queue.sort(key=lambda pos: state.stat(pos)[1])
+    for pos in queue:
         if total <= high_water:
             break
-        size = state.remove(sim.original.canonical, "budget")
+        size = state.remove(canonicals[pos], "budget")
         if not size:
             continue
         total -= size
@@ -521,29 +728,72 @@ def _budget(
 
 
 def _sweep(
-    ctx: _Context, state: _DirState, remaining: list[str], scanned: int
+    ctx: _Context, state: _DirState, removed: set[str], leaving: _Leaving
 ) -> UnreferencedArtifacts:
+    """Transcripts and sidecars no remaining row references, older than the age cutoff."""
+    scanned = state.scanned()
     if ctx.maintenance.prune_after_ms is None:
         # Age pruning is off: orphans are not swept by age either.
         return UnreferencedArtifacts(scanned, 0, 0, 0)
     older_than = ctx.maintenance.prune_after_ms
     cutoff = ctx.now_ms - older_than
-    referenced = ctx.sdir.referenced(ctx.views[k].fields for k in remaining) | ctx.shared_referenced
-    candidates = [
-        f
-        for f in state.present()
-        if f.sweepable
-        and f.original.canonical not in referenced
-        and f.original.mtime_ms <= cutoff  # last: the only test that needs a stat
-    ]
-    candidates.sort(key=lambda f: f.original.mtime_ms)
-    removed = freed = 0
-    for sim in candidates:
-        size = state.remove(sim.original.canonical, "sweep")
+    canonicals = ctx.listing.canonicals
+    if ctx.fast:
+        unreferenced = _unreferenced_by_name(ctx, state, leaving)
+        # Rows asked of the disk, and other stores of the dir, reference what they reference.
+        others = _referenced_paths(ctx, (k for k in ctx.irregular if k not in removed))
+        unreferenced = [pos for pos in unreferenced if canonicals[pos] not in others]
+    else:
+        remaining = (k for k in ctx.store.rows if k not in removed)
+        referenced = _referenced_paths(ctx, remaining)
+        unreferenced = [p for p in state.present_sweepable() if canonicals[p] not in referenced]
+    # The mtime test last: the only one that needs a stat.
+    candidates = [pos for pos in unreferenced if state.stat(pos)[1] <= cutoff]
+    candidates.sort(key=lambda pos: state.stat(pos)[1])
+    swept = freed = 0
+    for pos in candidates:
+        size = state.remove(canonicals[pos], "sweep")
         if size:
-            removed += 1
+            swept += 1
             freed += size
-    return UnreferencedArtifacts(scanned, removed, freed, older_than)
+    return UnreferencedArtifacts(scanned, swept, freed, older_than)
+
+
+def _unreferenced_by_name(ctx: _Context, state: _DirState, leaving: _Leaving) -> list[int]:
+    """Sweepable files that no simple remaining row names, in directory order.
+
+    Counted per name: a name the store's simple rows carry stays referenced while more rows
+    carry it than the plan removes. With trajectory files in the dir a row also references
+    `<stem>.trajectory.jsonl` and `<stem>.trajectory-path.json`.
+    """
+    rows = ctx.index.name_rows
+    names = ctx.listing.names
+    if ctx.listing.has_trajectory:
+        gone = leaving.names
+        return [pos for pos in state.present_sweepable() if not _named(names[pos], rows, gone)]
+    # Without sidecars a file is referenced by its own name only: the names no row carries
+    # (kept with the index while neither it nor the listing changes), and those only removed
+    # rows carried.
+    found = list(ctx.index.unnamed(ctx.listing, state.sweepable))
+    by_name = ctx.listing.by_name
+    counts = leaving.names
+    for name in counts.keys() - state.archived_names:
+        if name is not None and rows.get(name, 0) <= counts[name]:
+            pos = by_name.get(name)
+            if pos is not None:
+                found.append(pos)
+    return sorted(p for p in found if p not in state.archived and state.present(p))
+
+
+def _named(name: str, rows: Mapping[str, int], leaving: Mapping[str | None, int]) -> bool:
+    """Whether a remaining simple row references `name`, as itself or as its sidecar."""
+    if rows.get(name, 0) > leaving.get(name, 0):
+        return True
+    for suffix in TRAJECTORY_SUFFIXES:
+        if name.endswith(suffix):
+            owner = name[: -len(suffix)] + ".jsonl"
+            return rows.get(owner, 0) > leaving.get(owner, 0)
+    return False
 
 
 # ------------------------------------------------------------------------------ maintenance log
@@ -620,85 +870,138 @@ def plan_cleanup(
     home: str,
     state_dir: str | None = None,
     shared: SharedDir | None = None,
+    index: PlanIndex | None = None,
 ) -> StorePlan:
     """Decide a whole cleanup of one store; touches nothing, asks the disk only through `view`.
 
     `shared` is set when other stores of the same cleanup live in the same directory: their
     transcripts are never swept as orphans, and files an earlier plan already takes are gone.
+    `index`: the store's facts kept from earlier plans (the daemon's); brought up to `store`
+    first, and started afresh when it was kept for another dir. Without one, one is built.
     """
-    maintenance = config.maintenance
-    mode: MaintenanceMode = "enforce" if options.enforce else maintenance.mode
     sessions_dir = os.path.dirname(os.path.abspath(target.store_path))
     sdir = SessionsDir(sessions_dir, view, state_dir)
-    views = {key: store.view(key) for key in store.rows}
+    if index is None:
+        index = PlanIndex(sdir.prefix, target.agent_id)
+    with index.lock:
+        if (index.prefix, index.agent_id) != (sdir.prefix, target.agent_id):
+            index.reset(sdir.prefix, target.agent_id)
+        index.sync(store.rows, store.view)
+        return _plan(store, target, config, options, view, now_ms, home, sdir, shared, index)
+
+
+def _plan(
+    store: Store,
+    target: StoreTarget,
+    config: SessionsConfig,
+    options: CleanupOptions,
+    view: DiskView,
+    now_ms: int,
+    home: str,
+    sdir: SessionsDir,
+    shared: SharedDir | None,
+    index: PlanIndex,
+) -> StorePlan:
+    maintenance = config.maintenance
+    mode: MaintenanceMode = "enforce" if options.enforce else maintenance.mode
+    listing = view.listing(sdir.path)
+    views = PlanViews(dict(index.facts), {})
     preserve = normalize_preserve_key(options.active_key)
+    fast = listing.plain and listing.directory + "/" == sdir.prefix and not sdir.is_legacy_dir(home)
     ctx = _Context(
-        store, views, sdir, maintenance, options, now_ms, home, {preserve} if preserve else set()
+        store,
+        index,
+        views,
+        sdir,
+        listing,
+        maintenance,
+        options,
+        now_ms,
+        home,
+        {preserve} if preserve else set(),
+        fast,
+        set(index.irregular),
     )
+    if shared is not None:
+        ctx.shared_referenced = shared.referenced
     before = list(store.rows)
     actions: dict[str, Action] = {}
+    gone: set[str] = set()
 
-    def drop(keys: list[str], action: Action, remaining: list[str]) -> list[str]:
-        gone = set(keys)
-        for key in keys:
-            actions[key] = action
-        return [key for key in remaining if key not in gone]
+    def remaining() -> list[str]:
+        return [key for key in before if key not in gone] if gone else before
 
-    remaining = before
-    missing, repairs = _fix_missing(ctx, remaining) if options.fix_missing else ([], {})
+    def drop(keys: list[str], action: Action) -> None:
+        actions.update(dict.fromkeys(keys, action))
+        gone.update(keys)
+
+    missing, repairs = _fix_missing(ctx, before) if options.fix_missing else ([], {})
     for key, path in repairs.items():
         row = views[key]
-        views[key] = RowView(msgspec.structs.replace(row.fields, session_file=path), True, True)
-    remaining = drop(missing, Action.PRUNE_MISSING, remaining)
-    retired = (
-        _retire_dm_scope(ctx, remaining, target, config.dm_scope) if options.fix_dm_scope else []
-    )
-    remaining = drop(retired, Action.RETIRE_DM_SCOPE, remaining)
-    after_fix = remaining
-    stale = _prune_stale(ctx, remaining)
-    remaining = drop(stale, Action.PRUNE_STALE, remaining)
-    capped = _cap(ctx, remaining)
-    remaining = drop(capped, Action.CAP_OVERFLOW, remaining)
+        views.repair(
+            key, RowView(msgspec.structs.replace(row.fields, session_file=path), True, True)
+        )
+        ctx.irregular.add(key)  # its index facts are of the row before the repair
+    drop(missing, Action.PRUNE_MISSING)
+    retired = _retire_dm_scope(ctx, remaining(), config.dm_scope) if options.fix_dm_scope else []
+    drop(retired, Action.RETIRE_DM_SCOPE)
+    fixed_gone = set(gone)
+    stale_found = _prune_stale(ctx, gone)
+    stale = _keys(stale_found.entries)
+    drop(stale, Action.PRUNE_STALE)
+    capped_found = _cap(ctx, len(before) - len(gone), gone, stale_found)
+    capped = _keys(capped_found)
+    drop(capped, Action.CAP_OVERFLOW)
 
-    files = view.list_files(sessions_dir)
-    if shared is not None:
-        files = [f for f in files if f.canonical not in shared.claimed]
-        ctx.shared_referenced = shared.referenced
-    state = _DirState(files)
-    maintained = _session_files(ctx, stale + capped, last_file_wins=False)
-    referenced_after_cap = _referenced_ids(ctx, remaining)
-    _archive_removed(ctx, state, maintained, referenced_after_cap)
-    _remove_trajectory_sidecars(ctx, state, maintained, referenced_after_cap)
-    _expire_archives(ctx, state, any(f.archived_to for f in state.files))
+    state = _DirState(listing, view, shared.claimed if shared is not None else frozenset())
+
+    def reference_order() -> list[AgeEntry]:
+        """The stale and capped rows in the order the reference takes them."""
+        position = _positions(store)
+        return sorted(stale_found.entries, key=lambda e: position[e[1]]) + sorted(
+            capped_found, key=lambda e: (e[0], position[e[1]])
+        )
+
+    leaving = _Leaving(index).add(missing).add(retired)
+    fixed_leaving = leaving.copy()
+    victims = stale_found.entries + capped_found
+    maintained = _session_files(ctx, victims, False, leaving, reference_order)
+    _archive_removed(ctx, state, maintained, leaving)
+    _remove_trajectory_sidecars(ctx, state, maintained, leaving)
+    _expire_archives(ctx, state, bool(state.archived))
     budget, evicted = _budget(ctx, state, remaining, target.store_path, warn_only=False)
-    remaining = drop(evicted, Action.EVICT_BUDGET, remaining)
-    retired_files = _session_files(ctx, retired, last_file_wins=True)
-    _archive_removed(ctx, state, retired_files, _referenced_ids(ctx, remaining))
-    sweep = _sweep(ctx, state, remaining, len(files))
+    drop(evicted, Action.EVICT_BUDGET)
+    leaving.add(evicted)
+    retired_entries = [(0.0, key, index.facts[key]) for key in retired]
+    retired_files = _session_files(ctx, retired_entries, True, _Leaving(index))
+    _archive_removed(ctx, state, retired_files, leaving)
+    sweep = _sweep(ctx, state, gone, leaving)
+    after_count = len(before) - len(gone)
 
     if mode == "enforce":
         log = _enforce_log(len(stale), len(capped), budget)
-        applied = AppliedFigures(len(remaining), len(stale), len(capped), budget, sweep, log)
-        removed_keys = frozenset(before) - frozenset(remaining)
+        applied = AppliedFigures(after_count, len(stale), len(capped), budget, sweep, log)
+        removed_keys = frozenset(gone)
         ops = state.ops()
     else:
-        warn_state = _DirState(files)
-        warn_budget, _ = _budget(ctx, warn_state, after_fix, target.store_path, warn_only=True)
-        _archive_removed(ctx, warn_state, retired_files, _referenced_ids(ctx, after_fix))
+        fixed = [key for key in before if key not in fixed_gone]
+        warn_state = _DirState(listing, view, shared.claimed if shared is not None else frozenset())
+        warn_budget, _ = _budget(ctx, warn_state, lambda: fixed, target.store_path, True)
+        _archive_removed(ctx, warn_state, retired_files, fixed_leaving)
         warn_log: list[tuple[LogLevel, str]] = []
-        if _would_evict_active(ctx, after_fix):
+        if _would_evict_active(ctx, fixed):
             warn_log.append(("warn", EVICT_ACTIVE_WARNING))
         if warn_budget is not None and warn_budget.over_budget:
             warn_log.append(("warn", "session disk budget exceeded (warn-only mode)"))
         applied = AppliedFigures(
-            len(after_fix),
+            len(fixed),
             0,
             0,
             warn_budget,
             UnreferencedArtifacts(0, 0, 0, maintenance.prune_after_ms or 0),
             tuple(warn_log),
         )
-        removed_keys = frozenset(missing) | frozenset(retired)
+        removed_keys = frozenset(fixed_gone)
         ops = warn_state.ops()
 
     return StorePlan(
@@ -712,7 +1015,7 @@ def plan_cleanup(
         capped=len(capped),
         unreferenced=sweep,
         disk_budget=budget,
-        after_count=len(remaining),
+        after_count=after_count,
         applied=applied,
         removed_keys=removed_keys,
         file_ops=ops,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import msgspec
 from sessiond.engine.cleanup.plan import Action, StorePlan
+from sessiond.engine.cleanup.targets import collector_paused
 from sessiond.engine.errors import InvalidParams, StalePlan
 
 COUNTED: tuple[str, ...] = (
@@ -58,25 +59,29 @@ def parse_plan_id(text: str) -> PlanId:
     )
 
 
+def _name(path: str) -> str:
+    return path[path.rfind("/") + 1 :]  # `os.path.basename`, without its call per file
+
+
 def _decisions(plan: StorePlan) -> list[object]:
     """Names, not paths: the same state dir seen from elsewhere (a copy, another mount) plans
-    the same."""
-    removed = sorted((key, plan.actions[key].value) for key in plan.removed_keys)
+    the same. (An Action encodes as its text.)"""
+    actions = plan.actions
     return [
         plan.target.agent_id,
         os.path.basename(plan.target.store_path),
         plan.mode,
-        removed,
-        sorted((key, os.path.basename(path)) for key, path in plan.repairs.items()),
-        sorted(os.path.basename(source) for source, _ in plan.file_ops.archives),
-        sorted((os.path.basename(r.path), r.stage) for r in plan.file_ops.removals),
+        [(key, actions[key]) for key in sorted(plan.removed_keys)],
+        sorted((key, _name(path)) for key, path in plan.repairs.items()),
+        sorted([_name(source) for source, _ in plan.file_ops.archives]),
+        sorted((_name(r.path), r.stage) for r in plan.file_ops.removals),
     ]
 
 
 def plan_counts(plans: Sequence[StorePlan]) -> tuple[int, ...]:
     counter: Counter[str] = Counter()
     for plan in plans:
-        counter.update(plan.actions[key].value for key in plan.removed_keys)
+        counter.update(map(plan.actions.__getitem__, plan.removed_keys))
         counter["repair"] += len(plan.repairs)
         counter["archive"] += len(plan.file_ops.archives)
         counter["delete-file"] += len(plan.file_ops.removals)
@@ -84,8 +89,9 @@ def plan_counts(plans: Sequence[StorePlan]) -> tuple[int, ...]:
 
 
 def plan_id(plans: Sequence[StorePlan], generation: int) -> PlanId:
-    digest = hashlib.sha256(msgspec.json.encode([_decisions(p) for p in plans])).hexdigest()
-    return PlanId(generation, digest[:16], plan_counts(plans))
+    with collector_paused():  # tens of thousands of short-lived pairs on a big plan
+        digest = hashlib.sha256(msgspec.json.encode([_decisions(p) for p in plans])).hexdigest()
+        return PlanId(generation, digest[:16], plan_counts(plans))
 
 
 def check_plan_id(wanted: str, plans: Sequence[StorePlan], generation: int) -> PlanId:

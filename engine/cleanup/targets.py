@@ -20,6 +20,7 @@ from sessiond.engine.cleanup.plan import (
     claimed_paths,
     plan_cleanup,
 )
+from sessiond.engine.cleanup.row_index import PlanIndex
 from sessiond.engine.config import Locations, SessionsConfig, StoreTarget
 from sessiond.engine.disk_view import DiskView
 from sessiond.engine.errors import StoreReadOnly
@@ -74,8 +75,11 @@ def plan_targets(
     view: DiskView,
     now_ms: int,
     where: Locations,
+    index_for: Callable[[StoreTarget], PlanIndex] | None = None,
 ) -> list[PlannedStore]:
     """Plan every target before any is applied, as the reference previews all first.
+
+    `index_for`: each store's kept `PlanIndex` (the daemon's); without it each plan builds one.
 
     Stores that share a sessions dir (a `session.store` template without a per-agent folder)
     are planned in order on one view of that dir: each sees what the earlier ones take, and none
@@ -99,9 +103,20 @@ def plan_targets(
                 for i in siblings:
                     referenced |= sdir.referenced(stores[i].view(k).fields for k in stores[i].rows)
                 shared = SharedDir(frozenset(referenced), frozenset(claimed.get(folder, set())))
+            kept = index_for(target) if index_for is not None else None
             plan = plan_cleanup(
-                store, target, config, options, view, now_ms, where.home, where.state_dir, shared
+                store,
+                target,
+                config,
+                options,
+                view,
+                now_ms,
+                where.home,
+                where.state_dir,
+                shared,
+                kept,
             )
-            claimed.setdefault(folder, set()).update(claimed_paths(plan))
+            if folder in folders[index + 1 :]:  # a later store of this dir must not count them
+                claimed.setdefault(folder, set()).update(claimed_paths(plan))
             planned.append(PlannedStore(plan, store))
         return planned
