@@ -13,6 +13,7 @@ import base64
 import binascii
 import os
 import time
+import weakref
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
 from sessiond.daemon.journal import KEEP_DAYS, KEEP_ENTRIES, StoreJournal, new_entry_id
 from sessiond.daemon.live_store import LiveStore
-from sessiond.daemon.os_disk_view import OsDiskView
+from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
     ApplyStep,
@@ -37,6 +38,7 @@ from sessiond.engine.cleanup.plan import CleanupOptions
 from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.progress import NO_PROGRESS, NoProgress, Progress
 from sessiond.engine.cleanup.report import applied_summary, combine, preview_summary
+from sessiond.engine.cleanup.row_index import PlanIndex
 from sessiond.engine.cleanup.targets import plan_targets
 from sessiond.engine.config import StoreTarget, resolve_targets
 from sessiond.engine.errors import (
@@ -69,6 +71,35 @@ from sessiond.protocol.undo import CleanupsParams, CleanupsResult, RestoreParams
 _ROW = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 _CURSOR = msgspec.json.Decoder(tuple[int, float, str, str])
+
+
+class PlanInputs:
+    """What a cleanup plan reads that the daemon keeps between plans: each store's
+    `PlanIndex` (brought up to the store's version by each plan) and the dirs' listings
+    (kept while a dir is unchanged)."""
+
+    def __init__(self) -> None:
+        self.indexes: dict[str, PlanIndex] = {}
+        self.listings = ListingCache()
+
+    def index_for(self, target: StoreTarget) -> PlanIndex:
+        found = self.indexes.get(target.store_path)
+        if found is None:
+            found = self.indexes[target.store_path] = PlanIndex("", target.agent_id)
+        return found
+
+    def view(self) -> OsDiskView:
+        return OsDiskView(self.listings)
+
+
+_KEPT: weakref.WeakKeyDictionary[Registry, PlanInputs] = weakref.WeakKeyDictionary()
+
+
+def plan_inputs(registry: Registry) -> PlanInputs:
+    found = _KEPT.get(registry)
+    if found is None:
+        found = _KEPT[registry] = PlanInputs()
+    return found
 
 
 def store_for(registry: Registry, agent: str | None) -> LiveStore:
@@ -250,7 +281,7 @@ def _archive_plan(
     registry: Registry, store_path: str, session_id: str, session_file: Any, clock: int
 ) -> list[tuple[str, str]]:
     directory = os.path.dirname(os.path.abspath(store_path))
-    sdir = SessionsDir(directory, OsDiskView(), registry.where.state_dir)
+    sdir = SessionsDir(directory, plan_inputs(registry).view(), registry.where.state_dir)
     candidates = sdir.archive_candidates(session_id, session_file, registry.where.home)
     return [(p, archive_name(p, "deleted", clock)) for p in candidates]
 
@@ -302,6 +333,7 @@ async def _cleanup_locked(
     rows = sum(len(s) for s in snapshots.values())
     progress.begin("sessions.cleanup", "plan", rows)
     clock = now_ms()
+    kept = plan_inputs(registry)
     try:
         planned = await asyncio.to_thread(  # StoreReadOnly for a snapshot that does not parse
             plan_targets,
@@ -309,9 +341,10 @@ async def _cleanup_locked(
             load,
             registry.config,
             options,
-            OsDiskView(),
+            kept.view(),
             clock,
             registry.where,
+            kept.index_for,
         )
     except StoreReadOnly:
         progress.end("failed")
@@ -320,13 +353,17 @@ async def _cleanup_locked(
     mode = planned[0].plan.mode if planned else registry.config.maintenance.mode
     plans = [p.plan for p in planned]
     if params.dry_run:
+
+        def preview() -> CleanupResult:
+            summaries = [
+                preview_summary(p.plan, registry.config, params.include_actions) for p in planned
+            ]
+            return combine(summaries, mode, dry_run=True, plan_id=str(plan_id(plans, generation)))
+
+        # In a thread too: naming a plan of 100k rows sorts its keys.
+        result = await asyncio.to_thread(preview)
         progress.end("previewed")
-        return combine(
-            [preview_summary(p.plan, registry.config, params.include_actions) for p in planned],
-            mode,
-            dry_run=True,
-            plan_id=str(plan_id(plans, generation)),
-        )
+        return result
     if params.plan_id is not None:
         try:
             check_plan_id(params.plan_id, plans, generation)  # StalePlan, or InvalidParams

@@ -134,7 +134,8 @@ class ListingCache:
     never kept (they change without the dir changing): they are asked of the disk per plan.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, racy_ns: int = RACY_NS) -> None:
+        self._racy_ns = racy_ns
         self._lock = threading.Lock()
         self._scans: dict[str, tuple[DirSig, _Scan]] = {}
         self.reads = 0
@@ -153,7 +154,7 @@ class ListingCache:
         if scan is None or sig is None:
             return scan
         now = time.time_ns()
-        racy = now - sig[2] < RACY_NS or now - sig[3] < RACY_NS
+        racy = now - sig[2] < self._racy_ns or now - sig[3] < self._racy_ns
         with self._lock:
             if racy or _dir_sig(directory) != sig:
                 self._scans.pop(directory, None)

@@ -1,12 +1,18 @@
-"""The planner's window on the disk: one scan per plan, stats only when a rule needs them."""
+"""The planner's window on the disk: one scan per plan (or one per change of the dir, kept
+across plans by a `ListingCache`), stats only when a rule needs them."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
+import time
 from pathlib import Path
 
-from sessiond.daemon.os_disk_view import OsDiskView
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.engine.disk_view import canonical
 
 
@@ -37,3 +43,64 @@ def test_canonical_resolves_links_and_keeps_missing_paths(tmp_path: Path) -> Non
     assert canonical(view, str(tmp_path / "dirlink" / "t.jsonl")) == str(real / "t.jsonl")
     assert canonical(view, str(real / ".." / "real" / "t.jsonl")) == str(real / "t.jsonl")
     assert view.exists(str(real / "t.jsonl")) and not view.exists(str(real / "missing.jsonl"))
+
+
+def _names(view: OsDiskView, directory: Path) -> tuple[list[str], list[str], bool]:
+    found = view.listing(str(directory))
+    return found.names, sorted(found.entries), found.plain
+
+
+FILE_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "remove", "rename", "mkdir", "symlink"]),
+        st.sampled_from(["a.jsonl", "b.jsonl", "c.trajectory.jsonl", "d"]),
+        st.sampled_from(["a.jsonl", "b.jsonl", "e.jsonl"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=FILE_OPS)
+def test_a_kept_listing_equals_a_fresh_read_after_any_change(
+    ops: list[tuple[str, str, str]],
+) -> None:
+    """With no racy window at all, the dir's own times must tell every change (each change
+    here lands on a later clock tick than the read before it)."""
+    with tempfile.TemporaryDirectory() as temp:
+        directory = Path(temp)
+        cache = ListingCache(racy_ns=0)
+        assert _names(OsDiskView(cache), directory) == _names(OsDiskView(), directory)
+        for op, name, other in ops:
+            time.sleep(0.012)  # past the file system's clock tick: each change moves its time
+            path, target = directory / name, directory / other
+            with contextlib.suppress(OSError):
+                if op == "create":
+                    path.write_text("x")
+                elif op == "remove":
+                    path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
+                elif op == "rename":
+                    os.rename(path, target)
+                elif op == "mkdir":
+                    path.mkdir()
+                else:
+                    os.symlink(other, path)
+            assert _names(OsDiskView(cache), directory) == _names(OsDiskView(), directory)
+
+
+def test_a_listing_is_kept_while_the_dir_is_unchanged_and_read_again_after(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text("x")
+    past = time.time() - 60
+    os.utime(tmp_path, (past, past))  # the dir's mtime is old; its ctime is now: racy
+    cache = ListingCache()
+    OsDiskView(cache).listing(str(tmp_path))
+    OsDiskView(cache).listing(str(tmp_path))
+    assert (cache.reads, cache.reuses) == (2, 0)  # changed within the racy window: read again
+    steady = ListingCache(racy_ns=0)
+    first = OsDiskView(steady).listing(str(tmp_path))
+    assert OsDiskView(steady).listing(str(tmp_path)) is first
+    assert (steady.reads, steady.reuses) == (1, 1)
+    time.sleep(0.012)
+    (tmp_path / "b.jsonl").write_text("x")
+    assert OsDiskView(steady).listing(str(tmp_path)).names.count("b.jsonl") == 1
+    assert steady.reads == 2
