@@ -13,6 +13,14 @@ import os
 import secrets
 from collections.abc import Callable
 
+from sessiond.daemon.file_version import (
+    DiskSig,
+    ExternalChange,
+    Replaced,
+    Snapshot,
+    read_with_stat,
+    still_version,
+)
 from sessiond.engine.cleanup.apply_flow import FileOpsOutcome
 from sessiond.engine.cleanup.plan import FileOps
 from sessiond.engine.store import Store, load_store_bytes
@@ -89,6 +97,36 @@ def write_durably(
     `precheck` runs after the temp file is durable and just before the rename; whatever it
     raises aborts the write (the daemon checks there that nobody replaced the target meanwhile).
     """
+    temp, fd = _durable_temp(path, data)
+    try:
+        try:
+            if precheck is not None:
+                precheck()
+            _fault_point("after-precheck")
+            os.replace(temp, path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise _write_error(path, exc) from exc
+            raise
+        _durable_rename(path)
+        return os.fstat(fd)
+    except OSError as exc:  # renamed but not known durable: the caller retries the write
+        raise _write_error(path, exc) from exc
+    finally:
+        os.close(fd)
+
+
+def _write_error(path: str, exc: OSError) -> StoreWriteError:
+    if isinstance(exc, StoreWriteError):
+        return exc
+    return StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}")
+
+
+def _durable_temp(path: str, data: bytes) -> tuple[str, int]:
+    """A fsynced temp file beside `path` holding `data`, and its fd (still open: its fstat after
+    the rename is the new version's). Any failure is a `StoreWriteError` and leaves no temp."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     temp = os.path.join(
         directory,
@@ -100,36 +138,107 @@ def write_durably(
         os.makedirs(directory, exist_ok=True)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
     except OSError as exc:
-        raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+        raise _write_error(path, exc) from exc
     try:
-        try:
-            _fault_point("temp-open")
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            _fault_point("before-fsync")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fault_point("temp-open")
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        _fault_point("before-fsync")
+        os.fsync(fd)
         _fault_point("after-temp-write")
-        if precheck is not None:
-            precheck()
-        _fault_point("after-precheck")
-        os.replace(temp, path)
     except BaseException as exc:
+        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(exc, OSError):
-            raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+            raise _write_error(path, exc) from exc
         raise
+    return temp, fd
+
+
+def _durable_rename(path: str) -> None:
+    """After the rename: the directory fsynced, so the rename itself survives a power cut."""
+    _fault_point("after-rename")
+    fsync_directory(os.path.dirname(os.path.abspath(path)) or ".")
+    _fault_point("durable")
+
+
+class DiskStoreFile:
+    """`StoreFile` over the real file system: one sessions.json, written by temp and rename."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def prepare(self) -> None:
+        directory = os.path.dirname(self._path)
+        os.makedirs(directory, exist_ok=True)
+        remove_dead_temps(directory, os.path.basename(self._path))
+
+    def read(self) -> Snapshot | None:
+        found = read_with_stat(self._path)
+        return None if found is None else Snapshot(found[0], DiskSig.of(found[1], found[0]))
+
+    def unchanged(self, version: DiskSig | None) -> bool:
+        return still_version(self._path, version)
+
+    def replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
+        def precheck() -> None:
+            if not self.unchanged(expected):
+                raise ExternalChange(self._path)
+
+        st = write_durably(self._path, data, precheck)
+        return Replaced(DiskSig.of(st, data))
+
+    def keep_aside(self, data: bytes, suffix: str) -> str:
+        copy = f"{self._path}{suffix}"
+        write_durably(copy, data)
+        return copy
+
+
+def remove_dead_temps(directory: str, name: str) -> None:
+    """Temp files of a writer that died mid-write (SIGKILL); a live writer's are left alone."""
+    prefix = f"{TEMP_PREFIX}{name}."
     try:
-        _fault_point("after-rename")
-        fsync_directory(directory)
-        _fault_point("durable")
-        return os.stat(path)
-    except OSError as exc:  # renamed but not known durable: the caller retries the write
-        raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
+            continue
+        pid_text = entry[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and writer_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, entry))
+
+
+def writer_alive(pid: int) -> bool:
+    """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
+    parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
+    dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        # Gone since the signal, if /proc is mounted at all.
+        return not os.path.exists("/proc/self/stat")
+    except OSError:
+        return True
+    # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses, so split at the last ")".
+    fields = stat.rpartition(b")")[2].split()
+    return not fields or fields[0] != b"Z"
 
 
 def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:

@@ -6,9 +6,12 @@ a thread, so requests keep being served) and marks that generation durable. Chan
 during a write ride on the next one, so a burst costs one or two writes, and a change that
 changes nothing is never a change (no generation, no write, no notification).
 
-Disk work on one store (a flush or a reload) is serialised by the store's lock. Before each
-rename the target is checked to still be the version last loaded or written; if not, the write
-is abandoned, the file is reloaded and merged (`watcher.merge_external`), and written again.
+Disk work on one store (a flush or a reload) is serialised by the store's lock, and every disk
+effect goes through the store's `StoreFile` (`durable_file.DiskStoreFile` on a real disk). Before
+each rename the target is checked to still be the version last loaded or written; if not, the
+write is abandoned, the file is reloaded and merged (`engine.merge.merge_external`), and written
+again. The lifecycle (clean, dirty, flushing, failed, reloading, merging, broken) is the
+transition table of `live_store_state`; every change of state goes through it.
 
 A flush that fails keeps the change in memory, answers the waiting requests `durable: false`,
 and retries with backoff (0.1 s doubling to 5 s); it shows in `/readyz` and `daemon.status`.
@@ -22,15 +25,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import msgspec
 import structlog
 from sessiond.daemon.clock import now_ms
-from sessiond.daemon.durable_file import TEMP_PREFIX, TEMP_SUFFIX, StoreWriteError, write_durably
-from sessiond.daemon.file_version import DiskSig, read_with_stat, still_version
+from sessiond.daemon.durable_file import DiskStoreFile, StoreWriteError, writer_alive
+from sessiond.daemon.file_version import DiskSig, ExternalChange, Replaced, Snapshot, StoreFile
+from sessiond.daemon.live_store_state import Event, Lifecycle, State
 from sessiond.engine.cleanup.apply_flow import restore_order
 from sessiond.engine.config import (
     StoreTarget,
@@ -53,10 +56,6 @@ log = structlog.get_logger("sessiond.stores")
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
 EMPTY_SETTLE_S = 0.1
-
-
-class ExternalChange(Exception):
-    """The target changed under us between snapshot and rename; merge before writing."""
 
 
 class NotWritable(Exception):
@@ -96,8 +95,18 @@ class LiveStore:
     settled: asyncio.Condition = field(default_factory=asyncio.Condition)
     task: asyncio.Task[None] | None = None
     on_changed: Callable[[SessionsChanged], None] | None = None
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    file: InitVar[StoreFile | None] = None  # default: the real file at target.store_path
+    disk: StoreFile = field(init=False)
     _index: _Index | None = None
     _views: dict[str, tuple[msgspec.Raw, RowView]] = field(default_factory=dict)
+
+    def __post_init__(self, file: StoreFile | None) -> None:
+        self.disk = file if file is not None else DiskStoreFile(self.target.store_path)
+
+    @property
+    def state(self) -> State:
+        return self.lifecycle.state
 
     @property
     def agent_id(self) -> str:
@@ -119,19 +128,15 @@ class LiveStore:
 
     def load_initial(self) -> None:
         """Read the file at start; a corrupt one is copied aside and served read-only (empty)."""
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        _remove_stale_temps(directory, os.path.basename(self.path))
-        found = read_with_stat(self.path)
-        data = found[0] if found else None
+        self.disk.prepare()
+        found = self.disk.read()
+        data = found.data if found else None
         loaded = load_store_bytes(data, self.path)
-        self.sig = DiskSig.of(found[1], found[0]) if found else None
+        self.sig = found.version if found else None
         if loaded.error is not None and data is not None:
             self.broken = loaded.error
-            copy = f"{self.path}.corrupt.{iso_stamp(now_ms())}"
             try:
-                write_durably(copy, data)
-                self.corrupt_copy = copy
+                self.corrupt_copy = self.disk.keep_aside(data, f".corrupt.{iso_stamp(now_ms())}")
             except StoreWriteError as exc:
                 log.error("could not copy corrupt store aside", path=self.path, error=str(exc))
             log.error(
@@ -144,6 +149,7 @@ class LiveStore:
         _warm(loaded)
         self.store = loaded
         self.base = loaded.copy()
+        self.lifecycle.fire(Event.LOADED if self.broken is None else Event.LOADED_BROKEN)
 
     # ------------------------------------------------------------------------------ changes
 
@@ -182,6 +188,7 @@ class LiveStore:
             restore_order(self.store, order_like)
         self.dirty.update(touched)
         self.gen += 1
+        self.lifecycle.fire(Event.CHANGE)
         self.wake.set()
         self._announce(touched, reason)
         return self.gen
@@ -230,33 +237,35 @@ class LiveStore:
             snapshot = self.store.copy()
             keys, self.dirty = self.dirty, set()
             expected = self.sig
+            self.lifecycle.fire(Event.FLUSH)
 
-            def write() -> tuple[os.stat_result, bytes]:
-                data = serialize_store(snapshot)
-
-                def precheck() -> None:
-                    if not still_version(self.path, expected):
-                        raise ExternalChange(self.path)
-
-                return write_durably(self.path, data, precheck), data
+            def write() -> Replaced:
+                return self.disk.replace(serialize_store(snapshot), expected)
 
             try:
-                st, data = await asyncio.to_thread(write)
+                done = await asyncio.to_thread(write)
             except ExternalChange:
                 self.dirty |= keys
-                await self._reload_locked()
+                self.lifecycle.fire(Event.CHECK_FAILED)
+                try:
+                    await self._reload_locked()
+                except Exception as exc:  # the file it found cannot be read: a failed attempt
+                    self._flush_failed(self.gen, exc)
+                    await self._settle()
+                    return False
                 return True
             except Exception as exc:  # StoreWriteError, or a bug: the change stays in memory
                 self.dirty |= keys
                 self._flush_failed(target_gen, exc)
                 await self._settle()
                 return False
-            self.sig = DiskSig.of(st, data)
+            self.sig = done.version
             self.base = snapshot
             self.durable_gen = target_gen
             self.flushes += 1
             self.flush_error = None
             self.last_flush_ms = now_ms()
+            self.lifecycle.fire(Event.WRITTEN_MORE if self.pending else Event.WRITTEN)
         await self._settle()
         return True
 
@@ -274,6 +283,8 @@ class LiveStore:
 
     def _flush_failed(self, gen: int, exc: Exception) -> None:
         """Count and surface a failed flush (/readyz, daemon.status); waiters get durable=false."""
+        if self.state in (State.FLUSHING, State.MERGING):
+            self.lifecycle.fire(Event.WRITE_FAILED)
         self.failed_gen = max(self.failed_gen, gen)
         self.flush_failures += 1
         if isinstance(exc, StoreWriteError):
@@ -288,30 +299,39 @@ class LiveStore:
     async def reload(self) -> None:
         """Pick up the file after an event; our own writes are recognised and skipped."""
         async with self.lock:
-            await self._reload_locked()
+            self.lifecycle.fire(Event.RELOAD)
+            try:
+                await self._reload_locked()
+            except BaseException:
+                if self.state in (State.RELOADING, State.BROKEN):
+                    self._settle_state()  # memory is as it was: say so, then let it raise
+                raise
+
+    def _look(self) -> Snapshot | DiskSig | None:
+        """The file when it is not the version we know (None: absent); else that version."""
+        if self.sig is not None and self.disk.unchanged(self.sig):
+            return self.sig
+        return self.disk.read()
 
     async def _reload_locked(self) -> None:
-        found = await asyncio.to_thread(read_with_stat, self.path)
-        if found is not None and not found[0].strip() and len(self.store) > 0:
+        """Read the file and merge it with memory; ends by settling the state (not on error)."""
+        found = await asyncio.to_thread(self._look)
+        if isinstance(found, Snapshot) and not found.data.strip() and len(self.store) > 0:
             # Empty now, rows before: most likely an editor that truncates and then writes in
             # place, read in between; taken as is, every row would be an external deletion
             # (and an unflushed change to any of them would lose to it). Look again shortly;
             # a file that stays empty is an empty store.
             await asyncio.sleep(EMPTY_SETTLE_S)
-            found = await asyncio.to_thread(read_with_stat, self.path)
-        if found is None:
-            if self.sig is None:
-                return
-            data: bytes | None = None
-            sig: DiskSig | None = None
-        else:
-            data, st = found
-            if self.sig is not None and self.sig.same_stat(st):
-                return
-            sig = DiskSig.of(st, data)
-            if self.sig is not None and sig.digest == self.sig.digest:
-                self.sig = sig
-                return
+            found = await asyncio.to_thread(self._look)
+        if isinstance(found, DiskSig) or (found is None and self.sig is None):
+            self._settle_state()
+            return
+        data = found.data if found is not None else None
+        sig = found.version if found is not None else None
+        if sig is not None and self.sig is not None and sig.digest == self.sig.digest:
+            self.sig = sig
+            self._settle_state()
+            return
 
         def parse() -> Store:
             store = load_store_bytes(data, self.path)
@@ -331,6 +351,7 @@ class LiveStore:
                     error=str(loaded.error),
                 )
             self.broken = loaded.error
+            self._settle_state()
             return
         if self.broken is not None:
             log.info("store parses again", path=self.path)
@@ -364,9 +385,22 @@ class LiveStore:
             # The file now holds everything: waiters whose change lost a conflict are settled.
             self.durable_gen = self.gen
         log.info("external edit loaded", path=self.path, changed=len(keys))
+        self._settle_state()
         if keys:
             self._announce(keys, "conflict" if outcome.conflicts else "external")
         await self._settle()
+
+    def _settle_state(self) -> None:
+        """The end of a reload or merge: where it leaves the store, by the facts."""
+        if self.broken is not None:
+            self.lifecycle.fire(Event.BROKE)
+        elif not self.pending:
+            self.flush_error = None  # nothing left to write, so no failed write outstanding
+            self.lifecycle.fire(Event.SETTLED_CLEAN)
+        elif self.flush_error is not None:
+            self.lifecycle.fire(Event.SETTLED_FAILED)
+        else:
+            self.lifecycle.fire(Event.SETTLED_DIRTY)
 
     # ------------------------------------------------------------------------------- index
 
@@ -442,41 +476,5 @@ def _warm(store: Store) -> None:
                 validate_session_id(fields.session_id)
 
 
-def _remove_stale_temps(directory: str, name: str) -> None:
-    """Temp files of a writer that died mid-write (SIGKILL); a live writer's are left alone."""
-    prefix = f"{TEMP_PREFIX}{name}."
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return
-    for entry in entries:
-        if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
-            continue
-        pid_text = entry[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
-            continue
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(directory, entry))
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
-    parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
-    dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except FileNotFoundError:
-        # Gone since the signal, if /proc is mounted at all.
-        return not os.path.exists("/proc/self/stat")
-    except OSError:
-        return True
-    # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses, so split at the last ")".
-    fields = stat.rpartition(b")")[2].split()
-    return not fields or fields[0] != b"Z"
+# tests/daemon/test_daemon_robustness.py checks the zombie rule through this name.
+_alive = writer_alive
