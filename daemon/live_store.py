@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import InitVar, dataclass, field
 
 import msgspec
@@ -40,7 +41,7 @@ from sessiond.engine.config import (
 )
 from sessiond.engine.keys import is_protected
 from sessiond.engine.listing import ListKey, list_key
-from sessiond.engine.merge import changed_keys, merge_external
+from sessiond.engine.merge import MergeOutcome, changed_keys, merge_external
 from sessiond.engine.store import (
     RowView,
     Store,
@@ -49,6 +50,7 @@ from sessiond.engine.store import (
     serialize_store,
 )
 from sessiond.engine.transcripts import InvalidSessionId, iso_stamp, validate_session_id
+from sessiond.engine.write_history import Changes, WriteHistory, diff
 from sessiond.protocol.methods import ChangeReason, SessionsChanged, StoreStatus
 
 log = structlog.get_logger("sessiond.stores")
@@ -90,6 +92,11 @@ class LiveStore:
     last_external_reload_ms: int | None = None
     external_reloads: int = 0
     conflicts: int = 0
+    stale_writes_repaired: int = 0
+    history: WriteHistory = field(default_factory=WriteHistory)
+    # The row each request put (None: deleted), by key: a row is sessiond's own while memory
+    # holds that very object; only own rows are protected from a stale file.
+    authored: dict[str, msgspec.Raw | None] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     settled: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -149,6 +156,7 @@ class LiveStore:
         _warm(loaded)
         self.store = loaded
         self.base = loaded.copy()
+        self.history.start(time.time_ns())
         self.lifecycle.fire(Event.LOADED if self.broken is None else Event.LOADED_BROKEN)
 
     # ------------------------------------------------------------------------------ changes
@@ -181,6 +189,7 @@ class LiveStore:
                 old = self.store.rows.get(key)
                 self.store.put(key, raw)
             self._reindex(key, old, raw)
+            self.authored[key] = raw
             touched.append(key)
         if not touched:
             return self.durable_gen
@@ -239,11 +248,16 @@ class LiveStore:
             expected = self.sig
             self.lifecycle.fire(Event.FLUSH)
 
-            def write() -> Replaced:
-                return self.disk.replace(serialize_store(snapshot), expected)
+            base = self.base
+            own = self._own(snapshot, keys)
+
+            def write() -> tuple[Replaced, Changes]:
+                done = self.disk.replace(serialize_store(snapshot), expected)
+                # What this version changed, hashed here rather than on the loop.
+                return done, diff(base, snapshot, keys, own) if done.displaced is None else {}
 
             try:
-                done = await asyncio.to_thread(write)
+                done, changes = await asyncio.to_thread(write)
             except ExternalChange:
                 self.dirty |= keys
                 self.lifecycle.fire(Event.CHECK_FAILED)
@@ -260,14 +274,64 @@ class LiveStore:
                 await self._settle()
                 return False
             self.sig = done.version
-            self.base = snapshot
             self.durable_gen = target_gen
             self.flushes += 1
             self.flush_error = None
             self.last_flush_ms = now_ms()
+            if done.displaced is not None:
+                # Our file is in place, but the one it replaced was another writer's, renamed
+                # in after the check: merge it (its rows are not lost) and write again.
+                self.lifecycle.fire(Event.HANDED_BACK)
+                try:
+                    await self._merge_handed_back(done.displaced, snapshot, keys)
+                except Exception as exc:
+                    self._flush_failed(self.gen, exc)
+                    await self._settle()
+                    return False
+                return True
+            self.history.add(changes, at_ns=time.time_ns())
+            self.base = snapshot
             self.lifecycle.fire(Event.WRITTEN_MORE if self.pending else Event.WRITTEN)
         await self._settle()
         return True
+
+    async def _merge_handed_back(self, found: Snapshot, written: Store, keys: set[str]) -> None:
+        """Merge the file our exchange replaced; `written` (holding `keys`) is now on disk."""
+        theirs = await asyncio.to_thread(self._parse, found.data)
+        log.warning("another writer's file landed after the check; merging it", path=self.path)
+        now = time.time_ns()
+        if theirs.error is not None:
+            copy = await asyncio.to_thread(
+                self.disk.keep_aside, found.data, f".displaced.{iso_stamp(now_ms())}"
+            )
+            log.error(
+                "the file our write replaced does not parse; kept aside",
+                path=self.path,
+                copy=copy,
+                error=str(theirs.error),
+            )
+            own = self._own(written, keys)
+            self.history.record(self.base, written, keys, at_ns=now, own=own)
+            self.base = written
+            self._settle_state()
+            await self._settle()
+            return
+        written_ns = min(found.version.mtime_ns, now)
+        outcome = merge_external(
+            self.base,
+            self.store,
+            theirs,
+            self.dirty | keys,
+            self.history,
+            written_ns,
+            self._own(self.store, self.authored),
+        )
+        # The disk's order: their file, then ours over it.
+        history = self.history
+        history.record(self.base, theirs, changed_keys(self.base, theirs), at_ns=now)
+        mine = changed_keys(theirs, written)
+        history.record(theirs, written, mine, at_ns=now, own=self._own(written, mine))
+        await self._take(outcome, written, set(changed_keys(written, outcome.store)))
 
     async def _flush_guarded(self) -> bool:
         """`flush_once`, but an exception it did not expect (a bug, or an OSError where none was
@@ -333,15 +397,8 @@ class LiveStore:
             self._settle_state()
             return
 
-        def parse() -> Store:
-            store = load_store_bytes(data, self.path)
-            if store.error is None:
-                store.view_cache = self._views
-                _warm(store)
-            return store
-
         # In a thread: a big store takes a while to parse, and the loop keeps serving meanwhile.
-        loaded = await asyncio.to_thread(parse)
+        loaded = await asyncio.to_thread(self._parse, data)
         self.sig = sig
         if loaded.error is not None:
             if self.broken is None or str(self.broken) != str(loaded.error):
@@ -356,7 +413,36 @@ class LiveStore:
         if self.broken is not None:
             log.info("store parses again", path=self.path)
         self.broken = None
-        outcome = merge_external(self.base, self.store, loaded, self.dirty)
+        now = time.time_ns()
+        written_ns = min(sig.mtime_ns, now) if sig is not None else now
+        outcome = merge_external(
+            self.base,
+            self.store,
+            loaded,
+            self.dirty,
+            self.history,
+            written_ns,
+            self._own(self.store, self.authored),
+        )
+        changed = changed_keys(self.base, loaded)
+        self.history.record(self.base, loaded, changed, at_ns=now)
+        await self._take(outcome, loaded, outcome.pending)
+
+    def _own(self, store: Store, keys: Iterable[str]) -> set[str]:
+        """Those of `keys` whose row in `store` is the very one a request put (or deleted)."""
+        rows, authored = store.rows, self.authored
+        return {k for k in keys if k in authored and authored[k] is rows.get(k)}
+
+    def _parse(self, data: bytes | None) -> Store:
+        store = load_store_bytes(data, self.path)
+        if store.error is None:
+            store.view_cache = self._views
+            _warm(store)
+        return store
+
+    async def _take(self, outcome: MergeOutcome, on_disk: Store, dirty: set[str]) -> None:
+        """Serve the merge in one step (no read sees a stale row in between), log and count its
+        conflicts and repaired stale writes, and let the flusher write what the disk lacks."""
         for conflict in outcome.conflicts:
             log.warning(
                 "conflict between an external edit and an unflushed change",
@@ -366,16 +452,34 @@ class LiveStore:
                 daemon_updated_at=conflict.daemon_updated_at,
                 external_updated_at=conflict.external_updated_at,
             )
+        for repair in outcome.repairs:
+            log.warning(
+                "stale write repaired",
+                path=self.path,
+                key=repair.key,
+                why=repair.why,
+                file_had=_brief(repair.file_had),
+                kept=_brief(repair.kept),
+                writer_base=outcome.base,
+                latest=self.history.latest,
+            )
         self.conflicts += len(outcome.conflicts)
+        self.stale_writes_repaired += len(outcome.repairs)
         keys = changed_keys(self.store, outcome.store)
         # list() copies the keys in one step: a planner thread may be filling the cache.
         for gone in [k for k in list(self._views) if k not in outcome.store.rows]:
             self._views.pop(gone, None)
         outcome.store.view_cache = self._views
         self.store = outcome.store
-        self.base = loaded
-        self.dirty = outcome.pending
+        self.base = on_disk
+        self.dirty = dirty
         self._index = None
+        # Keep only what a later merge can use: own rows the history or a write still covers.
+        known = self.history.by_key
+        own = self._own(self.store, self.authored)
+        self.authored = {
+            k: raw for k, raw in self.authored.items() if k in own and (k in known or k in dirty)
+        }
         self.external_reloads += 1
         self.last_external_reload_ms = now_ms()
         if self.dirty:
@@ -384,7 +488,12 @@ class LiveStore:
         else:
             # The file now holds everything: waiters whose change lost a conflict are settled.
             self.durable_gen = self.gen
-        log.info("external edit loaded", path=self.path, changed=len(keys))
+        log.info(
+            "external edit loaded",
+            path=self.path,
+            changed=len(keys),
+            repaired=len(outcome.repairs),
+        )
         self._settle_state()
         if keys:
             self._announce(keys, "conflict" if outcome.conflicts else "external")
@@ -458,6 +567,7 @@ class LiveStore:
             last_external_reload_ms=self.last_external_reload_ms,
             external_reloads=self.external_reloads,
             conflicts=self.conflicts,
+            stale_writes_repaired=self.stale_writes_repaired,
             parse_error=str(self.broken) if self.broken is not None else None,
             corrupt_copy=self.corrupt_copy,
         )
@@ -474,6 +584,14 @@ def _warm(store: Store) -> None:
         if isinstance(fields.session_id, str):
             with contextlib.suppress(InvalidSessionId):
                 validate_session_id(fields.session_id)
+
+
+def _brief(raw: msgspec.Raw | None, limit: int = 200) -> str | None:
+    """A row for a log line: its whitespace-free JSON, cut at `limit` characters."""
+    if raw is None:
+        return None
+    text = msgspec.json.format(bytes(raw), indent=0).decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # tests/daemon/test_daemon_robustness.py checks the zombie rule through this name.

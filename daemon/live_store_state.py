@@ -11,8 +11,9 @@ States:
 - FLUSHING: a durable write of a snapshot is running (the store's lock is held).
 - FAILED: changes are pending and the last write failed; retried after a backoff.
 - RELOADING: a watcher event: the file is being checked, read and merged (lock held).
-- MERGING: a write found the file was not the version it expected; the file is being read and
-  merged before writing again (lock held, inside the same flush attempt).
+- MERGING: a write found the file was not the version it expected (before its rename: nothing
+  written; or handed back by the rename itself: another writer's file that landed after the
+  check); that file is being merged before writing again (lock held, same flush attempt).
 - BROKEN: the file does not parse; the store is read-only and the file is never written.
 
 Changes (CHANGE) may land at any moment but BROKEN, even while a write or a reload awaits its
@@ -46,6 +47,7 @@ class Event(enum.Enum):
     WRITTEN_MORE = "written-more"  # the write is durable; changes made meanwhile wait
     WRITE_FAILED = "write-failed"  # the write, or reading the file it found, failed
     CHECK_FAILED = "check-failed"  # the file was not the version expected; nothing written
+    HANDED_BACK = "handed-back"  # written, but the file it replaced was another writer's
     RELOAD = "reload"  # a watcher event: look at the file again
     SETTLED_CLEAN = "settled-clean"  # read and merged: nothing left to write
     SETTLED_DIRTY = "settled-dirty"  # read and merged: changes to write
@@ -74,6 +76,7 @@ TRANSITIONS: Final[dict[State, dict[Event, State]]] = {
         E.WRITTEN_MORE: S.DIRTY,
         E.WRITE_FAILED: S.FAILED,
         E.CHECK_FAILED: S.MERGING,
+        E.HANDED_BACK: S.MERGING,
     },
     S.FAILED: {
         E.CHANGE: S.FAILED,

@@ -4,7 +4,8 @@ The table (`daemon/live_store_state.py`) is checked pair by pair: every event it
 the listed state, every other event raises `IllegalTransition` and leaves the state alone. Then
 a real `LiveStore` over real files in a temp dir (`DiskStoreFile`, no subprocess, no mocks) is
 driven through scenarios that make each transition happen for real: writes, a write that
-fails (its directory replaced by a file), a write that finds another writer's file, a change
+fails (its directory replaced by a file), a write that finds another writer's file (before its
+rename, or handed back by the rename itself when it landed after the check), a change
 that lands while a write or a reload runs, broken files found at start and while running. The
 transitions they take together must be exactly the table's.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from sessiond.daemon.durable_file import FAULT_ACTIONS
 from sessiond.daemon.live_store import LiveStore, NotWritable
 from sessiond.daemon.live_store_state import (
     TRANSITIONS,
@@ -218,6 +220,26 @@ def scenario_write_finds_another_writers_file(tmp: Path) -> list[Step]:
     return rig.steps
 
 
+def scenario_a_rename_lands_between_check_and_swap(tmp: Path) -> list[Step]:
+    """The other writer's rename lands after our check: the swap hands its file back."""
+    rig = Rig(tmp, BASE)
+    rig.live.load_initial()
+    rig.change("x", 2)
+    ext_row = {"updatedAt": 5, "by": "ext"}
+    FAULT_ACTIONS["after-precheck"] = lambda: rig.external({**BASE, "agent:main:ext": ext_row})
+    try:
+        assert rig.flush()
+    finally:
+        FAULT_ACTIONS.clear()
+    assert rig.live.durable_gen == rig.live.gen - 1, "our write is durable, the merge is next"
+    assert rig.live.state is S.DIRTY
+    assert "agent:main:ext" not in rig.on_disk() and "agent:main:ext" in rig.live.store.rows
+    assert rig.flush()
+    assert rig.on_disk()["agent:main:ext"] == ext_row and "agent:main:x" in rig.on_disk()
+    assert [n for n in os.listdir(rig.dir) if n.startswith(".sessiond-")] == []
+    return rig.steps
+
+
 def scenario_the_other_file_already_holds_our_change(tmp: Path) -> list[Step]:
     rig = Rig(tmp, BASE)
     rig.live.load_initial()
@@ -358,6 +380,7 @@ SCENARIOS = [
     scenario_change_during_write,
     scenario_write_fails_then_recovers,
     scenario_write_finds_another_writers_file,
+    scenario_a_rename_lands_between_check_and_swap,
     scenario_the_other_file_already_holds_our_change,
     scenario_retry_finds_another_writers_file,
     scenario_write_finds_a_broken_file,
@@ -404,6 +427,15 @@ EXPECTED: dict[str, list[Step]] = {
         (S.DIRTY, E.FLUSH, S.FLUSHING),
         (S.FLUSHING, E.CHECK_FAILED, S.MERGING),
         (S.MERGING, E.CHANGE, S.MERGING),
+        (S.MERGING, E.SETTLED_DIRTY, S.DIRTY),
+        (S.DIRTY, E.FLUSH, S.FLUSHING),
+        (S.FLUSHING, E.WRITTEN, S.CLEAN),
+    ],
+    "scenario_a_rename_lands_between_check_and_swap": [
+        (S.CLEAN, E.LOADED, S.CLEAN),
+        (S.CLEAN, E.CHANGE, S.DIRTY),
+        (S.DIRTY, E.FLUSH, S.FLUSHING),
+        (S.FLUSHING, E.HANDED_BACK, S.MERGING),
         (S.MERGING, E.SETTLED_DIRTY, S.DIRTY),
         (S.DIRTY, E.FLUSH, S.FLUSHING),
         (S.FLUSHING, E.WRITTEN, S.CLEAN),

@@ -191,6 +191,7 @@ export interface StatusResult {
   connections: number;
   ready: boolean;
   conflicts: number;
+  staleWritesRepaired: number;
   stores: StoreStatus[];
 }
 
@@ -209,6 +210,7 @@ export interface StoreStatus {
   lastExternalReloadMs: number | null;
   externalReloads: number;
   conflicts: number;
+  staleWritesRepaired: number;
   parseError: string | null;
   corruptCopy: string | null;
 }
