@@ -115,7 +115,7 @@ def merge_external(
         seen_version = None
         keys = pending
     else:
-        seen_version = history.infer_base(theirs, written_ns)
+        seen_version = history.infer_base(theirs, written_ns, base)
         outcome.base = seen_version
         keys = pending | history.keys()
     for key in sorted(keys):  # sorted: the same conflicts log in the same order every run

@@ -91,6 +91,11 @@ class RowLog:
             yield flat[i], before, after, flat[i + 2]  # type: ignore[misc]
             before = after
 
+    @property
+    def latest(self) -> RowHash:
+        """The row as the newest change left it."""
+        return self.flat[-2]
+
     def drop_oldest(self) -> None:
         self.first = self.flat[1]
         del self.flat[:3]
@@ -177,9 +182,10 @@ class WriteHistory:
     def keys(self) -> set[str]:
         return set(self.by_key)
 
-    def infer_base(self, theirs: Store, written_ns: int) -> int:
+    def infer_base(self, theirs: Store, written_ns: int, latest: Store | None = None) -> int:
         """The newest version the writer of `theirs` (written at `written_ns`) is known to have
-        seen; `oldest - 1` when nothing kept shows it saw any of them."""
+        seen; `oldest - 1` when nothing kept shows it saw any of them. `latest`: the newest
+        version's rows, to skip hashing the rows `theirs` holds unchanged."""
         base = self.oldest - 1
         horizon = written_ns - self.window_ns
         for version in self.versions:
@@ -189,7 +195,9 @@ class WriteHistory:
             raw = theirs.get(key)
             if raw is None:
                 continue  # an absent row could be a deletion of its own: no proof of a read
-            value = row_hash(raw)
+            now = latest.get(key) if latest is not None else None
+            unchanged = now is not None and bytes(now) == bytes(raw)
+            value = row.latest if unchanged else row_hash(raw)
             if row.first == value:
                 continue  # a value older than the history: proves nothing
             for number, _before, after, _own in row.changes():
