@@ -291,6 +291,8 @@ class LiveStore:
                 return True
             self.history.add(changes, at_ns=time.time_ns())
             self.base = snapshot
+            if len(self.authored) > 2 * len(self.history.by_key) + len(self.dirty) + 1_000:
+                self._forget_authored()  # rows created and deleted for months stay bounded
             self.lifecycle.fire(Event.WRITTEN_MORE if self.pending else Event.WRITTEN)
         await self._settle()
         return True
@@ -428,6 +430,14 @@ class LiveStore:
         self.history.record(self.base, loaded, changed, at_ns=now)
         await self._take(outcome, loaded, outcome.pending)
 
+    def _forget_authored(self) -> None:
+        """Keep only what a later merge can use: own rows the history or a pending write covers."""
+        known, dirty = self.history.by_key, self.dirty
+        own = self._own(self.store, self.authored)
+        self.authored = {
+            k: raw for k, raw in self.authored.items() if k in own and (k in known or k in dirty)
+        }
+
     def _own(self, store: Store, keys: Iterable[str]) -> set[str]:
         """Those of `keys` whose row in `store` is the very one a request put (or deleted)."""
         rows, authored = store.rows, self.authored
@@ -474,12 +484,7 @@ class LiveStore:
         self.base = on_disk
         self.dirty = dirty
         self._index = None
-        # Keep only what a later merge can use: own rows the history or a write still covers.
-        known = self.history.by_key
-        own = self._own(self.store, self.authored)
-        self.authored = {
-            k: raw for k, raw in self.authored.items() if k in own and (k in known or k in dirty)
-        }
+        self._forget_authored()
         self.external_reloads += 1
         self.last_external_reload_ms = now_ms()
         if self.dirty:

@@ -553,3 +553,21 @@ def test_a_broken_store_refuses_changes_before_any_event(tmp_path: Path) -> None
     with pytest.raises(NotWritable):
         rig.change("x", 1)
     assert rig.steps == before and rig.live.state is S.BROKEN
+
+
+def test_what_a_store_remembers_of_its_own_writes_stays_bounded(tmp_path: Path) -> None:
+    """Rows created and deleted for months (cron runs): the history and the record of which
+    rows are sessiond's own stay bounded by the history's limit, not by every key ever seen."""
+    from sessiond.engine.write_history import WriteHistory
+
+    rig = Rig(tmp_path, BASE)
+    rig.live.history = WriteHistory(max_changes=200)
+    rig.live.load_initial()
+    for n in range(3_000):
+        rig.live.apply({f"agent:main:cron:{n}": row(n)}, "patch")
+        rig.live.apply({f"agent:main:cron:{n}": None}, "delete")
+        if n % 50 == 49:
+            assert rig.flush()
+    assert rig.live.history.changes <= 200
+    assert len(rig.live.authored) <= 2 * len(rig.live.history.by_key) + 1_000 + 50
+    assert rig.on_disk() == BASE
