@@ -571,3 +571,19 @@ def test_what_a_store_remembers_of_its_own_writes_stays_bounded(tmp_path: Path) 
     assert rig.live.history.changes <= 200
     assert len(rig.live.authored) <= 2 * len(rig.live.history.by_key) + 1_000 + 50
     assert rig.on_disk() == BASE
+
+
+def test_without_the_exchange_the_check_and_a_plain_rename_still_merge(tmp_path: Path) -> None:
+    """What a file system without RENAME_EXCHANGE gets (after its EINVAL): check, then rename."""
+    from sessiond.daemon.durable_file import DiskStoreFile
+
+    rig = Rig(tmp_path, BASE)
+    assert isinstance(rig.live.disk, DiskStoreFile)
+    rig.live.disk.exchanges = False
+    rig.live.load_initial()
+    rig.change("x", 2)
+    rig.external({**BASE, "agent:main:ext": {"updatedAt": 5, "by": "ext"}})
+    assert rig.flush() and rig.flush()
+    assert {"agent:main:x", "agent:main:ext"} <= set(rig.on_disk())
+    assert (S.FLUSHING, E.CHECK_FAILED, S.MERGING) in rig.steps
+    assert [n for n in os.listdir(rig.dir) if n.startswith(".sessiond-")] == []
