@@ -10,8 +10,12 @@ Disk work on one store (a flush or a reload) is serialised by the store's lock, 
 effect goes through the store's `StoreFile` (`durable_file.DiskStoreFile` on a real disk). Before
 each rename the target is checked to still be the version last loaded or written; if not, the
 write is abandoned, the file is reloaded and merged (`engine.merge.merge_external`), and written
-again. The lifecycle (clean, dirty, flushing, failed, reloading, merging, broken) is the
-transition table of `live_store_state`; every change of state goes through it.
+again; a file renamed in after the check is handed back by the rename itself (an exchange) and
+merged the same way. Each store keeps the recent versions it wrote or loaded (`history`) and
+which rows its requests made (`authored`), so that a file built on an older read cannot take
+back what its writer never saw. The lifecycle (clean, dirty, flushing, failed, reloading,
+merging, broken) is the transition table of `live_store_state`; every change of state goes
+through it.
 
 A flush that fails keeps the change in memory, answers the waiting requests `durable: false`,
 and retries with backoff (0.1 s doubling to 5 s); it shows in `/readyz` and `daemon.status`.
