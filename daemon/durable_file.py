@@ -16,7 +16,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import structlog
 from sessiond.daemon.file_version import (
@@ -34,6 +34,7 @@ from sessiond.engine.cleanup.plan import FileOps
 from sessiond.engine.store import Store, load_store_bytes
 
 log = structlog.get_logger("sessiond.stores")
+_T = TypeVar("_T")
 
 STORE_FILE_MODE = 0o600
 TEMP_PREFIX = ".sessiond-"
@@ -62,7 +63,8 @@ def read_store(path: str) -> Store:
 # Test-only fault injection: the crash tests pause or die at named points of a write.
 # Points of a store write, in order: temp-open, before-fsync, after-temp-write (the temp file is
 # written and fsynced), after-precheck, after-rename, durable; and of a plan's file operations:
-# after-archive (each rename) and after-unlink (each removal).
+# after-archive (each rename) and after-unlink (each removal); and of the cleanup journal
+# (daemon/journal.py): journal-begin (an entry is durable) and journal-finish (it is closed).
 # `SESSIOND_TEST_FAULT_PHASE=<file>` records "<write number> <point>" there at each point (one
 # pwrite, so a test that SIGKILLs the daemon can tell where the write was, and an external
 # writer can tell whether its rename raced the window between the precheck and the rename).
@@ -86,8 +88,6 @@ def _fault_point(name: str) -> None:
         os.pwrite(_phase_state[0], f"{_phase_state[1]} {name}".ljust(40).encode(), 0)
     if _FAULT_HOOK is None:
         return
-    import time
-
     hooks = _FAULT_HOOK.split(",")
     if f"{name}:pause" in hooks:
         time.sleep(float(os.environ.get("SESSIOND_TEST_FAULT_PAUSE", "0.05")))
@@ -105,6 +105,11 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+WriteObserver = Callable[[str, float, bool], None]
+write_observers: list[WriteObserver] = []
+"""Told (path, seconds, succeeded) after every durable write: /metrics' flush durations."""
+
+
 def write_durably(
     path: str, data: bytes, precheck: Callable[[], None] | None = None
 ) -> os.stat_result:
@@ -113,6 +118,25 @@ def write_durably(
     `precheck` runs after the temp file is durable and just before the rename; whatever it
     raises aborts the write (the daemon checks there that nobody replaced the target meanwhile).
     """
+    return _observed(path, lambda: _write_durably(path, data, precheck))
+
+
+def _observed(path: str, write: Callable[[], _T]) -> _T:
+    """Run one durable write of `path`, then tell `write_observers` how long it took."""
+    if not write_observers:
+        return write()
+    started = time.perf_counter()
+    ok = False
+    try:
+        result = write()
+        ok = True
+        return result
+    finally:
+        for observer in write_observers:
+            observer(path, time.perf_counter() - started, ok)
+
+
+def _write_durably(path: str, data: bytes, precheck: Callable[[], None] | None) -> os.stat_result:
     temp, fd = _durable_temp(path, data)
     try:
         try:
@@ -266,6 +290,9 @@ class DiskStoreFile:
         return still_version(self._path, version)
 
     def replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
+        return _observed(self._path, lambda: self._replace(data, expected))
+
+    def _replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
         temp, fd = _durable_temp(self._path, data)
         try:
             try:
@@ -380,13 +407,13 @@ def remove_dead_temps(directory: str, name: str) -> None:
         if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
             continue
         pid_text = entry[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and writer_alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and temp_writer_alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(directory, entry))
 
 
-def writer_alive(pid: int) -> bool:
+def temp_writer_alive(pid: int) -> bool:
     """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
     parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
     dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""
@@ -409,9 +436,16 @@ def writer_alive(pid: int) -> bool:
     return not fields or fields[0] != b"Z"
 
 
-def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
-    """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised."""
+def apply_file_ops(
+    ops: FileOps, allowed_dir: str, on_step: Callable[[int], None] | None = None
+) -> FileOpsOutcome:
+    """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised.
+
+    A rename never replaces a file: a target that exists is a failure (a restore must not
+    overwrite a transcript that took the name since). `on_step(n)` hears after each operation.
+    """
     outcome = FileOpsOutcome()
+    steps = 0
     root = os.path.realpath(allowed_dir)
     parents: dict[str, bool] = {}
 
@@ -425,8 +459,14 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
         return known
 
     for source, archive in ops.archives:
+        if on_step is not None:
+            on_step(steps)
+        steps += 1
         if not inside(source) or not inside(archive):
             outcome.failed.append((source, "outside the sessions dir"))
+            continue
+        if os.path.lexists(archive):
+            outcome.failed.append((source, f"{os.path.basename(archive)} exists"))
             continue
         try:
             os.rename(source, archive)
@@ -437,6 +477,9 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
         except OSError as exc:
             outcome.failed.append((source, exc.strerror or str(exc)))
     for removal in ops.removals:
+        if on_step is not None:
+            on_step(steps)
+        steps += 1
         path = removal.path
         if not inside(path):
             outcome.failed.append((path, "outside the sessions dir"))

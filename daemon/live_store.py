@@ -36,13 +36,15 @@ from dataclasses import InitVar, dataclass, field
 import msgspec
 import structlog
 from sessiond.daemon.clock import now_ms
-from sessiond.daemon.durable_file import DiskStoreFile, StoreWriteError, writer_alive
+from sessiond.daemon.durable_file import DiskStoreFile, StoreWriteError
+from sessiond.daemon.durable_file import temp_writer_alive as temp_writer_alive  # test seam
 from sessiond.daemon.file_version import DiskSig, ExternalChange, Replaced, Snapshot, StoreFile
 from sessiond.daemon.live_store_state import Event, Lifecycle, State
 from sessiond.engine.cleanup.apply_flow import restore_order
 from sessiond.engine.config import (
     StoreTarget,
 )
+from sessiond.engine.errors import StoreReadOnly
 from sessiond.engine.keys import is_protected
 from sessiond.engine.listing import ListKey, list_key
 from sessiond.engine.merge import MergeOutcome, changed_keys, merge_external
@@ -62,10 +64,6 @@ log = structlog.get_logger("sessiond.stores")
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
 EMPTY_SETTLE_S = 0.1
-
-
-class NotWritable(Exception):
-    """The store's file does not parse; it is served read-only until it does."""
 
 
 @dataclass(slots=True)
@@ -177,7 +175,7 @@ class LiveStore:
         restores a row must leave the file as the local apply would), not at the end.
         """
         if not self.writable:
-            raise NotWritable(str(self.broken or self.store.error or self.path))
+            raise StoreReadOnly(str(self.broken or self.store.error or self.path))
         touched: list[str] = []
         if len(changes) > max(1_000, len(self.store) // 8):
             # A bulk change (a cleanup removing most rows): rebuilding the list index once, on
@@ -601,7 +599,3 @@ def _brief(raw: msgspec.Raw | None, limit: int = 200) -> str | None:
         return None
     text = msgspec.json.format(bytes(raw), indent=0).decode("utf-8", "replace")
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-# tests/daemon/test_daemon_robustness.py checks the zombie rule through this name.
-_alive = writer_alive

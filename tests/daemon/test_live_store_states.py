@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 from sessiond.daemon.durable_file import FAULT_ACTIONS
-from sessiond.daemon.live_store import LiveStore, NotWritable
+from sessiond.daemon.live_store import LiveStore
 from sessiond.daemon.live_store_state import (
     TRANSITIONS,
     Event,
@@ -31,6 +31,7 @@ from sessiond.daemon.live_store_state import (
     State,
 )
 from sessiond.engine.config import StoreTarget
+from sessiond.engine.errors import StoreReadOnly
 
 Step = tuple[State, Event, State]
 
@@ -153,7 +154,7 @@ def scenario_load_corrupt(tmp: Path) -> list[Step]:
     rig = Rig(tmp, None, raw=BROKEN_JSON)
     rig.live.load_initial()
     assert rig.live.state is S.BROKEN and rig.live.corrupt_copy is not None
-    with pytest.raises(NotWritable):
+    with pytest.raises(StoreReadOnly):
         rig.change("x", 2)
     rig.flush()  # nothing pending: nothing to write
     assert rig.path.read_bytes() == BROKEN_JSON, "a broken file was written over"
@@ -546,11 +547,11 @@ def test_the_scenarios_take_every_transition_of_the_table() -> None:
 
 
 def test_a_broken_store_refuses_changes_before_any_event(tmp_path: Path) -> None:
-    """The user-facing refusal (NotWritable, -32002) comes first; no event is even tried."""
+    """The user-facing refusal (StoreReadOnly, -32002) comes first; no event is even tried."""
     rig = Rig(tmp_path, None, raw=BROKEN_JSON)
     rig.live.load_initial()
     before = list(rig.steps)
-    with pytest.raises(NotWritable):
+    with pytest.raises(StoreReadOnly):
         rig.change("x", 1)
     assert rig.steps == before and rig.live.state is S.BROKEN
 
