@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import DaemonProcess, read_rows, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
 from harness.raw_frames import RpcCallError, RpcClient
+from harness.state_dirs import read_rows, store_path, write_state_dir
 
 from .live import fault_env, run, until, wait_phase
 
