@@ -533,6 +533,7 @@ class Daemon:
             connections=len(self.connections),
             ready=self.registry.ready,
             conflicts=sum(s.conflicts for s in stores),
+            stale_writes_repaired=sum(s.stale_writes_repaired for s in stores),
             stores=stores,
         )
 
