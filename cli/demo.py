@@ -96,7 +96,16 @@ async def _show(url: str, token: str) -> None:
             print(f"  {row.agent_id:5s} {row.key}")
 
 
-def demo_command(directory: str, serve_seconds: float | None) -> int:
+def _open_tui(url: str, token: str, root: Path) -> int:
+    from sessiond.cli.tui.command import maintenance_of, run_tui
+    from sessiond.daemon.config_file import load_config_file
+
+    maintenance = maintenance_of(load_config_file(str(root / "openclaw.json")))
+    return run_tui(url, token, maintenance, str(root / "tui.log"))
+
+
+def demo_command(directory: str, serve_seconds: float | None, *, tui: bool = False) -> int:
+    """Serve a fresh demo state dir; print a dry run through the daemon, or (`tui`) open the TUI."""
     root = Path(directory).resolve()
     build_demo_state(root, time.time_ns() // 1_000_000)
     token = secrets.token_urlsafe(18)
@@ -118,6 +127,8 @@ def demo_command(directory: str, serve_seconds: float | None) -> int:
                 return 1
             time.sleep(0.05)
         url = f"ws://127.0.0.1:{port_file.read_text().strip()}"
+        if tui:
+            return _open_tui(url, token, root)
         print(f"sessiond is serving {url} (token in OPENCLAW_GATEWAY_TOKEN={token})\n")
         asyncio.run(_show(url, token))
         if serve_seconds is None:

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="Keep serving this long after the demo (default: until Ctrl-C on a terminal)",
     )
+    demo.add_argument("--tui", action="store_true", help="Open `sessiond tui` on the demo state")
+    _add_tui_command(commands)
 
     sessions = commands.add_parser("sessions", help="Session store commands")
     _add_target_flags(sessions, suppress=False)
@@ -108,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--local", action="store_true", help="Work on the files even if a daemon is running"
     )
     return parser
+
+
+def _add_tui_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tui = commands.add_parser("tui", help="A live terminal view of every store, its plan, undo")
+    tui.add_argument(
+        "--url", help="sessiond to use (default: SESSIOND_URL, else ws://127.0.0.1:18789)"
+    )
+    tui.add_argument("--token", help="sessiond's token (default: OPENCLAW_GATEWAY_TOKEN)")
+    tui.add_argument("--log", help="Append the TUI's logs to this file (default: none)")
 
 
 def cleanup_command(args: argparse.Namespace) -> int:
@@ -221,7 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from sessiond.cli.demo import demo_command
 
-        return demo_command(args.dir, args.serve_seconds)
+        return demo_command(args.dir, args.serve_seconds, tui=args.tui)
+    if args.command == "tui":
+        from sessiond.cli.tui.command import tui_command
+
+        return tui_command(args.url, args.token, args.log)
     # Sub-command flags default to SUPPRESS, so `sessions --json cleanup` keeps the parent's.
     if args.command == "serve":
         from sessiond.daemon.server import serve_command  # websockets only when serving
