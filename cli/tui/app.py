@@ -6,6 +6,8 @@ then published on a signal, so a screen not on view is up to date when it comes 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -87,6 +89,7 @@ class SessiondTui(App[int]):
         self.rows_signal: Signal[None] = Signal(self, "rows")
         self.status_signal: Signal[None] = Signal(self, "status")
         self.feed_signal: Signal[FeedItem] = Signal(self, "feed")
+        self._link_task: asyncio.Task[None] | None = None
 
     def on_mount(self) -> None:
         from sessiond.cli.tui.cleanup_screens import CleanupScreen, UndoScreen
@@ -97,7 +100,14 @@ class SessiondTui(App[int]):
         self.add_mode("cleanup", CleanupScreen)
         self.add_mode("undo", UndoScreen)
         self.switch_mode("sessions")
-        self.run_worker(self.link.run(), name="link", group="link", exit_on_error=False)
+        self._link_task = asyncio.create_task(self.link.run(), name="sessiond-tui-link")
+
+    async def on_unmount(self) -> None:
+        """Close the connection before the app's loop ends, so no task outlives the app."""
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
 
     @property
     def client(self) -> SessiondClient | None:

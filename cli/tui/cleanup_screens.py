@@ -220,11 +220,11 @@ class ActionSource:
 
 ACTION_COLUMNS = [
     Column("Action", 15),
-    Column("Agent", 6),
+    Column("Agent", 6, drop=1),
     Column("Key", 16, flex=2, middle=True),
     Column("Age", 4, right=True),
-    Column("Model", 10),
-    Column("Flags", 8, flex=1),
+    Column("Model", 10, drop=2),
+    Column("Flags", 8, flex=1, drop=3),
 ]
 
 COUNT_HEADERS = ("Agent", "Before", "After", "Missing", "DM", "Stale", "Cap", "Files", "Budget")

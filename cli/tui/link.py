@@ -247,7 +247,8 @@ class Link:
         """`daemon.status` every few seconds and after changes; a failure means the daemon left."""
         while True:
             try:
-                status = await asyncio.wait_for(client.daemon_status(), self.connect_timeout)
+                async with asyncio.timeout(self.connect_timeout):
+                    status = await client.daemon_status()
             except AuthRequiredError:
                 raise
             except (SessiondError, TimeoutError) as exc:
@@ -257,7 +258,8 @@ class Link:
                 self.sink.status_changed(status)
             self._status_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_now.wait(), self.status_every)
+                async with asyncio.timeout(self.status_every):
+                    await self._status_now.wait()
 
 
 def decode_entry(raw: bytes) -> object:

@@ -6,13 +6,12 @@ Every screen is keyboard first: its keys are bindings, so the footer lists them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.json import JSON
 from rich.text import Text
 from sessiond.cli.tui.model import SORT_FIELDS, Row, RowId, format_age, format_bytes
-from sessiond.cli.tui.widgets import Column, VirtualTable, layout
+from sessiond.cli.tui.widgets import Column, VirtualTable
 from sessiond.client import KeyNotFoundError, SeqGap, SessiondError
 from sessiond.protocol.methods import SessionSummary, StatusResult
 from textual import on, work
@@ -116,12 +115,12 @@ _OPTIONAL_FIELDS = {
 
 COLUMNS: dict[str, Column] = {
     "agent": Column("Agent", 6),
-    "key": Column("Key", 14, flex=1, middle=True),
-    "kind": Column("Kind", 8),
-    "age": Column("Age", 4, right=True),
-    "model": Column("Model", 16),
-    "tokens": Column("Tokens", 7, right=True),
-    "transcript": Column("Transcript", 10, right=True),
+    "key": Column("Key", 14, flex=3, middle=True),
+    "kind": Column("Kind", 8, drop=2),
+    "age": Column("Age", 4, right=True, drop=1),
+    "model": Column("Model", 16, flex=1, drop=3),
+    "tokens": Column("Tokens", 7, right=True, drop=4),
+    "transcript": Column("Transcript", 10, right=True, drop=5),
 }
 
 
@@ -130,23 +129,12 @@ def listed_optional_columns() -> list[str]:
     return [name for name, wire in _OPTIONAL_FIELDS.items() if known & set(wire)]
 
 
-def session_columns(width: int, optional: Sequence[str]) -> list[str]:
-    """The columns that fit `width`: optional figures and the model go first when narrow."""
-    names = ["agent", "key", "kind", "age", "model", *optional]
-    while len(names) > 3:
-        columns = [COLUMNS[n] for n in names]
-        if sum(layout(columns, width)) + len(columns) - 1 <= width:
-            break
-        names.remove(next(n for n in reversed(names) if n not in ("agent", "key", "age")))
-    return names
-
-
 class SessionSource:
     """The RowSet as table cells."""
 
-    def __init__(self, app: SessiondTui) -> None:
+    def __init__(self, app: SessiondTui, names: list[str]) -> None:
         self.app = app
-        self.names: list[str] = []
+        self.names = names
         self.now = time.time() * 1000
 
     def __len__(self) -> int:
@@ -210,11 +198,13 @@ class SessionsScreen(TuiScreen):
         self.source: SessionSource | None = None
 
     def compose(self) -> ComposeResult:
-        self.source = SessionSource(self.tui)
+        names = ["agent", "key", "kind", "age", "model", *self.optional]
+        self.source = SessionSource(self.tui, names)
+        columns = [COLUMNS[name] for name in names]
         yield TitleBar(id="title")
         yield Input(placeholder="search key, model, session id, kind", id="search")
         with Horizontal():
-            yield VirtualTable([], self.source, empty="no sessions yet", id="rows")
+            yield VirtualTable(columns, self.source, empty="no sessions yet", id="rows")
             with VerticalScroll(id="detail"):
                 yield Static(id="detail-body")
         yield from self.chrome()
@@ -229,23 +219,11 @@ class SessionsScreen(TuiScreen):
         self.table.focus()
         self.rows_changed()
 
-    def on_resize(self) -> None:
-        self.fit_columns()
-
-    def fit_columns(self) -> None:
-        assert self.source is not None
-        width = self.table.size.width - 1 or self.size.width - 1
-        names = session_columns(width, self.optional)
-        self.source.names = names
-        self.table.set_columns([COLUMNS[n] for n in names])
-
     def rows_changed(self) -> None:
         assert self.source is not None
         self.source.now = time.time() * 1000
         rows = self.tui.rows
         index = rows.index_of(self.selected) if self.selected is not None else None
-        if not self.source.names:
-            self.fit_columns()
         self.table.reload(cursor=index)
         self.redraw_title()
 
@@ -289,7 +267,6 @@ class SessionsScreen(TuiScreen):
             self.table.focus()
         elif detail.has_class("shown"):
             detail.remove_class("shown")
-            self.call_after_refresh(self.fit_columns)
 
     def action_agent(self) -> None:
         rows = self.tui.rows
@@ -314,7 +291,6 @@ class SessionsScreen(TuiScreen):
     def action_detail(self) -> None:
         detail = self.query_one("#detail")
         detail.toggle_class("shown")
-        self.call_after_refresh(self.fit_columns)
         if detail.has_class("shown") and self.selected is not None:
             self.show_entry(self.selected)
 

@@ -54,6 +54,8 @@ class Column:
     right: bool = False
     middle: bool = False
     """Cut a long value in the middle (keys differ at both ends), not at the end."""
+    drop: int = 0
+    """When the table is too narrow, columns go highest `drop` first (0: always shown)."""
 
 
 class TableSource(Protocol):
@@ -87,13 +89,22 @@ def fit(text: str, width: int, *, right: bool = False, middle: bool = False) -> 
     return fit(chop_cells(text, width - 1)[0] + ELLIPSIS, width)
 
 
+def shown_columns(columns: Sequence[Column], width: int) -> list[int]:
+    """Which columns fit `width` at their least width, dropping by `drop`, highest first."""
+    shown = list(range(len(columns)))
+    droppable = sorted((c.drop, i) for i, c in enumerate(columns) if c.drop)
+    while droppable and sum(columns[i].width for i in shown) + len(shown) - 1 > width:
+        shown.remove(droppable.pop()[1])
+    return shown
+
+
 def layout(columns: Sequence[Column], width: int) -> list[int]:
     """Each column's width in `width` cells (one space between columns)."""
     fixed = sum(c.width for c in columns if not c.flex) + len(columns) - 1
     flex = [i for i, c in enumerate(columns) if c.flex]
     widths = [c.width for c in columns]
     if flex:
-        spare = max(0, width - fixed + sum(columns[i].width for i in flex))
+        spare = max(0, width - fixed)
         shares = sum(columns[i].flex for i in flex)
         given = 0
         for n, i in enumerate(flex):
@@ -181,10 +192,6 @@ class VirtualTable(ScrollView, can_focus=True):
         """Rows with data in the last frame drawn (0 until the first one with data)."""
         return self._drawn_rows
 
-    def set_columns(self, columns: Sequence[Column]) -> None:
-        self.columns = list(columns)
-        self.refresh()
-
     def reload(self, cursor: int | None = None) -> None:
         """The source changed: resize, keep the cursor on `cursor` (or in range), redraw."""
         count = len(self.source)
@@ -230,11 +237,11 @@ class VirtualTable(ScrollView, can_focus=True):
         width = self.size.width
         self._dark = self.app.current_theme.dark
         base = self.rich_style
-        widths = layout(self.columns, width)
+        shown = shown_columns(self.columns, width)
         if y == 0:
             style = self.get_component_rich_style("virtual-table--header")
             cells = [c.title for c in self.columns]
-            return self._strip(cells, widths, width, base + style, None)
+            return self._strip(shown, cells, width, base + style, None)
         count = len(self.source)
         index = int(self.scroll_offset.y) + y - 1
         if count == 0:
@@ -248,22 +255,23 @@ class VirtualTable(ScrollView, can_focus=True):
         style = base
         if index == self.cursor:
             style = base + self.get_component_rich_style("virtual-table--cursor")
-        return self._strip(self.source.cells(index), widths, width, style, index)
+        return self._strip(shown, self.source.cells(index), width, style, index)
 
     def _strip(
         self,
+        shown: list[int],
         cells: Sequence[str],
-        widths: list[int],
         width: int,
         style: Style,
         index: int | None,
     ) -> Strip:
+        columns = [self.columns[n] for n in shown]
+        widths = layout(columns, width)
         segments: list[Segment] = []
-        for n, (column, cell, cell_width) in enumerate(
-            zip(self.columns, cells, widths, strict=False)
-        ):
-            if n:
+        for place, (n, column, cell_width) in enumerate(zip(shown, columns, widths, strict=True)):
+            if place:
                 segments.append(Segment(" ", style))
+            cell = cells[n] if n < len(cells) else ""
             text = fit(cell, cell_width, right=column.right, middle=column.middle)
             colour = None if index is None else self.source.colour(index, n)
             cell_style = style + palette_style(colour, self._dark) if colour else style
