@@ -221,7 +221,8 @@ def test_a_dry_run_shows_the_counts_the_cli_prints(tmp_path: Path) -> None:
         screen = await _plan(app, pilot, "m", "d")
         counts = _counts(app)
         assert screen.plan.flags.argv() == ["--all-agents", "--fix-missing", "--fix-dm-scope"]
-        cli = _cli_json(root, app.url, "--all-agents", "--fix-missing", "--fix-dm-scope", "--dry-run")
+        flags = ("--all-agents", "--fix-missing", "--fix-dm-scope", "--dry-run")
+        cli = _cli_json(root, app.url, *flags)
         for store in cli["stores"]:
             budget = store["diskBudget"]
             assert counts[store["agentId"]] == [
