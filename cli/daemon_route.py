@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from sessiond.cli.progress_bar import TerminalProgress
+from sessiond.engine.cleanup.progress import NO_PROGRESS, Progress
 from sessiond.engine.config import SessionsConfig
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupSummary
+from sessiond.protocol.undo import CleanupsResult, RestoreResult
+
+if TYPE_CHECKING:
+    from sessiond.client import SessiondClient
 
 DEFAULT_PORT = 18789
 
@@ -46,7 +53,11 @@ def something_listens(url: str, timeout: float = 1.0) -> bool:
 
 
 class DaemonFailed(Exception):
-    """The daemon answered, with an error; the message says what and where."""
+    """The daemon answered, with an error; the message says what and where, `data` the facts."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.data = data
 
 
 def cleanup_via_daemon(
@@ -61,11 +72,14 @@ def cleanup_via_daemon(
     fix_dm_scope: bool,
     dry_run: bool,
     include_actions: bool,
+    plan_id: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> CleanupSummary | AllAgentsCleanup:
-    from sessiond.client import SessiondClient, SessiondError
+    from sessiond.client import SessiondClient
 
     async def call() -> CleanupSummary | AllAgentsCleanup:
         async with SessiondClient(url, token=token, connect_timeout=5.0) as client:
+            token_for = _listen(client, progress)
             return await client.sessions_cleanup(
                 agent=agent,
                 all_agents=all_agents,
@@ -75,9 +89,62 @@ def cleanup_via_daemon(
                 fix_dm_scope=fix_dm_scope,
                 dry_run=dry_run,
                 include_actions=include_actions,
+                plan_id=plan_id,
+                progress_token=token_for,
             )
+
+    return _run(url, call)
+
+
+T = TypeVar("T")
+
+
+def _run(url: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    from sessiond.client import RpcError, SessiondError
 
     try:
         return asyncio.run(call())
     except SessiondError as exc:
-        raise DaemonFailed(f"sessiond at {url}: {exc}") from exc
+        data = exc.data if isinstance(exc, RpcError) else None
+        raise DaemonFailed(f"sessiond at {url}: {exc}", data) from exc
+
+
+def _listen(client: SessiondClient, progress: Progress) -> str | None:
+    """A progress token wired to `progress`, or None when nobody watches."""
+    if not isinstance(progress, TerminalProgress):
+        return None
+    client.on_progress(PROGRESS_TOKEN, lambda step: progress.take(step.value))
+    return PROGRESS_TOKEN
+
+
+PROGRESS_TOKEN = "sessiond-cli"
+
+
+def restore_via_daemon(
+    url: str,
+    token: str | None,
+    *,
+    agent: str | None,
+    entry_id: str | None,
+    dry_run: bool,
+    progress: Progress = NO_PROGRESS,
+) -> RestoreResult:
+    from sessiond.client import SessiondClient
+
+    async def call() -> RestoreResult:
+        async with SessiondClient(url, token=token, connect_timeout=5.0) as client:
+            return await client.sessions_restore(
+                agent=agent, id=entry_id, dry_run=dry_run, progress_token=_listen(client, progress)
+            )
+
+    return _run(url, call)
+
+
+def cleanups_via_daemon(url: str, token: str | None, *, agent: str | None) -> CleanupsResult:
+    from sessiond.client import SessiondClient
+
+    async def call() -> CleanupsResult:
+        async with SessiondClient(url, token=token, connect_timeout=5.0) as client:
+            return await client.sessions_cleanups(agent=agent)
+
+    return _run(url, call)

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 import msgspec
 from sessiond.cli.cleanup_text import render_applied, render_dry_run
@@ -17,11 +18,14 @@ from sessiond.cli.daemon_route import (
     daemon_url,
     something_listens,
 )
-from sessiond.cli.local_cleanup import apply_locally
+from sessiond.cli.local_cleanup import apply_locally, open_journal
+from sessiond.cli.progress_bar import terminal_progress
+from sessiond.cli.undo_commands import add_undo_commands, print_plan_id, run_undo_command
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.durable_file import StoreWriteError, read_store
 from sessiond.daemon.os_disk_view import OsDiskView
 from sessiond.engine.cleanup.plan import CleanupOptions
+from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.report import combine, preview_summary
 from sessiond.engine.cleanup.targets import plan_targets
 from sessiond.engine.config import (
@@ -31,7 +35,7 @@ from sessiond.engine.config import (
     resolve_config_path,
     resolve_targets,
 )
-from sessiond.engine.errors import StoreReadOnly
+from sessiond.engine.errors import DomainError, StoreReadOnly
 from sessiond.engine.js_semantics import printable
 from sessiond.protocol.cleanup import AllAgentsCleanup
 
@@ -43,7 +47,11 @@ def now_ms() -> int:
 
 
 def _print_json(value: object) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+    _print_json_to(sys.stdout, value)
+
+
+def _print_json_to(stream: TextIO, value: object) -> None:
+    stream.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
 
 
 def _add_target_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -109,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument(
         "--local", action="store_true", help="Work on the files even if a daemon is running"
     )
+    cleanup.add_argument(
+        "--plan", metavar="ID", help="Apply only if the plan is still the dry run's plan ID"
+    )
+    add_undo_commands(session_commands, _add_target_flags)
     return parser
 
 
@@ -148,6 +160,10 @@ def cleanup_command(args: argparse.Namespace) -> int:
         enforce=args.enforce,
     )
     clock = now_ms()
+    progress = terminal_progress(as_json)
+    if not args.dry_run:
+        for target in targets:  # a killed apply is finished or rolled back before planning
+            open_journal(target.store_path, clock)
     try:
         planned = plan_targets(
             targets, lambda t: read_store(t.store_path), config, options, OsDiskView(), clock, where
@@ -156,10 +172,12 @@ def cleanup_command(args: argparse.Namespace) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     mode = planned[0].plan.mode if planned else config.maintenance.mode
+    plans = [p.plan for p in planned]
     if args.dry_run:
         summaries = [preview_summary(p.plan, config, include_actions=not as_json) for p in planned]
+        previewed = str(plan_id(plans, 0))
         if as_json:
-            _print_json(combine(summaries, mode, dry_run=True))
+            _print_json(combine(summaries, mode, dry_run=True, plan_id=previewed))
             return 0
         out: list[str] = []
         for index, summary in enumerate(summaries):
@@ -167,17 +185,31 @@ def cleanup_command(args: argparse.Namespace) -> int:
                 out.append("")
             out += render_dry_run(summary, clock, agent_header=len(summaries) > 1)
         sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
+        print_plan_id(previewed)
         return 0
+    if args.plan:
+        try:
+            check_plan_id(args.plan, plans, 0)
+        except DomainError as exc:
+            print(f"Error: {exc.message}", file=sys.stderr)
+            if exc.data:
+                _print_json_to(sys.stderr, exc.data)
+            return 1
     applied = []
+    rows = sum(len(p.store) for p in planned)
+    progress.begin("sessions cleanup", "plan", rows)
+    progress.report("plan", rows, rows)
     for p in planned:
         try:
-            result = apply_locally(p)
+            result = apply_locally(p, options, clock, progress)
         except (StoreReadOnly, StoreWriteError) as exc:
+            progress.end("failed")
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         for path, reason in result.files.failed:
             print(f"[sessiond] could not remove or archive {path}: {reason}", file=sys.stderr)
         applied.append(result.summary)
+    progress.end("applied")
     for p in planned:
         for level, message in p.plan.applied.log:
             # The reference's info lines reach stdout in text mode; warnings, and everything
@@ -206,9 +238,13 @@ def _cleanup_through_daemon(args: argparse.Namespace, url: str, token: str | Non
             fix_dm_scope=args.fix_dm_scope,
             dry_run=args.dry_run,
             include_actions=args.dry_run and not as_json,
+            plan_id=args.plan,
+            progress=terminal_progress(as_json),
         )
     except DaemonFailed as exc:
         print(str(exc), file=sys.stderr)
+        if exc.data:
+            _print_json_to(sys.stderr, exc.data)
         return 1
     if as_json:
         _print_json(result)
@@ -223,6 +259,8 @@ def _cleanup_through_daemon(args: argparse.Namespace, url: str, token: str | Non
     else:
         out = render_applied(summaries)
     sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
+    if args.dry_run and isinstance(result.plan_id, str):
+        print_plan_id(result.plan_id)
     return 0
 
 
@@ -244,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_command(args)
     if args.command == "sessions" and args.sessions_command == "cleanup":
         return cleanup_command(args)
+    if args.command == "sessions" and args.sessions_command in ("restore", "cleanups"):
+        return run_undo_command(args)
     parser.error("unknown command")
     return 2
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack
 
@@ -21,6 +21,8 @@ from sessiond.client.connection import Backoff, Connection
 from sessiond.client.errors import ProtocolError, RpcError, SessiondError
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
+    PROGRESS_NOTIFICATION,
+    ProgressParams,
     SessionsChanged,
     SubscribeParams,
     SubscribeResult,
@@ -36,6 +38,7 @@ C = TypeVar("C", bound="ClientBase")
 
 _ENCODER = msgspec.json.Encoder()
 _CHANGED = msgspec.json.Decoder(SessionsChanged)
+_PROGRESS = msgspec.json.Decoder(ProgressParams)
 _SUBSCRIBED = msgspec.json.Decoder(SubscribeResult)
 _UNSUBSCRIBED = msgspec.json.Decoder(UnsubscribeResult)
 _ANY = msgspec.json.Decoder()
@@ -104,6 +107,7 @@ class ClientBase:
         self._connection.on_notification = self._on_notification
         self._connection.on_reconnect = self._on_reconnect
         self._streams: list[ChangeStream] = []
+        self._progress: dict[str | int, Callable[[ProgressParams], None]] = {}
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -150,6 +154,20 @@ class ClientBase:
             max_queued,
         )
 
+    def on_progress(
+        self, token: str | int, listener: Callable[[ProgressParams], None]
+    ) -> Callable[[], None]:
+        """Hear `$/progress` for calls made with `progress_token=token`; returns the remover.
+
+        Steps arrive in order (`begin`, `report`..., `end`), before the call's own reply.
+        """
+        self._progress[token] = listener
+
+        def remove() -> None:
+            self._progress.pop(token, None)
+
+        return remove
+
     async def call(self, method: str, params: Any = None, *, mutates: bool = True) -> Any:
         """An untyped call, for a method newer than this client; the result as plain JSON."""
         return await self._call(method, {} if params is None else params, _ANY, mutates=mutates)
@@ -169,6 +187,15 @@ class ClientBase:
         return self.errors.get(code, RpcError)(code, message, data)
 
     def _on_notification(self, method: str, params: msgspec.Raw) -> None:
+        if method == PROGRESS_NOTIFICATION:
+            try:
+                step = _PROGRESS.decode(params)
+            except msgspec.ValidationError:
+                return
+            listener = self._progress.get(step.token)
+            if listener is not None:
+                listener(step)
+            return
         if method != CHANGED_NOTIFICATION:
             return
         try:

@@ -18,6 +18,8 @@ from sessiond.protocol.methods import (
     AuthParams,
     AuthResult,
     CleanupParams,
+    CleanupsParams,
+    CleanupsResult,
     CleanupSummary,
     DeleteParams,
     DeleteResult,
@@ -27,6 +29,8 @@ from sessiond.protocol.methods import (
     ListResult,
     PatchParams,
     PatchResult,
+    RestoreParams,
+    RestoreResult,
     StatusParams,
     StatusResult,
     SubscribeParams,
@@ -42,11 +46,14 @@ __all__ = [
     "InternalError",
     "InvalidParamsError",
     "InvalidRequestError",
+    "JournalEntryNotFoundError",
     "KeyNotFoundError",
     "MethodNotFoundError",
+    "NotRestorableError",
     "ParseError",
     "SessiondClient",
     "SessiondSyncClient",
+    "StalePlanError",
     "StoreNotFoundError",
     "StoreNotWritableError",
     "StoreWriteFailedError",
@@ -71,6 +78,24 @@ class MethodNotFoundError(RpcError):
 
 class InvalidRequestError(RpcError):
     """`INVALID_REQUEST` (-32600): The frame is not a valid JSON-RPC 2.0 request."""
+
+
+class NotRestorableError(RpcError):
+    """`APP_NOT_RESTORABLE` (-32008): The journal entry cannot be restored (unfinished, rolled back,
+    or restored already).
+    """
+
+
+class JournalEntryNotFoundError(RpcError):
+    """`APP_JOURNAL_ENTRY_NOT_FOUND` (-32007): No cleanup journal entry by that id (or none at all)
+    for the store.
+    """
+
+
+class StalePlanError(RpcError):
+    """`APP_STALE_PLAN` (-32006): `planId` no longer names the plan a cleanup would carry out;
+    `data.actions` says what changed.
+    """
 
 
 class StoreWriteFailedError(RpcError):
@@ -111,6 +136,9 @@ ERRORS: dict[int, type[RpcError]] = {
     -32602: InvalidParamsError,
     -32601: MethodNotFoundError,
     -32600: InvalidRequestError,
+    -32008: NotRestorableError,
+    -32007: JournalEntryNotFoundError,
+    -32006: StalePlanError,
     -32005: StoreWriteFailedError,
     -32004: KeyNotFoundError,
     -32003: ConflictError,
@@ -125,10 +153,12 @@ _DAEMON_STATUS = msgspec.json.Decoder(StatusResult)
 _SESSIONS_CLEANUP: FirstMatch[CleanupSummary | AllAgentsCleanup] = FirstMatch(
     CleanupSummary, AllAgentsCleanup
 )
+_SESSIONS_CLEANUPS = msgspec.json.Decoder(CleanupsResult)
 _SESSIONS_DELETE = msgspec.json.Decoder(DeleteResult)
 _SESSIONS_GET = msgspec.json.Decoder(GetResult)
 _SESSIONS_LIST = msgspec.json.Decoder(ListResult)
 _SESSIONS_PATCH = msgspec.json.Decoder(PatchResult)
+_SESSIONS_RESTORE = msgspec.json.Decoder(RestoreResult)
 _SESSIONS_SUBSCRIBE = msgspec.json.Decoder(SubscribeResult)
 _SESSIONS_UNSUBSCRIBE = msgspec.json.Decoder(UnsubscribeResult)
 
@@ -162,10 +192,15 @@ class SessiondClient(ClientBase):
         fix_dm_scope: bool = False,
         fix_missing: bool = False,
         include_actions: bool = False,
+        plan_id: str | None = None,
+        progress_token: str | int | None = None,
     ) -> CleanupSummary | AllAgentsCleanup:
         """Run session-store maintenance now, or preview it with `dryRun`.
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
+
+        `planId` (from a dry run) applies only if the plan is still exactly that one;
+        `progressToken` asks for `$/progress` notifications carrying it.
 
         It changes state, so it is not sent again after a dropped connection.
         """
@@ -178,8 +213,20 @@ class SessiondClient(ClientBase):
             fix_dm_scope=fix_dm_scope,
             fix_missing=fix_missing,
             include_actions=include_actions,
+            plan_id=plan_id,
+            progress_token=progress_token,
         )
         return await self._call("sessions.cleanup", params, _SESSIONS_CLEANUP, mutates=True)
+
+    async def sessions_cleanups(
+        self, *, agent: str | None = None, limit: int = 50
+    ) -> CleanupsResult:
+        """The cleanup journal of one store, newest first, and what each entry could restore.
+
+        One agent's journal (default: the default agent's), newest entry first.
+        """
+        params = CleanupsParams(agent=agent, limit=limit)
+        return await self._call("sessions.cleanups", params, _SESSIONS_CLEANUPS, mutates=False)
 
     async def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
@@ -236,6 +283,25 @@ class SessiondClient(ClientBase):
         params = PatchParams(key=key, fields=fields, agent=agent, if_updated_at=if_updated_at)
         return await self._call("sessions.patch", params, _SESSIONS_PATCH, mutates=True)
 
+    async def sessions_restore(
+        self,
+        *,
+        agent: str | None = None,
+        dry_run: bool = False,
+        id: str | None = None,
+        progress_token: str | int | None = None,
+    ) -> RestoreResult:
+        """Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.
+
+        Undo one journal entry: `id`, or (without it) the newest restorable one.
+
+        `dryRun` reports what would happen and changes nothing.
+
+        It changes state, so it is not sent again after a dropped connection.
+        """
+        params = RestoreParams(agent=agent, dry_run=dry_run, id=id, progress_token=progress_token)
+        return await self._call("sessions.restore", params, _SESSIONS_RESTORE, mutates=True)
+
     async def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
@@ -282,10 +348,15 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         fix_dm_scope: bool = False,
         fix_missing: bool = False,
         include_actions: bool = False,
+        plan_id: str | None = None,
+        progress_token: str | int | None = None,
     ) -> CleanupSummary | AllAgentsCleanup:
         """Run session-store maintenance now, or preview it with `dryRun`.
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
+
+        `planId` (from a dry run) applies only if the plan is still exactly that one;
+        `progressToken` asks for `$/progress` notifications carrying it.
 
         It changes state, so it is not sent again after a dropped connection.
         """
@@ -299,8 +370,17 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
                 fix_dm_scope=fix_dm_scope,
                 fix_missing=fix_missing,
                 include_actions=include_actions,
+                plan_id=plan_id,
+                progress_token=progress_token,
             )
         )
+
+    def sessions_cleanups(self, *, agent: str | None = None, limit: int = 50) -> CleanupsResult:
+        """The cleanup journal of one store, newest first, and what each entry could restore.
+
+        One agent's journal (default: the default agent's), newest entry first.
+        """
+        return self._run(self.client.sessions_cleanups(agent=agent, limit=limit))
 
     def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
@@ -356,6 +436,28 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         return self._run(
             self.client.sessions_patch(
                 key=key, fields=fields, agent=agent, if_updated_at=if_updated_at
+            )
+        )
+
+    def sessions_restore(
+        self,
+        *,
+        agent: str | None = None,
+        dry_run: bool = False,
+        id: str | None = None,
+        progress_token: str | int | None = None,
+    ) -> RestoreResult:
+        """Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.
+
+        Undo one journal entry: `id`, or (without it) the newest restorable one.
+
+        `dryRun` reports what would happen and changes nothing.
+
+        It changes state, so it is not sent again after a dropped connection.
+        """
+        return self._run(
+            self.client.sessions_restore(
+                agent=agent, dry_run=dry_run, id=id, progress_token=progress_token
             )
         )
 

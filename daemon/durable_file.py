@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import secrets
+import time
 from collections.abc import Callable
 
 from sessiond.engine.cleanup.apply_flow import FileOpsOutcome
@@ -44,7 +45,8 @@ def read_store(path: str) -> Store:
 # Test-only fault injection: the crash tests pause or die at named points of a write.
 # Points of a store write, in order: temp-open, before-fsync, after-temp-write (the temp file is
 # written and fsynced), after-precheck, after-rename, durable; and of a plan's file operations:
-# after-archive (each rename) and after-unlink (each removal).
+# after-archive (each rename) and after-unlink (each removal); and of the cleanup journal
+# (daemon/journal.py): journal-begin (an entry is durable) and journal-finish (it is closed).
 # `SESSIOND_TEST_FAULT_PHASE=<file>` records "<write number> <point>" there at each point (one
 # pwrite, so a test that SIGKILLs the daemon can tell where the write was, and an external
 # writer can tell whether its rename raced the window between the precheck and the rename).
@@ -62,8 +64,6 @@ def _fault_point(name: str) -> None:
         os.pwrite(_phase_state[0], f"{_phase_state[1]} {name}".ljust(40).encode(), 0)
     if _FAULT_HOOK is None:
         return
-    import time
-
     hooks = _FAULT_HOOK.split(",")
     if f"{name}:pause" in hooks:
         time.sleep(float(os.environ.get("SESSIOND_TEST_FAULT_PAUSE", "0.05")))
@@ -81,6 +81,11 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+WriteObserver = Callable[[str, float, bool], None]
+write_observers: list[WriteObserver] = []
+"""Told (path, seconds, succeeded) after every durable write: /metrics' flush durations."""
+
+
 def write_durably(
     path: str, data: bytes, precheck: Callable[[], None] | None = None
 ) -> os.stat_result:
@@ -89,6 +94,20 @@ def write_durably(
     `precheck` runs after the temp file is durable and just before the rename; whatever it
     raises aborts the write (the daemon checks there that nobody replaced the target meanwhile).
     """
+    if not write_observers:
+        return _write_durably(path, data, precheck)
+    started = time.perf_counter()
+    ok = False
+    try:
+        st = _write_durably(path, data, precheck)
+        ok = True
+        return st
+    finally:
+        for observer in write_observers:
+            observer(path, time.perf_counter() - started, ok)
+
+
+def _write_durably(path: str, data: bytes, precheck: Callable[[], None] | None) -> os.stat_result:
     directory = os.path.dirname(os.path.abspath(path)) or "."
     temp = os.path.join(
         directory,
@@ -132,9 +151,16 @@ def write_durably(
         raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
 
 
-def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
-    """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised."""
+def apply_file_ops(
+    ops: FileOps, allowed_dir: str, on_step: Callable[[int], None] | None = None
+) -> FileOpsOutcome:
+    """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised.
+
+    A rename never replaces a file: a target that exists is a failure (a restore must not
+    overwrite a transcript that took the name since). `on_step(n)` hears after each operation.
+    """
     outcome = FileOpsOutcome()
+    steps = 0
     root = os.path.realpath(allowed_dir)
     parents: dict[str, bool] = {}
 
@@ -148,8 +174,14 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
         return known
 
     for source, archive in ops.archives:
+        if on_step is not None:
+            on_step(steps)
+        steps += 1
         if not inside(source) or not inside(archive):
             outcome.failed.append((source, "outside the sessions dir"))
+            continue
+        if os.path.lexists(archive):
+            outcome.failed.append((source, f"{os.path.basename(archive)} exists"))
             continue
         try:
             os.rename(source, archive)
@@ -160,6 +192,9 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
         except OSError as exc:
             outcome.failed.append((source, exc.strerror or str(exc)))
     for removal in ops.removals:
+        if on_step is not None:
+            on_step(steps)
+        steps += 1
         path = removal.path
         if not inside(path):
             outcome.failed.append((path, "outside the sessions dir"))

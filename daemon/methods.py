@@ -11,12 +11,14 @@ import asyncio
 import base64
 import binascii
 import os
-from collections.abc import Generator
-from typing import Any
+import time
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 
 import msgspec
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
+from sessiond.daemon.journal import KEEP_DAYS, KEEP_ENTRIES, StoreJournal, new_entry_id
 from sessiond.daemon.jsonrpc_dialect import RpcError
 from sessiond.daemon.live_store import LiveStore, NotWritable
 from sessiond.daemon.os_disk_view import OsDiskView
@@ -24,25 +26,35 @@ from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
     ApplyStep,
     CommitRows,
+    EntryHeader,
     FileOpsOutcome,
-    Reconciled,
+    FinishJournal,
+    RecordJournal,
     apply_flow,
+    entry_flow,
 )
-from sessiond.engine.cleanup.plan import CleanupOptions, FileOps
+from sessiond.engine.cleanup.plan import CleanupOptions
+from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
+from sessiond.engine.cleanup.progress import NO_PROGRESS, NoProgress, Progress
 from sessiond.engine.cleanup.report import applied_summary, combine, preview_summary
 from sessiond.engine.cleanup.targets import plan_targets
 from sessiond.engine.config import StoreTarget, TargetError, resolve_targets
-from sessiond.engine.errors import StoreReadOnly
+from sessiond.engine.errors import DomainError, StoreReadOnly
+from sessiond.engine.journal import Finish, JournalEntry, names, plan_restore, row_changes
 from sessiond.engine.listing import ListKey, merge_pages
 from sessiond.engine.store import Store, view_row
 from sessiond.engine.transcripts import SessionsDir, archive_name
 from sessiond.protocol.cleanup import CleanupParams, CleanupResult
 from sessiond.protocol.jsonrpc import (
     APP_CONFLICT,
+    APP_JOURNAL_ENTRY_NOT_FOUND,
     APP_KEY_NOT_FOUND,
+    APP_NOT_RESTORABLE,
+    APP_STALE_PLAN,
     APP_STORE_NOT_FOUND,
     APP_STORE_NOT_WRITABLE,
     APP_STORE_WRITE_FAILED,
+    INTERNAL_ERROR,
     INVALID_PARAMS,
 )
 from sessiond.protocol.methods import (
@@ -56,6 +68,7 @@ from sessiond.protocol.methods import (
     PatchResult,
     SessionSummary,
 )
+from sessiond.protocol.undo import CleanupsParams, CleanupsResult, RestoreParams, RestoreResult
 
 _ROW = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
@@ -197,7 +210,8 @@ async def _durable_now(live: LiveStore) -> bool:
 
 
 async def delete_session(registry: Registry, params: DeleteParams) -> DeleteResult:
-    """Remove the row, and once that is durable archive its transcript as cleanup does."""
+    """Remove the row, and once that is durable archive its transcript as cleanup does; both
+    journaled first, so `sessions.restore` can put them back."""
     live = store_for(registry, params.agent)
     if not live.writable:
         raise _not_writable(live)
@@ -207,34 +221,49 @@ async def delete_session(registry: Registry, params: DeleteParams) -> DeleteResu
     fields = view_row(current).fields
     session_id = fields.session_id if isinstance(fields.session_id, str) else None
     shared = session_id is not None and live.index().session_ids.get(session_id, 0) > 1
-    gen = live.apply({params.key: None}, "delete")
-    if not await live.wait_durable(gen):
-        return DeleteResult(params.key, live.agent_id, True, False, [])
-    archived: list[str] = []
+    clock = now_ms()
+    archives: list[tuple[str, str]] = []
     if session_id is not None and not shared:
-        archived = await asyncio.to_thread(
-            _archive_transcript, registry, live.path, session_id, fields.session_file
+        archives = await asyncio.to_thread(
+            _archive_plan, registry, live.path, session_id, fields.session_file, clock
         )
+    journal = registry.journals.open(live.path, live.store, clock)
+    owners = {session_id.strip(): params.key} if session_id else {}
+    entry = JournalEntry(
+        id=new_entry_id(clock),
+        time_ms=clock,
+        kind="delete",
+        store_path=live.path,
+        rows=row_changes(live.store, {params.key: None}, {params.key: "delete"}),
+        moves=names(archives, owners),
+    )
+    try:
+        outcome = await _drive(live, entry_flow(entry, None, {params.key: None}), journal)
+    except RpcError as exc:
+        if exc.code != APP_STORE_WRITE_FAILED:
+            raise
+        return DeleteResult(params.key, live.agent_id, True, False, [])
+    archived = [archive for _source, archive in outcome.archived]
     return DeleteResult(params.key, live.agent_id, True, True, archived)
 
 
-def _archive_transcript(
-    registry: Registry, store_path: str, session_id: str, session_file: Any
-) -> list[str]:
+def _archive_plan(
+    registry: Registry, store_path: str, session_id: str, session_file: Any, clock: int
+) -> list[tuple[str, str]]:
     directory = os.path.dirname(os.path.abspath(store_path))
     sdir = SessionsDir(directory, OsDiskView(), registry.where.state_dir)
-    clock = now_ms()
     candidates = sdir.archive_candidates(session_id, session_file, registry.where.home)
-    ops = FileOps(archives=tuple((p, archive_name(p, "deleted", clock)) for p in candidates))
-    outcome = apply_file_ops(ops, directory)
-    return [archive for _source, archive in outcome.archived]
+    return [(p, archive_name(p, "deleted", clock)) for p in candidates]
 
 
 # ---------------------------------------------------------------------------------- cleanup
 
 
-async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
-    """The local CLI's plan on the in-memory stores; apply = remove keys, flush, then files."""
+async def cleanup(
+    registry: Registry, params: CleanupParams, progress: Progress = NO_PROGRESS
+) -> CleanupResult:
+    """The local CLI's plan on the in-memory stores; apply = journal, remove keys, flush, then
+    files. With `planId`, only the very plan the dry run showed is applied."""
     try:
         targets = resolve_targets(
             registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
@@ -249,7 +278,21 @@ async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
         if not live.writable:
             raise _not_writable(live)
         lives[target.store_path] = live
+    if params.dry_run:
+        return await _cleanup_locked(registry, params, targets, lives, progress)
+    async with registry.journals.apply_lock:
+        return await _cleanup_locked(registry, params, targets, lives, progress)
+
+
+async def _cleanup_locked(
+    registry: Registry,
+    params: CleanupParams,
+    targets: list[StoreTarget],
+    lives: dict[str, LiveStore],
+    progress: Progress,
+) -> CleanupResult:
     snapshots: dict[str, Store] = {path: live.store.copy() for path, live in lives.items()}
+    generation = sum(live.seq for live in lives.values())
     options = CleanupOptions(
         fix_missing=params.fix_missing,
         fix_dm_scope=params.fix_dm_scope,
@@ -260,6 +303,9 @@ async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
     def load(target: StoreTarget) -> Store:
         return snapshots[target.store_path]
 
+    rows = sum(len(s) for s in snapshots.values())
+    progress.begin("sessions.cleanup", "plan", rows)
+    clock = now_ms()
     try:
         planned = await asyncio.to_thread(
             plan_targets,
@@ -268,38 +314,80 @@ async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
             registry.config,
             options,
             OsDiskView(),
-            now_ms(),
+            clock,
             registry.where,
         )
     except StoreReadOnly as exc:
+        progress.end("failed")
         raise RpcError(APP_STORE_NOT_WRITABLE, str(exc)) from exc
+    progress.report("plan", rows, rows)
     mode = planned[0].plan.mode if planned else registry.config.maintenance.mode
+    plans = [p.plan for p in planned]
     if params.dry_run:
+        progress.end("previewed")
         return combine(
             [preview_summary(p.plan, registry.config, params.include_actions) for p in planned],
             mode,
             dry_run=True,
+            plan_id=str(plan_id(plans, generation)),
         )
+    if params.plan_id is not None:
+        try:
+            check_plan_id(params.plan_id, plans, generation)
+        except DomainError as exc:
+            progress.end("refused")
+            raise undo_error(exc) from exc
     summaries = []
     for p in planned:
         live = lives[p.plan.target.store_path]
-        reconciled = await _drive_apply(live, apply_flow(p.plan, snapshots[live.path]))
+        journal = registry.journals.open(live.path, live.store, clock)
+        header = EntryHeader(new_entry_id(clock), clock)
+        flow = apply_flow(p.plan, snapshots[live.path], header, options)
+        try:
+            reconciled = await _drive(live, flow, journal, progress)
+        except RpcError:
+            progress.end("failed")
+            raise
         summaries.append(applied_summary(p.plan, len(live.store), reconciled.applied))
+    progress.end("applied")
     return combine(summaries, mode, dry_run=False)
 
 
-async def _drive_apply(
-    live: LiveStore, flow: Generator[ApplyStep, FileOpsOutcome | None, Reconciled]
-) -> Reconciled:
-    """The apply flow against a live store: each commit answered once it is durable."""
+R = TypeVar("R")
+
+
+async def _drive(
+    live: LiveStore,
+    flow: Generator[ApplyStep, FileOpsOutcome | None, R],
+    journal: StoreJournal,
+    progress: Progress = NO_PROGRESS,
+) -> R:
+    """A flow against a live store: the journal written (in a thread) before each commit,
+    each commit answered once it is durable, file operations in a thread."""
     reply: FileOpsOutcome | None = None
+    loop = asyncio.get_running_loop()
     try:
         while True:
             step = flow.send(reply)
             reply = None
-            if isinstance(step, CommitRows):
+            if isinstance(step, RecordJournal):
+                progress.report("journal", 0, 1)
+                await asyncio.to_thread(journal.begin, step.entry)
+            elif isinstance(step, FinishJournal):
+                record = Finish(
+                    step.entry_id,
+                    "done",
+                    now_ms(),
+                    list(step.failed),
+                    list(step.kept),
+                    step.moved,
+                    step.deleted,
+                )
+                await asyncio.to_thread(journal.finish, record, record.time_ms)
+            elif isinstance(step, CommitRows):
+                progress.report("commit", 0, len(step.changes))
                 try:
-                    gen = live.apply(step.changes, "cleanup", step.order_like)
+                    gen = live.apply(step.changes, step.reason, step.order_like)
                 except NotWritable as exc:
                     raise _not_writable(live) from exc
                 if not await live.wait_durable(gen):
@@ -308,8 +396,104 @@ async def _drive_apply(
                         f"{step.what} could not be written; kept in memory and retried",
                         {"storePath": live.path, "error": live.flush_error},
                     )
+                progress.report("commit", len(step.changes), len(step.changes))
             else:
-                reply = await asyncio.to_thread(apply_file_ops, step.ops, step.directory)
+                total = len(step.ops.archives) + len(step.ops.removals)
+                progress.report("files", 0, total)
+                reply = await asyncio.to_thread(
+                    apply_file_ops, step.ops, step.directory, _threadsafe(progress, loop, total)
+                )
+                progress.report("files", total, total)
     except StopIteration as done:
-        result: Reconciled = done.value
+        result: R = done.value
         return result
+
+
+REPORT_EVERY_S = 0.1
+
+
+def _threadsafe(
+    progress: Progress, loop: asyncio.AbstractEventLoop, total: int
+) -> Callable[[int], None] | None:
+    """File-by-file reports from the worker thread, at most every REPORT_EVERY_S."""
+    if isinstance(progress, NoProgress):
+        return None
+    last = [time.monotonic()]
+
+    def on_step(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= REPORT_EVERY_S:
+            last[0] = now
+            loop.call_soon_threadsafe(progress.report, "files", done, total)
+
+    return on_step
+
+
+# ============================================================= issue 15: journal and undo
+
+
+def undo_error(exc: DomainError) -> RpcError:
+    """The JSON-RPC error for issue 15's domain errors (until the shared error table has them)."""
+    codes = {
+        "stale_plan": APP_STALE_PLAN,
+        "journal_entry_not_found": APP_JOURNAL_ENTRY_NOT_FOUND,
+        "not_restorable": APP_NOT_RESTORABLE,
+        "invalid_params": INVALID_PARAMS,
+    }
+    data = exc.data if exc.data is not None else msgspec.UNSET
+    return RpcError(codes.get(exc.kind, INTERNAL_ERROR), exc.message, data)
+
+
+def list_cleanups(registry: Registry, params: CleanupsParams) -> CleanupsResult:
+    live = store_for(registry, params.agent)
+    if live.writable:
+        journal = registry.journals.open(live.path, live.store, now_ms())
+    else:
+        journal = registry.journals.peek(live.path)
+    return CleanupsResult(
+        agent_id=live.agent_id,
+        store_path=live.path,
+        retention_entries=KEEP_ENTRIES,
+        retention_days=KEEP_DAYS,
+        entries=journal.summaries(max(1, params.limit)),
+    )
+
+
+async def restore(
+    registry: Registry, params: RestoreParams, progress: Progress = NO_PROGRESS
+) -> RestoreResult:
+    """Undo one journal entry: rows back byte for byte where they stood, archives renamed
+    back; keys that exist again and names now taken are reported and left alone."""
+    live = store_for(registry, params.agent)
+    if not live.writable:
+        raise _not_writable(live)
+    clock = now_ms()
+    journal = registry.journals.open(live.path, live.store, clock)
+    async with registry.journals.apply_lock:
+        try:
+            entry = journal.pick(params.id)
+        except DomainError as exc:
+            raise undo_error(exc) from exc
+        directory = os.path.dirname(os.path.abspath(live.path))
+
+        def exists(name: str) -> bool:
+            return os.path.lexists(os.path.join(directory, name))
+
+        snapshot = live.store.copy()
+        plan = await asyncio.to_thread(plan_restore, entry, snapshot, exists)
+        result = plan.result(live.agent_id, params.dry_run)
+        mine = plan.entry(new_entry_id(clock), clock)
+        if params.dry_run or mine.empty:
+            return result
+        progress.begin("sessions.restore", "journal", 1)
+        try:
+            outcome = await _drive(
+                live, entry_flow(mine, plan.order, plan.changes), journal, progress
+            )
+        except RpcError:
+            progress.end("failed")
+            raise
+        progress.end(f"restored {result.restored_rows} rows")
+    result.renamed_files = len(outcome.archived)
+    result.journal_id = mine.id
+    return result

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import structlog
+from sessiond.daemon.clock import now_ms
+from sessiond.daemon.journal import Journals
 from sessiond.daemon.live_store import LiveStore
 from sessiond.engine.config import (
     Locations,
@@ -35,6 +37,7 @@ class Registry:
         self.rewatch = asyncio.Event()
         self._reloading: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self.journals = Journals()  # issue 15: each store's cleanup journal
 
     def _notify(self, change: SessionsChanged) -> None:
         for listener in list(self.listeners):
@@ -50,6 +53,9 @@ class Registry:
     def _add(self, target: StoreTarget) -> None:
         live = LiveStore(target, on_changed=self._notify)
         live.load_initial()
+        if live.broken is None:
+            # A crash mid-cleanup is finished or rolled back before anything is served.
+            self.journals.open(target.store_path, live.store, now_ms())
         live.task = asyncio.create_task(live.run_flusher(), name=f"flush:{target.store_path}")
         self.stores[target.store_path] = live
         log.info(

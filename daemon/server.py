@@ -45,6 +45,8 @@ from sessiond.daemon.gateway_dialect import looks_like_gateway
 from sessiond.daemon.gateway_shell import serve_gateway
 from sessiond.daemon.jsonrpc_dialect import Call, RpcError, RpcProtocol
 from sessiond.daemon.live_store import LiveStore
+from sessiond.daemon.metrics import CONTENT_TYPE, Metrics
+from sessiond.daemon.progress import RpcProgress
 from sessiond.daemon.registry import Registry
 from sessiond.daemon.watch_loop import watch_directories
 from sessiond.engine.config import (
@@ -215,6 +217,7 @@ class Connection:
     subscribed: set[str] | None = None  # store paths; None: not subscribed
     outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     farewell: Callable[[], bytes] | None = None  # the gateway dialect's `shutdown` event
+    dialect: str = "undecided"  # jsonrpc or gateway, once the first frame (or silence) says
 
 
 class Daemon:
@@ -240,6 +243,9 @@ class Daemon:
         self.inflight: set[asyncio.Task[None]] = set()
         self.started = time.monotonic()
         self.registry.listeners.append(self._fan_out)
+        self.metrics = Metrics(
+            self.registry, lambda: [c.dialect for c in self.connections.values()]
+        )
 
     # ------------------------------------------------------------------------ HTTP and upgrade
 
@@ -260,7 +266,18 @@ class Daemon:
         if bearer is not None and not token_matches(self.token, bearer):
             log.warning("bad bearer token at upgrade")
             return ws.respond(HTTPStatus.UNAUTHORIZED, "bad token\n")
+        if path == "/metrics":
+            return self._metrics_response(ws, bearer)
         return None
+
+    def _metrics_response(self, ws: ServerConnection, bearer: str | None) -> Response:
+        """Issue 15: the upgrade's rules (Origin, bearer token when one is configured), then
+        the Prometheus text; never upgraded to a WebSocket."""
+        if self.token is not None and bearer is None:
+            return ws.respond(HTTPStatus.UNAUTHORIZED, "bearer token required\n")
+        body = self.metrics.render()
+        headers = Headers([("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+        return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
 
     # ------------------------------------------------------------------------- connections
 
@@ -281,10 +298,12 @@ class Daemon:
                     async with asyncio.timeout(None if bearer is not None else GATEWAY_GRACE_S):
                         received = await ws.recv()
                 except TimeoutError:
+                    conn.dialect = "gateway"
                     await serve_gateway(self, conn, None)
                     return
                 first = received.encode() if isinstance(received, str) else received
                 dialect = choose_dialect(first)
+                conn.dialect = "gateway" if dialect is serve_gateway else "jsonrpc"
                 await dialect(self, conn, first)
             except ConnectionClosed:
                 pass
@@ -300,6 +319,7 @@ class Daemon:
 
     async def serve_jsonrpc(self, conn: Connection, first: bytes) -> None:
         """The JSON-RPC dialect: the first frame inline (auth), the rest concurrently."""
+        conn.dialect = "jsonrpc"
         await self._frame(conn, first)
         if not conn.authenticated:
             await conn.ws.close(1008, "authentication required")
@@ -386,7 +406,17 @@ class Daemon:
         method = _METHODS.get(call.method)
         if method is None:  # in the table but not served here: a bug, reported as internal
             raise NotImplementedError(call.method)
-        return await method(self, conn, call.params)
+        started = time.perf_counter()
+        outcome = "internal"
+        try:
+            result = await method(self, conn, call.params)
+            outcome = "ok"
+            return result
+        except RpcError:
+            outcome = "error"
+            raise
+        finally:
+            self.metrics.request(call.method, outcome, time.perf_counter() - started)
 
     async def _list(self, conn: Connection, params: Any) -> Any:
         return methods.list_sessions(self.registry, params)
@@ -400,8 +430,39 @@ class Daemon:
     async def _delete(self, conn: Connection, params: Any) -> Any:
         return await methods.delete_session(self.registry, params)
 
+    # ---- issue 15: progress, the journal and undo ----
+
+    def _progress(self, conn: Connection, token: str | int | None) -> RpcProgress | None:
+        if token is None or conn.dialect != "jsonrpc":
+            return None
+
+        async def send(frame: bytes) -> None:
+            await conn.ws.send(frame, text=True)
+
+        return RpcProgress(token, send)
+
     async def _cleanup(self, conn: Connection, params: Any) -> Any:
-        return await methods.cleanup(self.registry, params)
+        progress = self._progress(conn, params.progress_token)
+        if progress is None:
+            return await methods.cleanup(self.registry, params)
+        try:
+            return await methods.cleanup(self.registry, params, progress)
+        finally:
+            await progress.drain()
+
+    async def _restore(self, conn: Connection, params: Any) -> Any:
+        progress = self._progress(conn, params.progress_token)
+        if progress is None:
+            return await methods.restore(self.registry, params)
+        try:
+            return await methods.restore(self.registry, params, progress)
+        finally:
+            await progress.drain()
+
+    async def _cleanups(self, conn: Connection, params: Any) -> Any:
+        return methods.list_cleanups(self.registry, params)
+
+    # ---- end issue 15 ----
 
     async def _subscribe(self, conn: Connection, params: SubscribeParams) -> Any:
         if params.all_agents:
@@ -503,6 +564,7 @@ class Daemon:
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.metrics.close()
         log.info("stopped", flushed=flushed)
         return 0 if flushed else 1
 
@@ -550,6 +612,9 @@ _METHODS: dict[str, _Method] = {
     "sessions.subscribe": Daemon._subscribe,
     "sessions.unsubscribe": Daemon._unsubscribe,
     "daemon.status": Daemon._status,
+    # ---- issue 15 ----
+    "sessions.cleanups": Daemon._cleanups,
+    "sessions.restore": Daemon._restore,
 }
 
 Dialect = Callable[[Daemon, Connection, bytes], Awaitable[None]]

@@ -55,3 +55,26 @@ class InvalidRequest(DomainError):
     """Params that parse but cannot be carried out (a bad cursor, an unknown agent id)."""
 
     kind = "invalid_params"
+
+
+# ---- issue 15: plan ids and undo (kinds translated at the edge; codes in protocol/jsonrpc.py)
+
+
+class StalePlan(DomainError):
+    """`planId` names a plan other than the one a cleanup would carry out now; `data` has the
+    counts per action then and now."""
+
+    kind = "stale_plan"
+
+
+class JournalEntryNotFound(DomainError):
+    """No journal entry by that id (or none at all) for the store."""
+
+    kind = "journal_entry_not_found"
+
+
+class NotRestorable(DomainError):
+    """The journal entry exists but cannot be restored (unfinished, rolled back, restored
+    already); `data.why` says which."""
+
+    kind = "not_restorable"

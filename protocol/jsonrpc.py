@@ -14,7 +14,10 @@ import msgspec
 __all__ = [
     "APP_AUTH_REQUIRED",
     "APP_CONFLICT",
+    "APP_JOURNAL_ENTRY_NOT_FOUND",
     "APP_KEY_NOT_FOUND",
+    "APP_NOT_RESTORABLE",
+    "APP_STALE_PLAN",
     "APP_STORE_NOT_FOUND",
     "APP_STORE_NOT_WRITABLE",
     "APP_STORE_WRITE_FAILED",
@@ -93,3 +96,12 @@ class Notification(msgspec.Struct, kw_only=True):
     jsonrpc: Literal["2.0"] = "2.0"
     method: str
     params: Any
+
+
+# ---- issue 15: plan ids and undo
+APP_STALE_PLAN: Final = -32006
+"""`planId` no longer names the plan a cleanup would carry out; `data.actions` says what changed."""
+APP_JOURNAL_ENTRY_NOT_FOUND: Final = -32007
+"""No cleanup journal entry by that id (or none at all) for the store."""
+APP_NOT_RESTORABLE: Final = -32008
+"""The journal entry cannot be restored (unfinished, rolled back, or restored already)."""

@@ -14,17 +14,27 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupParams, CleanupSummary
+from sessiond.protocol.undo import (
+    CleanupsParams,
+    CleanupsResult,
+    ProgressParams,
+    RestoreParams,
+    RestoreResult,
+)
 
 __all__ = [
     "CHANGED_NOTIFICATION",
     "METHODS",
     "NOTIFICATIONS",
+    "PROGRESS_NOTIFICATION",
     "AllAgentsCleanup",
     "AuthParams",
     "AuthResult",
     "ChangeReason",
     "CleanupParams",
     "CleanupSummary",
+    "CleanupsParams",
+    "CleanupsResult",
     "DeleteParams",
     "DeleteResult",
     "GetParams",
@@ -34,6 +44,9 @@ __all__ = [
     "MethodSpec",
     "PatchParams",
     "PatchResult",
+    "ProgressParams",
+    "RestoreParams",
+    "RestoreResult",
     "SessionSummary",
     "SessionsChanged",
     "StatusParams",
@@ -168,7 +181,7 @@ class UnsubscribeResult(msgspec.Struct, rename="camel"):
     unsubscribed: bool
 
 
-ChangeReason = Literal["patch", "delete", "cleanup", "external", "reload", "conflict"]
+ChangeReason = Literal["patch", "delete", "cleanup", "external", "reload", "conflict", "restore"]
 
 
 class SessionsChanged(msgspec.Struct, rename="camel"):
@@ -265,9 +278,28 @@ METHODS: Final[dict[str, MethodSpec]] = {
     "daemon.status": MethodSpec(
         StatusParams, StatusResult, mutates=False, doc="The daemon's health and each store's state."
     ),
+    # ---- issue 15: the cleanup journal and undo (protocol/undo.py) ----
+    "sessions.cleanups": MethodSpec(
+        CleanupsParams,
+        CleanupsResult,
+        mutates=False,
+        doc="The cleanup journal of one store, newest first, and what each entry could restore.",
+    ),
+    "sessions.restore": MethodSpec(
+        RestoreParams,
+        RestoreResult,
+        mutates=True,
+        doc="Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.",
+    ),
+    # ---- end issue 15 ----
 }
 
 CHANGED_NOTIFICATION: Final = "sessions.changed"
 
-NOTIFICATIONS: Final[dict[str, type[Any]]] = {CHANGED_NOTIFICATION: SessionsChanged}
+PROGRESS_NOTIFICATION: Final = "$/progress"
+
+NOTIFICATIONS: Final[dict[str, type[Any]]] = {
+    CHANGED_NOTIFICATION: SessionsChanged,
+    PROGRESS_NOTIFICATION: ProgressParams,
+}
 """Every server-to-client notification and the type of its params."""

@@ -39,11 +39,13 @@ from sessiond.protocol.methods import (
     METHODS,
     AllAgentsCleanup,
     AuthResult,
+    CleanupsResult,
     CleanupSummary,
     DeleteResult,
     GetResult,
     ListResult,
     PatchResult,
+    RestoreResult,
     SessionsChanged,
     StatusResult,
     SubscribeResult,
@@ -109,6 +111,15 @@ def test_every_method_returns_the_protocol_types(daemon: DaemonProcess) -> None:
             gone = await c.sessions_delete(key="agent:work:py", agent="work")
             assert isinstance(gone, DeleteResult) and gone.deleted and gone.durable
             called.add("sessions.delete")
+
+            journal = await c.sessions_cleanups(agent="work")
+            assert isinstance(journal, CleanupsResult) and journal.entries[0].kind == "delete"
+            called.add("sessions.cleanups")
+            back = await c.sessions_restore(agent="work")
+            assert isinstance(back, RestoreResult) and back.restored_rows == 1
+            assert read_rows(daemon.state_dir, "work")["agent:work:py"]["n"] == 2
+            called.add("sessions.restore")
+            await c.sessions_delete(key="agent:work:py", agent="work")
 
             one = await c.sessions_cleanup(fix_dm_scope=True, dry_run=True)
             assert isinstance(one, CleanupSummary)

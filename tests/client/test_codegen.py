@@ -117,6 +117,7 @@ def test_public_names_of_sessiond_client() -> None:
             "MethodNotFoundError", "ParseError", "ProtocolError", "RpcError", "SeqGap",
             "SessiondClient", "SessiondError", "SessiondSyncClient", "StoreNotFoundError",
             "StoreNotWritableError", "StoreWriteFailedError",
+            "JournalEntryNotFoundError", "NotRestorableError", "StalePlanError",
         ]
     )  # fmt: skip
     for name in sessiond.client.__all__:

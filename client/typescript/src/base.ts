@@ -8,11 +8,17 @@
 import { ChangeStream } from "./changes.js";
 import { Connection, type ClientOptions } from "./connection.js";
 import { RpcError, SessiondError, type RpcErrorClass } from "./errors.js";
-import type { SessionsChanged, SubscribeParams, SubscribeResult } from "./generated.js";
+import type {
+  ProgressParams,
+  SessionsChanged,
+  SubscribeParams,
+  SubscribeResult,
+} from "./generated.js";
 
 export class ClientBase {
   protected readonly connection: Connection;
   private streams: ChangeStream[] = [];
+  private progress = new Map<string | number, (step: ProgressParams) => void>();
 
   constructor(
     readonly url: string,
@@ -74,6 +80,17 @@ export class ClientBase {
     return stream;
   }
 
+  /**
+   * Hear `$/progress` for calls made with `progressToken: token` (begin, report..., end, in
+   * order, before the call's own reply); returns the remover.
+   */
+  onProgress(token: string | number, listener: (step: ProgressParams) => void): () => void {
+    this.progress.set(token, listener);
+    return () => {
+      this.progress.delete(token);
+    };
+  }
+
   /** An untyped call, for a method newer than this client. */
   call(method: string, params: object = {}, mutates = true): Promise<unknown> {
     return this.connection.call(method, params, !mutates);
@@ -84,6 +101,11 @@ export class ClientBase {
   }
 
   private notified(method: string, params: unknown): void {
+    if (method === "$/progress") {
+      const step = params as ProgressParams;
+      this.progress.get(step.token)?.(step);
+      return;
+    }
     if (method !== "sessions.changed") return;
     for (const stream of this.streams) stream.push(params as SessionsChanged);
   }

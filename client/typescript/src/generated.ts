@@ -14,6 +14,7 @@ export interface AllAgentsCleanup {
   mode: "enforce" | "warn";
   dryRun: boolean;
   stores: CleanupSummary[];
+  planId?: string;
 }
 
 /** The shared token, for clients that cannot send `Authorization: Bearer` at upgrade. */
@@ -39,7 +40,12 @@ export interface CleanupActionRow {
   flags: string;
 }
 
-/** The reference's params plus `dryRun`. No `store`: a remote caller never names a path. */
+/**
+ * The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
+ *
+ * `planId` (from a dry run) applies only if the plan is still exactly that one; `progressToken`
+ * asks for `$/progress` notifications carrying it.
+ */
 export interface CleanupParams {
   /** Default `null`. */
   activeKey?: string | null;
@@ -57,6 +63,10 @@ export interface CleanupParams {
   fixMissing?: boolean;
   /** Default `false`. */
   includeActions?: boolean;
+  /** Default `null`. */
+  planId?: string | null;
+  /** Default `null`. */
+  progressToken?: string | number | null;
 }
 
 export interface CleanupSummary {
@@ -76,6 +86,24 @@ export interface CleanupSummary {
   actions?: CleanupActionRow[];
   applied?: boolean;
   appliedCount?: number;
+  deletions?: FileDeletion[];
+  planId?: string;
+}
+
+/** One agent's journal (default: the default agent's), newest entry first. */
+export interface CleanupsParams {
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `50`. From 1 to 1000. */
+  limit?: number;
+}
+
+export interface CleanupsResult {
+  agentId: string;
+  storePath: string;
+  retentionEntries: number;
+  retentionDays: number;
+  entries: JournalEntrySummary[];
 }
 
 export interface DeleteParams {
@@ -104,6 +132,19 @@ export interface DiskBudget {
   overBudget: boolean;
 }
 
+/**
+ * A file an apply deletes outright (no archive is kept, so no restore brings it back).
+ *
+ * `reason`: `retention` (an archive past its retention), `budget` (the disk budget), `sweep` (an
+ * unreferenced transcript or checkpoint), `sidecar` (a pruned row's trajectory).
+ */
+export interface FileDeletion {
+  path: string;
+  bytes: number;
+  reason: "budget" | "retention" | "sidecar" | "sweep";
+  archive: boolean;
+}
+
 export interface GetParams {
   key: string;
   /** Default `null`. */
@@ -114,6 +155,56 @@ export interface GetResult {
   key: string;
   agentId: string;
   entry: unknown;
+}
+
+/**
+ * What one entry did: rows removed, put back, changed; files archived (or renamed back) and deleted
+ * outright.
+ */
+export interface JournalCounts {
+  rowsRemoved: number;
+  rowsAdded: number;
+  rowsChanged: number;
+  filesMoved: number;
+  filesDeleted: number;
+}
+
+/**
+ * One journal entry as `sessions.cleanups` lists it.
+ *
+ * `restorable` says whether `sessions.restore` would act on it; `why` says why not. `restores`
+ * names the entry a restore undid; `restoredBy` the restore that undid this one.
+ */
+export interface JournalEntrySummary {
+  id: string;
+  timeMs: number;
+  kind: "cleanup" | "delete" | "restore";
+  state: "done" | "pending" | "rolled-back";
+  storePath: string;
+  options: Record<string, string | boolean | null>;
+  counts: JournalCounts;
+  deletedFiles: string[];
+  restorable: boolean;
+  /** Default `null`. */
+  restoredBy?: string | null;
+  /** Default `null`. */
+  restores?: string | null;
+  /** Default `null`. */
+  why?: string | null;
+}
+
+/**
+ * What a restore did (or would do) with one key: `restored`, `present` (already as the journal
+ * recorded it), or `conflict` (the key exists again with other bytes; not overwritten).
+ * `transcripts` lists archives renamed back for it; `skipped` files left where they are, with why.
+ */
+export interface KeyOutcome {
+  key: string;
+  outcome: "conflict" | "present" | "restored";
+  /** Default `[]`. */
+  skipped?: string[];
+  /** Default `[]`. */
+  transcripts?: string[];
 }
 
 /** One page, newest `updatedAt` first (rows without it last, then by key). */
@@ -159,6 +250,65 @@ export interface PatchResult {
   durable: boolean;
 }
 
+/** Params of the `$/progress` notification: the request's token and one step. */
+export interface ProgressParams {
+  token: string | number;
+  value: ProgressValue;
+}
+
+/**
+ * `kind` begin, report or end. `stage`: plan, journal, commit, files. `done`/`total` count the
+ * stage's units (rows planned, rows committed, files renamed or deleted).
+ */
+export interface ProgressValue {
+  kind: "begin" | "end" | "report";
+  /** Default `null`. */
+  done?: number | null;
+  /** Default `null`. */
+  message?: string | null;
+  /** Default `null`. */
+  stage?: string | null;
+  /** Default `null`. */
+  title?: string | null;
+  /** Default `null`. */
+  total?: number | null;
+}
+
+/**
+ * Undo one journal entry: `id`, or (without it) the newest restorable one.
+ *
+ * `dryRun` reports what would happen and changes nothing.
+ */
+export interface RestoreParams {
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `false`. */
+  dryRun?: boolean;
+  /** Default `null`. */
+  id?: string | null;
+  /** Default `null`. */
+  progressToken?: string | number | null;
+}
+
+/**
+ * `journalId` is the restore's own entry (restore it to undo the undo); absent on a dry run or when
+ * nothing changed. `lost` lists files the cleanup deleted outright.
+ */
+export interface RestoreResult {
+  agentId: string;
+  storePath: string;
+  restoredId: string;
+  dryRun: boolean;
+  durable: boolean;
+  keys: KeyOutcome[];
+  restoredRows: number;
+  conflicts: number;
+  renamedFiles: number;
+  lost: string[];
+  /** Default `null`. */
+  journalId?: string | null;
+}
+
 /** The few fields a session list shows; `sessions.get` returns the whole row. */
 export interface SessionSummary {
   key: string;
@@ -179,7 +329,7 @@ export interface SessionsChanged {
   storePath: string;
   seq: number;
   keys: string[];
-  reason: "cleanup" | "conflict" | "delete" | "external" | "patch" | "reload";
+  reason: "cleanup" | "conflict" | "delete" | "external" | "patch" | "reload" | "restore";
 }
 
 export type StatusParams = Record<string, never>;
@@ -262,6 +412,11 @@ export interface Methods {
     result: CleanupSummary | AllAgentsCleanup;
     mutates: true;
   };
+  "sessions.cleanups": {
+    params: CleanupsParams;
+    result: CleanupsResult;
+    mutates: false;
+  };
   "sessions.delete": {
     params: DeleteParams;
     result: DeleteResult;
@@ -282,6 +437,11 @@ export interface Methods {
     result: PatchResult;
     mutates: true;
   };
+  "sessions.restore": {
+    params: RestoreParams;
+    result: RestoreResult;
+    mutates: true;
+  };
   "sessions.subscribe": {
     params: SubscribeParams;
     result: SubscribeResult;
@@ -296,6 +456,7 @@ export interface Methods {
 
 /** Every notification the daemon sends, and its params. */
 export interface Notifications {
+  "$/progress": ProgressParams;
   "sessions.changed": SessionsChanged;
 }
 
@@ -306,6 +467,9 @@ export const ErrorCode = {
   INVALID_PARAMS: -32602,
   METHOD_NOT_FOUND: -32601,
   INVALID_REQUEST: -32600,
+  APP_NOT_RESTORABLE: -32008,
+  APP_JOURNAL_ENTRY_NOT_FOUND: -32007,
+  APP_STALE_PLAN: -32006,
   APP_STORE_WRITE_FAILED: -32005,
   APP_KEY_NOT_FOUND: -32004,
   APP_CONFLICT: -32003,
@@ -328,6 +492,24 @@ export class MethodNotFoundError extends RpcError {}
 
 /** `INVALID_REQUEST` (-32600): The frame is not a valid JSON-RPC 2.0 request. */
 export class InvalidRequestError extends RpcError {}
+
+/**
+ * `APP_NOT_RESTORABLE` (-32008): The journal entry cannot be restored (unfinished, rolled back, or
+ * restored already).
+ */
+export class NotRestorableError extends RpcError {}
+
+/**
+ * `APP_JOURNAL_ENTRY_NOT_FOUND` (-32007): No cleanup journal entry by that id (or none at all) for
+ * the store.
+ */
+export class JournalEntryNotFoundError extends RpcError {}
+
+/**
+ * `APP_STALE_PLAN` (-32006): `planId` no longer names the plan a cleanup would carry out;
+ * `data.actions` says what changed.
+ */
+export class StalePlanError extends RpcError {}
 
 /**
  * `APP_STORE_WRITE_FAILED` (-32005): The change could not be made durable; it is kept in memory and
@@ -366,6 +548,9 @@ export const ERRORS: ReadonlyMap<number, RpcErrorClass> = new Map([
   [-32602, InvalidParamsError],
   [-32601, MethodNotFoundError],
   [-32600, InvalidRequestError],
+  [-32008, NotRestorableError],
+  [-32007, JournalEntryNotFoundError],
+  [-32006, StalePlanError],
   [-32005, StoreWriteFailedError],
   [-32004, KeyNotFoundError],
   [-32003, ConflictError],
@@ -399,6 +584,11 @@ export class SessiondClient extends ClientBase {
     return this.request("sessions.cleanup", params, true);
   }
 
+  /** The cleanup journal of one store, newest first, and what each entry could restore. */
+  sessionsCleanups(params: CleanupsParams = {}): Promise<CleanupsResult> {
+    return this.request("sessions.cleanups", params, false);
+  }
+
   /**
    * Remove one row, then archive its transcripts.
    *
@@ -425,6 +615,15 @@ export class SessiondClient extends ClientBase {
    */
   sessionsPatch(params: PatchParams): Promise<PatchResult> {
     return this.request("sessions.patch", params, true);
+  }
+
+  /**
+   * Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.
+   *
+   * It changes state, so it is not sent again after a dropped connection.
+   */
+  sessionsRestore(params: RestoreParams = {}): Promise<RestoreResult> {
+    return this.request("sessions.restore", params, true);
   }
 
   /** Receive `sessions.changed` for these stores on this connection. */
