@@ -92,8 +92,9 @@ class SessiondTui(App[int]):
         self._link_task: asyncio.Task[None] | None = None
 
     def on_mount(self) -> None:
-        from sessiond.cli.tui.cleanup_screens import CleanupScreen, UndoScreen
+        from sessiond.cli.tui.cleanup_screens import CleanupScreen
         from sessiond.cli.tui.screens import LiveScreen, SessionsScreen
+        from sessiond.cli.tui.undo_screens import UndoScreen
 
         self.add_mode("sessions", SessionsScreen)
         self.add_mode("live", LiveScreen)

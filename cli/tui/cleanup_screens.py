@@ -1,28 +1,34 @@
-"""The Cleanup screen (the CLI's flags), the Plan screen (a dry run, then its apply), and Undo.
+"""The Cleanup screen (the CLI's flags) and the Plan screen (a dry run, then its apply).
 
-An apply is bound to the plan on screen: before anything changes, the plan is computed again and
-compared with the one the operator confirmed; if it differs, nothing is applied and a fresh
-preview is offered.
+An apply is bound to the plan on screen by its `planId`: the daemon applies exactly that plan or
+nothing (StalePlanError, with what changed), and the screen then offers a fresh preview. Against
+a daemon without plan ids, the screen plans again first and applies only if nothing moved.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
+from collections import Counter
 from dataclasses import replace
 from typing import ClassVar
 
 from rich.text import Text
 from sessiond.cli.tui.model import format_age
-from sessiond.cli.tui.plan import ACTION_COLOURS, STAGES, ActionRow, CleanupFlags, PlanView
+from sessiond.cli.tui.plan import (
+    ACTION_COLOURS,
+    DELETION_COLOURS,
+    STAGES,
+    ActionRow,
+    CleanupFlags,
+    PlanView,
+)
 from sessiond.cli.tui.screens import TitleBar, TuiScreen
 from sessiond.cli.tui.widgets import Column, VirtualTable, palette_style
-from sessiond.client import (
-    ConnectionLostError,
-    MethodNotFoundError,
-    SessiondClient,
-    SessiondError,
-)
+from sessiond.client import ConnectionLostError, SessiondClient, SessiondError, StalePlanError
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupSummary
+from sessiond.protocol.undo import ProgressParams
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -43,7 +49,12 @@ async def dry_run(client: SessiondClient, flags: CleanupFlags) -> PlanView:
 
 
 async def run_cleanup(
-    client: SessiondClient, flags: CleanupFlags, *, dry_run: bool
+    client: SessiondClient,
+    flags: CleanupFlags,
+    *,
+    dry_run: bool,
+    plan_id: str | None = None,
+    token: str | None = None,
 ) -> CleanupSummary | AllAgentsCleanup:
     return await client.sessions_cleanup(
         agent=None if flags.all_agents else flags.agent,
@@ -54,6 +65,8 @@ async def run_cleanup(
         fix_dm_scope=flags.fix_dm_scope,
         dry_run=dry_run,
         include_actions=dry_run,
+        plan_id=plan_id,
+        progress_token=token,
     )
 
 
@@ -189,33 +202,54 @@ class CleanupScreen(TuiScreen):
 # ------------------------------------------------------------------------------------- plan
 
 
-class ActionSource:
-    """The plan's action rows as table cells, the action in its colour; keeps can be hidden."""
+def _age(now: float, updated: object) -> str:
+    number = float(updated) if isinstance(updated, int | float) else None
+    return format_age(now, number)
+
+
+class PlanSource:
+    """The plan's rows as table cells: its actions (keeps hidden or not), or its deletions."""
 
     def __init__(self, plan: PlanView) -> None:
         self.plan = plan
         self.now = time.time() * 1000
         self.show_keep = False
-        self.rows: list[ActionRow] = []
+        self.show_files = False
+        self.actions: list[ActionRow] = []
         self.refilter()
 
     def refilter(self) -> None:
-        self.rows = [a for a in self.plan.actions if self.show_keep or a.row.action != "keep"]
+        self.actions = [a for a in self.plan.actions if self.show_keep or a.row.action != "keep"]
+
+    def columns(self) -> list[Column]:
+        return DELETION_COLUMNS if self.show_files else ACTION_COLUMNS
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.plan.deletions) if self.show_files else len(self.actions)
 
     def cells(self, index: int) -> list[str]:
-        item = self.rows[index]
+        if self.show_files:
+            gone = self.plan.deletions[index]
+            kept = "archive" if gone.file.archive else ""
+            name = os.path.basename(gone.file.path)
+            return [gone.file.reason, kept, f"{gone.file.bytes:,}", gone.agent, name]
+        item = self.actions[index]
         row = item.row
-        updated = row.updated_at
-        number = float(updated) if isinstance(updated, int | float) else None
-        return [row.action, item.agent, row.key, format_age(self.now, number), row.model, row.flags]
+        return [
+            row.action,
+            item.agent,
+            row.key,
+            _age(self.now, row.updated_at),
+            row.model,
+            row.flags,
+        ]
 
     def colour(self, index: int, column: int) -> str | None:
         if column != 0:
             return None
-        return ACTION_COLOURS.get(self.rows[index].row.action)
+        if self.show_files:
+            return DELETION_COLOURS.get(self.plan.deletions[index].file.reason)
+        return ACTION_COLOURS.get(self.actions[index].row.action)
 
 
 ACTION_COLUMNS = [
@@ -227,22 +261,43 @@ ACTION_COLUMNS = [
     Column("Flags", 8, flex=1, drop=3),
 ]
 
-COUNT_HEADERS = ("Agent", "Before", "After", "Missing", "DM", "Stale", "Cap", "Files", "Budget")
-"""The counts table's columns: the stages of STAGES, short enough for 80 columns."""
+DELETION_COLUMNS = [
+    Column("Reason", 9),
+    Column("Archive", 7),
+    Column("Bytes", 9, right=True),
+    Column("Agent", 6, drop=1),
+    Column("File deleted outright", 16, flex=1, middle=True),
+]
+
+COUNT_HEADERS = (
+    "Agent",
+    "Before",
+    "After",
+    "Missing",
+    "DM",
+    "Stale",
+    "Cap",
+    "Files",
+    "Budget",
+    "Deleted",
+)
+"""The counts table's columns: the stages of STAGES and the files deleted outright."""
 
 
 def count_cells(plan: PlanView) -> list[list[str]]:
     """One row per store and a total: the same figures as the CLI's `--dry-run --json`."""
     rows: list[list[str]] = []
     totals: list[int | None] = [None] * len(STAGES)
+    deleted = 0
     for i, store in enumerate(plan.stores):
         values = [plan.count(i, path) for _label, path in STAGES]
         for n, value in enumerate(values):
             if value is not None:
                 totals[n] = (totals[n] or 0) + value
-        rows.append([store.agent_id, *_stage_cells(values)])
+        deleted += plan.deleted(i)
+        rows.append([store.agent_id, *_stage_cells(values), str(plan.deleted(i))])
     if len(plan.stores) > 1:
-        rows.append(["total", *_stage_cells(totals)])
+        rows.append(["total", *_stage_cells(totals), str(deleted)])
     return rows
 
 
@@ -253,19 +308,59 @@ def _stage_cells(values: list[int | None]) -> list[str]:
     return [*shown[:7], budget]
 
 
+class ApplyProgress(Static):
+    """`$/progress` of the running apply: a bar, and the stage with its done/total."""
+
+    DEFAULT_CSS = """
+    ApplyProgress { height: 1; padding: 0 1; display: none; layout: horizontal; }
+    ApplyProgress.shown { display: block; }
+    ApplyProgress ProgressBar { width: 40; }
+    ApplyProgress #stage { width: 1fr; margin-left: 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(show_eta=False, show_percentage=True)
+        yield Static(id="stage", markup=False)
+
+    def begin(self, title: str) -> None:
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self.query_one("#stage", Static).update(title)
+        self.add_class("shown")
+
+    def step(self, step: ProgressParams) -> None:
+        value = step.value
+        bar = self.query_one(ProgressBar)
+        if value.total:
+            bar.update(total=value.total, progress=value.done or 0)
+        parts = [p for p in (value.stage, value.title, value.message) if p]
+        if value.total:
+            parts.append(f"{value.done or 0:,}/{value.total:,}")
+        if parts:
+            self.query_one("#stage", Static).update(" ".join(parts))
+
+    def end(self) -> None:
+        self.remove_class("shown")
+
+
+_PROGRESS_TOKENS = itertools.count(1)
+
+
+def progress_token() -> str:
+    return f"tui-{os.getpid()}-{next(_PROGRESS_TOKENS)}"
+
+
 class PlanScreen(TuiScreen):
-    """One dry run: per-stage counts, the actions in colour, and its apply."""
+    """One dry run: per-stage counts, the actions in colour, the deletions, and its apply."""
 
     DEFAULT_CSS = """
     PlanScreen #counts { height: auto; max-height: 8; }
     PlanScreen #legend { height: 1; padding: 0 1; }
     PlanScreen #message { height: auto; max-height: 3; padding: 0 1; color: $text-warning; }
-    PlanScreen #progress { height: 1; padding: 0 1; display: none; }
-    PlanScreen #progress.shown { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply"),
         Binding("r", "refresh", "Re-plan"),
+        Binding("f", "files", "Files/rows"),
         Binding("k", "keeps", "Keeps"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
@@ -274,21 +369,25 @@ class PlanScreen(TuiScreen):
         super().__init__()
         self.plan = plan
         self.applied = False
-        self.source = ActionSource(plan)
+        self.source = PlanSource(plan)
 
     def compose(self) -> ComposeResult:
         yield TitleBar(id="title")
         yield DataTable(id="counts", cursor_type="none", zebra_stripes=True)
         yield Static(id="legend")
         yield Static(id="message", markup=False)
-        yield ProgressBar(id="progress", show_eta=False)
+        yield ApplyProgress(id="progress")
         yield VirtualTable(ACTION_COLUMNS, self.source, empty="no row changes", id="actions")
         yield from self.chrome()
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#actions", VirtualTable)
 
     def on_mount(self) -> None:
         self.query_one("#counts", DataTable).add_columns(*COUNT_HEADERS)
         self.show_plan(self.plan)
-        self.query_one("#actions", VirtualTable).focus()
+        self.table.focus()
 
     def show_plan(self, plan: PlanView) -> None:
         self.plan = plan
@@ -301,10 +400,12 @@ class PlanScreen(TuiScreen):
         for cells in count_cells(plan):
             counts.add_row(*cells)
         self.query_one("#legend", Static).update(self._legend())
-        self.query_one("#actions", VirtualTable).reload(cursor=0)
+        self.table.reload(cursor=0)
         self.redraw_title()
         if plan.would_mutate():
-            self.say("a: apply this plan (asks first) · r: plan again · k: show kept rows")
+            gone = len(plan.deletions)
+            files = f" · f: the {gone} files deleted outright" if gone else ""
+            self.say(f"a: apply this plan (asks first) · r: plan again{files}")
         else:
             self.say("Nothing to do: this plan changes nothing.")
 
@@ -317,13 +418,18 @@ class PlanScreen(TuiScreen):
     def _legend(self) -> Text:
         dark = self.app.current_theme.dark
         text = Text(no_wrap=True, overflow="ellipsis")
-        for action, colour in ACTION_COLOURS.items():
-            count = self.plan.by_action.get(action, 0)
-            if not count:
-                continue
-            text.append("■ ", style=palette_style(colour, dark))
-            text.append(f"{action} {count}  ")
-        return text or Text("no rows in scope", style="dim")
+        colours = DELETION_COLOURS if self.source.show_files else ACTION_COLOURS
+        counts: Counter[str] = self.plan.by_action
+        if self.source.show_files:
+            counts = Counter(str(d.file.reason) for d in self.plan.deletions)
+        for name, colour in colours.items():
+            if counts.get(name, 0):
+                text.append("■ ", style=palette_style(colour, dark))
+                text.append(f"{name} {counts[name]}  ")
+        if self.source.show_files:
+            archives = sum(1 for d in self.plan.deletions if d.file.archive)
+            text.append(f"({archives} archives)", style="dim")
+        return text or Text("nothing in scope", style="dim")
 
     def say(self, message: str) -> None:
         self.query_one("#message", Static).update(message)
@@ -331,7 +437,14 @@ class PlanScreen(TuiScreen):
     def action_keeps(self) -> None:
         self.source.show_keep = not self.source.show_keep
         self.source.refilter()
-        self.query_one("#actions", VirtualTable).reload(cursor=0)
+        self.table.reload(cursor=0)
+
+    def action_files(self) -> None:
+        self.source.show_files = not self.source.show_files
+        self.table.columns = self.source.columns()
+        self.table.empty = "no files deleted outright" if self.source.show_files else "no rows"
+        self.query_one("#legend", Static).update(self._legend())
+        self.table.reload(cursor=0)
 
     @work(exclusive=True, group="plan")
     async def action_refresh(self) -> None:
@@ -353,33 +466,30 @@ class PlanScreen(TuiScreen):
         if not plan.would_mutate():
             self.say("Nothing to apply: this plan changes nothing.")
             return
-        stores = len(plan.stores)
-        question = (
-            f"Apply this plan?\n\n{plan.changes()} rows go from {stores} store(s) "
-            f"({', '.join(f'{a} {n}' for a, n in plan.by_action.items() if a != 'keep')}).\n"
-            "Transcripts are archived as the CLI's apply does."
-        )
-        if not await self.app.push_screen_wait(ConfirmScreen(question)):
+        if not await self.app.push_screen_wait(ConfirmScreen(_question(plan))):
             self.say("Not applied.")
             return
         client = self.tui.client
         if client is None:
             self.say("The daemon is away: nothing applied.")
             return
-        progress = self.query_one("#progress", ProgressBar)
-        progress.update(total=None)
-        progress.add_class("shown")
+        progress = self.query_one("#progress", ApplyProgress)
+        progress.begin("applying")
+        token = progress_token()
+        stop_hearing = client.on_progress(token, progress.step)
         try:
-            self.say("Checking the plan still holds…")
-            fresh = await dry_run(client, plan.flags)
-            if fresh.fingerprint() != plan.fingerprint():
-                self.say(
-                    "The store changed since this preview; nothing was applied. "
-                    f"Now: {_difference(plan, fresh)}. Press r for a fresh preview."
-                )
+            if plan.plan_id is None and not await self._still_holds(client, plan):
                 return
-            self.say("Applying…")
-            result = await run_cleanup(client, plan.flags, dry_run=False)
+            self.say(f"Applying {plan.plan_id or 'the plan'}…")
+            result = await run_cleanup(
+                client, plan.flags, dry_run=False, plan_id=plan.plan_id, token=token
+            )
+        except StalePlanError as exc:
+            self.say(
+                "The store changed since this preview; nothing was applied. "
+                f"Now: {_stale_counts(exc.data)}. Press r for a fresh preview."
+            )
+            return
         except ConnectionLostError:
             self.say(
                 "The connection dropped during the apply: it may or may not have happened. "
@@ -390,10 +500,51 @@ class PlanScreen(TuiScreen):
             self.say(f"The daemon refused the apply: {exc}")
             return
         finally:
-            progress.remove_class("shown")
+            stop_hearing()
+            progress.end()
         self.applied = True
         self.redraw_title()
         self.say(_applied_text(result))
+
+    async def _still_holds(self, client: SessiondClient, plan: PlanView) -> bool:
+        """A daemon without plan ids: plan again and apply only if nothing moved."""
+        self.say("Checking the plan still holds…")
+        fresh = await dry_run(client, plan.flags)
+        if fresh.fingerprint() == plan.fingerprint():
+            return True
+        self.say(
+            "The store changed since this preview; nothing was applied. "
+            f"Now: {_difference(plan, fresh)}. Press r for a fresh preview."
+        )
+        return False
+
+
+def _question(plan: PlanView) -> str:
+    actions = ", ".join(f"{a} {n}" for a, n in plan.by_action.items() if a != "keep")
+    lines = [
+        "Apply this plan?",
+        "",
+        f"{plan.changes()} rows go from {len(plan.stores)} store(s) ({actions}).",
+        "Transcripts are archived as the CLI's apply does; the journal can put rows back.",
+    ]
+    if plan.deletions:
+        archives = sum(1 for d in plan.deletions if d.file.archive)
+        lines.append(
+            f"{len(plan.deletions)} files are deleted outright ({archives} of them archives): "
+            "no restore brings those back."
+        )
+    return "\n".join(lines)
+
+
+def _stale_counts(data: object) -> str:
+    actions = data.get("actions") if isinstance(data, dict) else None
+    if not isinstance(actions, dict) or not actions:
+        return "other rows, the same counts"
+    parts = []
+    for name, change in actions.items():
+        if isinstance(change, dict):
+            parts.append(f"{name} {change.get('previewed')}→{change.get('now')}")
+    return ", ".join(parts)
 
 
 def _difference(old: PlanView, new: PlanView) -> str:
@@ -403,7 +554,7 @@ def _difference(old: PlanView, new: PlanView) -> str:
         for a in actions
         if old.by_action.get(a, 0) != new.by_action.get(a, 0)
     ]
-    return ", ".join(changed) or "the same counts, other rows"
+    return ", ".join(changed) or "other rows, the same counts"
 
 
 def _applied_text(result: CleanupSummary | AllAgentsCleanup) -> str:
@@ -412,7 +563,7 @@ def _applied_text(result: CleanupSummary | AllAgentsCleanup) -> str:
     for store in stores:
         count = store.applied_count if isinstance(store.applied_count, int) else store.after_count
         parts.append(f"{store.agent_id}: {store.before_count} → {count} rows")
-    return "Applied. " + "; ".join(parts) + ". r plans again."
+    return "Applied. " + "; ".join(parts) + ". 4: undo it from the journal; r plans again."
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -421,7 +572,7 @@ class ConfirmScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical {
-        width: 64; height: auto; padding: 1 2;
+        width: 70; height: auto; padding: 1 2;
         border: thick $warning; background: $surface;
     }
     ConfirmScreen #keys { margin-top: 1; color: $text-muted; }
@@ -442,44 +593,3 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
-
-
-# ------------------------------------------------------------------------------------- undo
-
-
-class UndoScreen(TuiScreen):
-    """The cleanup journal, once the daemon keeps one (`sessions.cleanups`)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
-        Binding("1", "app.screen('sessions')", "Sessions"),
-        Binding("3", "app.screen('cleanup')", "Cleanup"),
-    ]
-
-    def compose(self) -> ComposeResult:
-        yield TitleBar("Undo · the cleanup journal")
-        yield Static(id="body", markup=False)
-        yield from self.chrome()
-
-    def on_mount(self) -> None:
-        self.action_refresh()
-
-    @work(exclusive=True, group="undo")
-    async def action_refresh(self) -> None:
-        body = self.query_one("#body", Static)
-        client = self.tui.client
-        if client is None:
-            body.update("The daemon is away.")
-            return
-        try:
-            await client.call("sessions.cleanups", {}, mutates=False)
-        except MethodNotFoundError:
-            body.update(
-                "This daemon keeps no cleanup journal (it has no sessions.cleanups method), "
-                "so there is nothing to undo here."
-            )
-            return
-        except SessiondError as exc:
-            body.update(str(exc))
-            return
-        body.update("The journal is here, but this TUI cannot show it yet.")

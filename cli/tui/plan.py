@@ -1,7 +1,9 @@
-"""A cleanup dry run as the Plan screen shows it: per-store stage counts and the action rows.
+"""A cleanup dry run as the Plan screen shows it: per-store stage counts, actions, deletions.
 
 Built from the `sessions.cleanup` result alone (the daemon decides and labels every action), so
-the counts on screen are the numbers `sessiond sessions cleanup --dry-run --json` prints.
+the counts on screen are the numbers `sessiond sessions cleanup --dry-run --json` prints. The
+result's `planId` is what an apply is bound to; `deletions` are the files the apply would delete
+outright (expired or over-budget archives among them), which no restore brings back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import msgspec
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupActionRow, CleanupSummary
+from sessiond.protocol.undo import FileDeletion
 
 # Every action the daemon labels, in the order the legend lists them, with the colour each is
 # drawn in (a widgets.PALETTE name: one shade for light themes, one for dark).
@@ -36,6 +39,14 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("budget: files", "diskBudget.removedFiles"),
     ("budget: rows", "diskBudget.removedEntries"),
 )
+
+DELETION_COLOURS: dict[str, str] = {
+    "retention": "orange",
+    "budget": "blue",
+    "sweep": "grey",
+    "sidecar": "magenta",
+}
+"""The colour of each reason a file is deleted outright (a widgets.PALETTE name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,12 @@ class ActionRow:
     row: CleanupActionRow
 
 
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    agent: str
+    file: FileDeletion
+
+
 def _dig(value: Any, path: str) -> int | None:
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -105,11 +122,24 @@ class PlanView:
             for row in (store.actions if isinstance(store.actions, list) else [])
         ]
         self.by_action = Counter(item.row.action for item in self.actions)
+        self.deletions: list[Deletion] = [
+            Deletion(store.agent_id, gone)
+            for store in self.stores
+            for gone in (store.deletions if isinstance(store.deletions, list) else [])
+        ]
+        self.plan_id = result.plan_id if isinstance(result.plan_id, str) else None
+        """The id an apply passes so the daemon applies this plan or nothing (None: a daemon
+        without plan ids; the apply then compares a fresh dry run's `fingerprint`)."""
         self._plain = [msgspec.to_builtins(store) for store in self.stores]
 
     def count(self, store: int, path: str) -> int | None:
         """A stage's count for one store; None where the result has no such figure."""
         return _dig(self._plain[store], path)
+
+    def deleted(self, store: int) -> int:
+        """Files one store's apply would delete outright."""
+        agent = self.stores[store].agent_id
+        return sum(1 for d in self.deletions if d.agent == agent)
 
     def changes(self) -> int:
         """Rows the apply would remove, over every store."""

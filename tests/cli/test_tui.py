@@ -18,6 +18,7 @@ from sessiond.cli.tui.app import SessiondTui
 from sessiond.cli.tui.cleanup_screens import PlanScreen
 from sessiond.cli.tui.command import quiet_logs
 from sessiond.cli.tui.link import FIRST_PAGE
+from sessiond.cli.tui.undo_screens import RestoreScreen, UndoScreen
 from sessiond.cli.tui.widgets import VirtualTable
 from sessiond.client import SessiondClient
 from textual.pilot import Pilot
@@ -234,6 +235,7 @@ def test_a_dry_run_shows_the_counts_the_cli_prints(tmp_path: Path) -> None:
                 str(store["capped"]),
                 str(store["unreferencedArtifacts"]["removedFiles"]),
                 "-" if budget is None else f"{budget['removedFiles']}/{budget['removedEntries']}",
+                str(len(store.get("deletions", []))),
             ]
         goes = sum(s["beforeCount"] - s["afterCount"] for s in cli["stores"])
         assert len(screen.source) == goes, "one action row per row that goes"
@@ -279,6 +281,63 @@ def test_an_apply_after_the_store_changed_applies_nothing(tmp_path: Path) -> Non
 
     with DaemonProcess(root) as daemon:
         _drive(daemon.url, body, size=(120, 30))
+
+
+def _sessions_dir(root: Path, agent: str) -> set[str]:
+    return {p.name for p in store_path(root, agent).parent.iterdir()}
+
+
+def test_apply_then_undo_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    root = _demo(tmp_path)
+    agents = ("main", "work")
+    stores = {a: store_path(root, a).read_bytes() for a in agents}
+    files = {a: _sessions_dir(root, a) for a in agents}
+
+    async def body(app: SessiondTui, pilot: Pilot[int]) -> None:
+        plan = await _plan(app, pilot, "m", "d")
+        assert plan.plan.plan_id is not None
+        lost = {os.path.basename(d.file.path) for d in plan.plan.deletions}
+        assert lost, "the demo's orphan transcripts are swept: deletions the preview names"
+        await pilot.press("a", "y")
+        await _wait(pilot, lambda: plan.applied)
+        assert all(store_path(root, a).read_bytes() != stores[a] for a in agents)
+        await pilot.press("escape", "4")
+        undo = app.screen
+        assert isinstance(undo, UndoScreen)
+        for _agent in agents:
+            # The newest cleanup entry not yet restored: move the cursor to it, preview, restore.
+            await _wait(pilot, lambda: any(r.entry.kind == "cleanup" for r in undo.source.rows))
+            at = next(
+                i
+                for i, r in enumerate(undo.source.rows)
+                if r.entry.kind == "cleanup" and r.entry.restorable
+            )
+            await pilot.press("home", *["down"] * at, "enter")
+            await _wait(pilot, lambda: isinstance(app.screen, RestoreScreen))
+            restore = app.screen
+            assert isinstance(restore, RestoreScreen)
+            assert restore.preview.dry_run and restore.preview.restored_rows > 0
+            await pilot.press("a", "y")
+            await _wait(pilot, lambda: restore.done is not None)
+            await pilot.press("escape")
+            await _wait(pilot, lambda: app.screen is undo)
+            await _wait(
+                pilot,
+                lambda: (
+                    not any(
+                        r.entry.id == restore.row.entry.id and r.entry.restorable
+                        for r in undo.source.rows
+                    )
+                ),
+            )
+        for agent in agents:
+            assert store_path(root, agent).read_bytes() == stores[agent]
+            now = _sessions_dir(root, agent)
+            assert now - {n for n in now if n.endswith(".journal")} == files[agent] - lost
+        await _wait(pilot, lambda: len(app.rows.rows) == 18)
+
+    with DaemonProcess(root) as daemon:
+        _drive(daemon.url, body)
 
 
 def test_logs_go_to_the_file_and_never_to_the_terminal(tmp_path: Path, capfd: Any) -> None:
