@@ -287,6 +287,29 @@ def _sessions_dir(root: Path, agent: str) -> set[str]:
     return {p.name for p in store_path(root, agent).parent.iterdir()}
 
 
+async def _restore_a_cleanup(app: SessiondTui, pilot: Pilot[int], undo: UndoScreen) -> None:
+    """On the Undo screen: move to a restorable cleanup entry, preview it, restore it."""
+    await _wait(pilot, lambda: any(r.entry.kind == "cleanup" for r in undo.source.rows))
+    at = next(
+        i
+        for i, r in enumerate(undo.source.rows)
+        if r.entry.kind == "cleanup" and r.entry.restorable
+    )
+    await pilot.press("home", *["down"] * at, "enter")
+    await _wait(pilot, lambda: isinstance(app.screen, RestoreScreen))
+    restore = app.screen
+    assert isinstance(restore, RestoreScreen)
+    assert restore.preview.dry_run and restore.preview.restored_rows > 0
+    await pilot.press("a", "y")
+    await _wait(pilot, lambda: restore.done is not None)
+    await pilot.press("escape")
+    await _wait(pilot, lambda: app.screen is undo)
+    entry = restore.row.entry.id
+    await _wait(
+        pilot, lambda: all(r.entry.id != entry or not r.entry.restorable for r in undo.source.rows)
+    )
+
+
 def test_apply_then_undo_leaves_the_store_as_it_was(tmp_path: Path) -> None:
     root = _demo(tmp_path)
     agents = ("main", "work")
@@ -305,31 +328,7 @@ def test_apply_then_undo_leaves_the_store_as_it_was(tmp_path: Path) -> None:
         undo = app.screen
         assert isinstance(undo, UndoScreen)
         for _agent in agents:
-            # The newest cleanup entry not yet restored: move the cursor to it, preview, restore.
-            await _wait(pilot, lambda: any(r.entry.kind == "cleanup" for r in undo.source.rows))
-            at = next(
-                i
-                for i, r in enumerate(undo.source.rows)
-                if r.entry.kind == "cleanup" and r.entry.restorable
-            )
-            await pilot.press("home", *["down"] * at, "enter")
-            await _wait(pilot, lambda: isinstance(app.screen, RestoreScreen))
-            restore = app.screen
-            assert isinstance(restore, RestoreScreen)
-            assert restore.preview.dry_run and restore.preview.restored_rows > 0
-            await pilot.press("a", "y")
-            await _wait(pilot, lambda: restore.done is not None)
-            await pilot.press("escape")
-            await _wait(pilot, lambda: app.screen is undo)
-            await _wait(
-                pilot,
-                lambda: (
-                    not any(
-                        r.entry.id == restore.row.entry.id and r.entry.restorable
-                        for r in undo.source.rows
-                    )
-                ),
-            )
+            await _restore_a_cleanup(app, pilot, undo)
         for agent in agents:
             assert store_path(root, agent).read_bytes() == stores[agent]
             now = _sessions_dir(root, agent)
