@@ -12,9 +12,9 @@ import bisect
 import heapq
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
 from sessiond.protocol.methods import SessionSummary
 
 SortField = Literal["updated", "key", "agent", "kind", "model"]
@@ -61,9 +61,12 @@ def _finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One session as the table shows it; `sessions.list` and `sessions.get` both make these."""
+class Row(msgspec.Struct, frozen=True, gc=False):
+    """One session as the table shows it; `sessions.list` and `sessions.get` both make these.
+
+    Out of the cycle collector's sight (`gc=False`: it holds only strings and numbers), so 100k
+    rows cost nothing in each full collection; tracked, they stalled the screen as they loaded.
+    """
 
     agent: str
     key: str
@@ -73,16 +76,19 @@ class Row:
     model: str | None
     kind: str
     search_text: str
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Fields the list gave beyond the ones above (token counts, transcript size), by wire name."""
+    extra: tuple[tuple[str, int | float], ...] = ()
+    """Figures the list gave beyond the ones above (token counts, transcript size)."""
 
     @property
     def ident(self) -> RowId:
         return (self.agent, self.key)
 
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    def figure(self, name: str) -> int | float | None:
+        """An extra figure by its SessionSummary field name, if the list gave it."""
+        for have, value in self.extra:
+            if have == name:
+                return value
+        return None
 
 
 def make_row(
@@ -92,25 +98,36 @@ def make_row(
     session_id: Any,
     chat_type: Any,
     model: Any,
-    extra: Mapping[str, Any] | None = None,
+    extra: tuple[tuple[str, int | float], ...] = (),
 ) -> Row:
-    sid, chat, mod = _text(session_id), _text(chat_type), _text(model)
+    sid = session_id if isinstance(session_id, str) else None
+    chat = chat_type if isinstance(chat_type, str) else None
+    mod = model if isinstance(model, str) else None
     kind = kind_of(key, chat)
-    search = " ".join(part for part in (agent, key, sid, mod, kind) if part).lower()
-    return Row(agent, key, _finite(updated_at), sid, chat, mod, kind, search, extra or {})
+    search = f"{agent} {key} {sid or ''} {mod or ''} {kind}".lower()
+    return Row(agent, key, _finite(updated_at), sid, chat, mod, kind, search, extra)
 
 
-# What a summary carries beyond the fixed columns, if the protocol has it (say a token count or a
-# transcript size): shown when present, by the wire name the table's optional columns ask for.
 _SUMMARY_FIXED = {"key", "agent_id", "updated_at", "session_id", "chat_type", "model"}
+_EXTRA_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    (name, "".join(part if i == 0 else part.title() for i, part in enumerate(name.split("_"))))
+    for name in SessionSummary.__struct_fields__
+    if name not in _SUMMARY_FIXED
+)
+"""What a summary carries beyond the fixed columns, if the protocol has it (a token count, a
+transcript size): (field name, the row's camelCase field it comes from)."""
+
+
+def _figures(values: list[Any]) -> tuple[tuple[str, int | float], ...]:
+    return tuple(
+        (name, value)
+        for (name, _wire), value in zip(_EXTRA_FIELDS, values, strict=True)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    )
 
 
 def row_from_summary(summary: SessionSummary) -> Row:
-    extra = {
-        name: getattr(summary, name)
-        for name in summary.__struct_fields__
-        if name not in _SUMMARY_FIXED and getattr(summary, name) is not None
-    }
+    extra = _figures([getattr(summary, name) for name, _wire in _EXTRA_FIELDS])
     return make_row(
         summary.agent_id,
         summary.key,
@@ -132,6 +149,7 @@ def row_from_entry(agent: str, key: str, entry: Any) -> Row:
         fields.get("sessionId"),
         fields.get("chatType"),
         fields.get("model"),
+        _figures([fields.get(wire) for _name, wire in _EXTRA_FIELDS]),
     )
 
 

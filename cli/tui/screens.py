@@ -158,9 +158,9 @@ class SessionSource:
             return format_age(self.now, row.updated_at)
         if name == "model":
             return row.model or ""
-        for wire in _OPTIONAL_FIELDS.get(name, ()):
-            value = row.extra.get(wire)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+        for field in _OPTIONAL_FIELDS.get(name, ()):
+            value = row.figure(field)
+            if value is not None:
                 return format_bytes(int(value)) if name == "transcript" else f"{int(value):,}"
         return ""
 
