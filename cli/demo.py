@@ -112,7 +112,8 @@ def demo_command(directory: str, serve_seconds: float | None, *, tui: bool = Fal
     port_file = root / "sessiond.port"
     exe = str(Path(sys.executable).with_name("sessiond"))
     env = dict(os.environ, OPENCLAW_STATE_DIR=str(root), OPENCLAW_GATEWAY_TOKEN=token)
-    print(f"demo state dir: {root}")
+    if not tui:  # the TUI owns the terminal; where the demo lives is said once it is closed
+        print(f"demo state dir: {root}")
     daemon = subprocess.Popen(
         [exe, "serve", "--state-dir", str(root), "--port", "0", "--port-file", str(port_file)],
         env=env,
@@ -128,7 +129,9 @@ def demo_command(directory: str, serve_seconds: float | None, *, tui: bool = Fal
             time.sleep(0.05)
         url = f"ws://127.0.0.1:{port_file.read_text().strip()}"
         if tui:
-            return _open_tui(url, token, root)
+            code = _open_tui(url, token, root)
+            print(f"demo state dir: {root} (logs: sessiond.log, tui.log)")
+            return code
         print(f"sessiond is serving {url} (token in OPENCLAW_GATEWAY_TOKEN={token})\n")
         asyncio.run(_show(url, token))
         if serve_seconds is None:

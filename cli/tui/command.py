@@ -89,6 +89,10 @@ def quiet_logs(log_file: str | None) -> None:
 
 
 def run_tui(url: str, token: str | None, maintenance: Maintenance, log_file: str | None) -> int:
+    """The app on this terminal until `q`; 2 (and a line on stderr) when there is no terminal."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("sessiond tui needs a terminal", file=sys.stderr)
+        return 2
     from sessiond.cli.tui.app import SessiondTui
 
     quiet_logs(log_file)
@@ -97,8 +101,5 @@ def run_tui(url: str, token: str | None, maintenance: Maintenance, log_file: str
 
 
 def tui_command(url: str | None, token: str | None, log_file: str | None) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("sessiond tui needs a terminal", file=sys.stderr)
-        return 2
     resolved_url, resolved_token, maintenance = resolve(url, token)
     return run_tui(resolved_url, resolved_token, maintenance, log_file)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import pty
+import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -358,6 +363,46 @@ def test_logs_go_to_the_file_and_never_to_the_terminal(tmp_path: Path, capfd: An
     out, err = capfd.readouterr()
     assert out == err == ""
     assert "reconnecting" in log_file.read_text()
+
+
+def test_demo_opens_the_tui_on_a_terminal_and_q_ends_both(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    exe = str(Path(sys.executable).with_name("sessiond"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "SESSIOND_"))}
+    env["TERM"] = "xterm-256color"
+    demo = tmp_path / "demo"
+    child = subprocess.Popen(
+        [exe, "demo", "--tui", "--dir", str(demo)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Sessions 18" not in seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.1)[0]:
+                seen += os.read(leader, 65536)
+        assert b"Sessions 18" in seen, seen[-2000:]
+        os.write(leader, b"q")
+        while child.poll() is None and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.1)[0]:
+                try:
+                    os.read(leader, 65536)  # drained, or the app blocks on a full terminal
+                except OSError:
+                    break
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(leader)
+    assert b"demo state dir" not in seen, "nothing but the TUI while it runs"
+    assert '"event":"stopped"' in (demo / "sessiond.log").read_text(), "the demo's daemon ended"
 
 
 def test_tui_without_a_terminal_says_so(tmp_path: Path) -> None:
