@@ -144,6 +144,12 @@ class SessiondTui(App[int]):
         self.rows.replace_agent(agent, rows)
         self.rows_signal.publish(None)
 
+    def all_reloaded(self, rows: list[Row]) -> None:
+        self.rows.replace_all(rows)
+        self.load.done = True
+        self.rows_signal.publish(None)
+        self.status_signal.publish(None)
+
     def rows_changed(self, upserts: list[Row], removed: list[RowId]) -> None:
         for ident in removed:
             self.rows.remove(ident)

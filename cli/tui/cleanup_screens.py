@@ -567,7 +567,7 @@ def _applied_text(result: CleanupSummary | AllAgentsCleanup) -> str:
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question; y or Enter confirms, n or Escape declines."""
+    """A yes/no question: only y confirms (Enter does not, so a stray key changes nothing)."""
 
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
@@ -578,7 +578,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen #keys { margin-top: 1; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y,enter", "answer(True)", "Yes"),
+        Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
 
@@ -589,7 +589,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self.question, markup=False)
-            yield Static("y / Enter: yes    n / Esc: no", id="keys")
+            yield Static("y: yes    n / Esc: no", id="keys")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

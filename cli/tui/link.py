@@ -54,6 +54,8 @@ PAGE = 1000
 """Rows per page after the first (the protocol's largest)."""
 REFRESH_KEYS_AT_MOST = 200
 """A change naming more keys than this re-reads the whole store instead of each key."""
+LIVED = 30.0
+"""Seconds a connection must have lasted for the reconnect pauses to start small again."""
 
 
 class Sink(Protocol):
@@ -66,6 +68,9 @@ class Sink(Protocol):
 
     def store_reloaded(self, agent: str, rows: list[Row]) -> None:
         """One store read again in full after a gap: its rows are exactly these now."""
+
+    def all_reloaded(self, rows: list[Row]) -> None:
+        """Every store read again in full (a new connection): the rows are exactly these now."""
 
     def rows_changed(self, upserts: list[Row], removed: list[RowId]) -> None: ...
 
@@ -98,12 +103,18 @@ class Link:
         self.retry_in: float | None = None
         """Seconds to the next connection attempt while gone, for the status line."""
         self._queue: asyncio.Queue[SeqGap | SessionsChanged] = asyncio.Queue()
+        self._loaded_once = False
         self._status_now = asyncio.Event()
 
     # --------------------------------------------------------------------------- lifecycle
 
     async def run(self) -> None:
-        """Connect and follow until cancelled, or until the daemon refuses the token."""
+        """Connect and follow until cancelled, or until the daemon refuses the token.
+
+        The client reconnects by itself once open; a new client is made only when one gives up,
+        and the pauses before the next keep doubling unless the last one lived a while.
+        """
+        loop = asyncio.get_running_loop()
         delays = self.backoff.delays()
         while True:
             client = SessiondClient(
@@ -125,9 +136,9 @@ class Link:
                 self._move("failed", str(exc))
                 await asyncio.sleep(pause)
                 continue
-            delays = self.backoff.delays()
             self.retry_in = None
             self.client = client
+            opened = loop.time()
             try:
                 await self._follow(client)
             except AuthRequiredError as exc:
@@ -139,6 +150,9 @@ class Link:
             finally:
                 self.client = None
                 await client.close()
+            if loop.time() - opened > LIVED:
+                delays = self.backoff.delays()
+            await asyncio.sleep(next(delays))
 
     def _move(self, event: LinkEvent, detail: str = "") -> None:
         new = TRANSITIONS.get((self.state, event), self.state)
@@ -176,11 +190,7 @@ class Link:
     # ------------------------------------------------------------------------------ rows
 
     async def _apply_changes(self, client: SessiondClient) -> None:
-        try:
-            await self._load_all(client)
-        except (ConnectError, ConnectionLostError) as exc:
-            # The stream reports every store as a gap once the daemon is back: each is read then.
-            self._move("lost", str(exc))
+        await self._load_everything(client)
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -202,9 +212,26 @@ class Link:
                 self._move("lost", str(exc))
             self._status_now.set()
 
-    async def _load_all(self, client: SessiondClient) -> None:
-        """Every store, first page first: the table draws as soon as that page is in."""
+    async def _load_everything(self, client: SessiondClient) -> None:
+        """Every row on this connection, retried until one read completes.
+
+        The very first read streams into the view page by page; any later one (a new client, or
+        a retry of a read the daemon's departure cut short) replaces every row at its end, so
+        rows removed meanwhile leave and the old view stays until then.
+        """
+        while True:
+            try:
+                await self._load_all(client, replace=self._loaded_once)
+            except (ConnectError, ConnectionLostError) as exc:
+                self._move("lost", str(exc))
+                self._loaded_once = True
+                continue
+            self._loaded_once = True
+            return
+
+    async def _load_all(self, client: SessiondClient, *, replace: bool) -> None:
         cursor: str | None = None
+        kept: list[Row] = []
         loaded = 0
         limit = FIRST_PAGE
         while True:
@@ -212,10 +239,16 @@ class Link:
             rows = [row_from_summary(summary) for summary in page.sessions]
             loaded += len(rows)
             done = not page.has_more or page.next_cursor is None
-            self.sink.rows_loaded(rows, loaded, page.total_count, done)
+            if replace:
+                kept += rows
+                self.sink.rows_loaded([], loaded, page.total_count, False)
+            else:
+                self.sink.rows_loaded(rows, loaded, page.total_count, done)
             if done:
-                return
+                break
             cursor, limit = page.next_cursor, PAGE
+        if replace:
+            self.sink.all_reloaded(kept)
 
     async def _reload(self, client: SessiondClient, agent: str) -> None:
         rows: list[Row] = []

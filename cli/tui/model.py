@@ -302,6 +302,11 @@ class RowSet:
         self._unplace(old)
         return True
 
+    def replace_all(self, rows: Iterable[Row]) -> None:
+        """Every store read again in full: the rows are exactly `rows` now."""
+        self.rows = {row.ident: row for row in rows}
+        self._rebuild()
+
     def replace_agent(self, agent: str, rows: Iterable[Row]) -> None:
         """One store read again in full: its rows are exactly `rows` now."""
         for ident in [ident for ident in self.rows if ident[0] == agent]:

@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ def status_text(app: SessiondTui, now: float) -> Text:
         out.append(f"… connecting to {app.url}", style="bold yellow")
     elif state == "refused":
         out.append(f"✕ {app.link_detail}", style="bold red")
+        return out
+    elif app.status is None:
+        out.append(f"✕ no daemon at {app.url} yet; retrying", style="bold red")
         return out
     else:
         since = time.strftime("%H:%M:%S", time.localtime(app.lost_at or now))
@@ -165,6 +169,9 @@ class SessionSource:
         return ""
 
 
+SEARCH_PAUSE = 0.15
+"""Seconds without a key press before the search box filters the rows."""
+
 _SORT_TITLES = {"updated": "age", "key": "key", "agent": "agent", "kind": "kind", "model": "model"}
 
 
@@ -196,6 +203,7 @@ class SessionsScreen(TuiScreen):
         self.optional = listed_optional_columns()
         self.selected: RowId | None = None
         self.source: SessionSource | None = None
+        self._search_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         names = ["agent", "key", "kind", "age", "model", *self.optional]
@@ -249,12 +257,23 @@ class SessionsScreen(TuiScreen):
 
     @on(Input.Changed, "#search")
     def search_changed(self, event: Input.Changed) -> None:
-        self.tui.rows.set_view(query=event.value)
-        self.rows_changed()
+        # Filtering 100k rows takes a moment: wait for a pause in the typing.
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(SEARCH_PAUSE, lambda: self.search(event.value))
 
     @on(Input.Submitted, "#search")
-    def search_done(self) -> None:
+    def search_done(self, event: Input.Submitted) -> None:
+        self.search(event.value)
         self.table.focus()
+
+    def search(self, query: str) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+            self._search_timer = None
+        if query.strip().lower() != self.tui.rows.query:
+            self.tui.rows.set_view(query=query)
+            self.rows_changed()
 
     def action_back(self) -> None:
         box = self.query_one("#search", Input)
@@ -262,8 +281,7 @@ class SessionsScreen(TuiScreen):
         if box.has_focus or box.value:
             box.value = ""
             box.remove_class("shown")
-            self.tui.rows.set_view(query="")
-            self.rows_changed()
+            self.search("")
             self.table.focus()
         elif detail.has_class("shown"):
             detail.remove_class("shown")

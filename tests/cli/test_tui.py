@@ -8,6 +8,7 @@ import logging
 import os
 import pty
 import select
+import socket
 import struct
 import subprocess
 import sys
@@ -202,6 +203,28 @@ def test_a_daemon_that_goes_keeps_the_view_and_a_restart_is_read_again(tmp_path:
         _drive(daemon.url, body)
     finally:
         daemon.stop()
+
+
+def test_no_daemon_yet_says_so_and_connects_once_one_listens(tmp_path: Path) -> None:
+    root = _demo(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemons: list[DaemonProcess] = []
+
+    async def body(app: SessiondTui, pilot: Pilot[int]) -> None:
+        await _wait(pilot, lambda: app.link_state == "gone")
+        status = str(app.screen.query_one("StatusLine", Static).render())
+        assert f"no daemon at ws://127.0.0.1:{port} yet" in status
+        assert _drawn(app)[1].strip() == "no sessions yet"
+        daemons.append(DaemonProcess(root, "--port", str(port)))
+        await _wait(pilot, lambda: _loaded(app) and len(app.rows) == 18)
+
+    try:
+        _drive(f"ws://127.0.0.1:{port}", body)
+    finally:
+        for daemon in daemons:
+            daemon.stop()
 
 
 def _counts(app: SessiondTui) -> dict[str, list[str]]:
