@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -102,6 +103,9 @@ class SessiondTui(App[int]):
         self.add_mode("undo", UndoScreen)
         self.switch_mode("sessions")
         self._link_task = asyncio.create_task(self.link.run(), name="sessiond-tui-link")
+        # What is alive now (modules, Textual's own objects) lives as long as the app: out of the
+        # cycle collector's full passes, which otherwise walk it again and again while rows load.
+        gc.freeze()
 
     async def on_unmount(self) -> None:
         """Close the connection before the app's loop ends, so no task outlives the app."""
@@ -109,6 +113,7 @@ class SessiondTui(App[int]):
             self._link_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._link_task
+        gc.unfreeze()
 
     @property
     def client(self) -> SessiondClient | None:
