@@ -23,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
 from harness.raw_frames import RpcClient
+from harness.state_dirs import store_path, write_state_dir
 
 DAY = 86_400_000
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from bigstore import build  # bench/ is the script's own directory, first on sys.path
-from harness import DaemonProcess
+from harness.daemon_process import DaemonProcess
 
 _FIRST_PAGE = re.compile(rb"Sessions \d")
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import DaemonProcess
-from sessiond.cli.demo import build_demo_state
+from harness.daemon_process import DaemonProcess
+from sessiond.cli.demo import build_demo_state, claim_demo_dir
 from sessiond.cli.tui.app import SessiondTui
 from sessiond.cli.tui.cleanup_screens import PlanScreen
 from sessiond.cli.tui.command import maintenance_of
@@ -67,6 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tui-shots-")) / "demo"
     try:
+        claim_demo_dir(root)
         build_demo_state(root, time.time_ns() // 1_000_000)
         with DaemonProcess(root) as daemon:
             for path in asyncio.run(shoot(daemon.url, root, Path(args.out))):

@@ -1,8 +1,18 @@
-"""Gateway mode of the command line: send the cleanup to a running sessiond, if one answers.
+"""Where `sessions cleanup` runs: on a sessiond, or on the files, and why.
 
-Falls back to local mode only when nothing listens at the daemon's address. Once something has
-answered, its error is the command's error: running locally beside a live daemon would race it,
-the very failure sessiond exists to end.
+The rules, most specific first:
+
+1. An apply to a store that a live sessiond holds (its lock, daemon/store_lock.py) runs on that
+   daemon, whatever the flags say: writing beside it would race it. A holder that does not answer
+   is an error; the files are not touched. (A dry run only reads, so `--local` may read them.)
+2. `--url` or `SESSIOND_URL` names a daemon: it must answer. One that cannot be reached is an
+   error naming the URL and the reason, never a quiet switch to the files.
+3. Otherwise the default address (`ws://127.0.0.1:$OPENCLAW_GATEWAY_PORT`, port 18789) is tried;
+   when nothing listens there the command runs on the files and says so on stderr.
+
+`--local` and `--store` skip 2 and 3. Once a daemon has answered, its error is the command's
+error: running locally beside a live daemon would race it, the very failure sessiond exists to
+end.
 """
 
 from __future__ import annotations
@@ -10,28 +20,36 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from sessiond.cli.progress_bar import TerminalProgress
+from sessiond.daemon.store_lock import Holder, holder_of, store_lock_path
 from sessiond.engine.cleanup.progress import NO_PROGRESS, Progress
-from sessiond.engine.config import SessionsConfig
+from sessiond.engine.config import SessionsConfig, StoreTarget
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupSummary
+from sessiond.protocol.gateway_frames import DEFAULT_PORT
 from sessiond.protocol.undo import CleanupsResult, RestoreResult
 
 if TYPE_CHECKING:
     from sessiond.client import SessiondClient
 
-DEFAULT_PORT = 18789
+
+@dataclass(frozen=True, slots=True)
+class DaemonUrl:
+    url: str
+    explicit: bool
+    source: str  # "--url", "SESSIOND_URL" or "the default"
 
 
-def daemon_url(explicit: str | None, env: Mapping[str, str]) -> str:
+def daemon_url(explicit: str | None, env: Mapping[str, str]) -> DaemonUrl:
     if explicit:
-        return explicit
-    if env.get("SESSIOND_URL"):
-        return env["SESSIOND_URL"]
+        return DaemonUrl(explicit, True, "--url")
+    if env.get("SESSIOND_URL", "").strip():
+        return DaemonUrl(env["SESSIOND_URL"].strip(), True, "SESSIOND_URL")
     port = env.get("OPENCLAW_GATEWAY_PORT", "").strip() or str(DEFAULT_PORT)
-    return f"ws://127.0.0.1:{port}"
+    return DaemonUrl(f"ws://127.0.0.1:{port}", False, "the default")
 
 
 def daemon_token(
@@ -40,16 +58,60 @@ def daemon_token(
     return explicit or env.get("OPENCLAW_GATEWAY_TOKEN") or config.gateway_token
 
 
-def something_listens(url: str, timeout: float = 1.0) -> bool:
-    """A TCP connect, so an absent daemon costs milliseconds rather than a client's retries."""
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "wss" else 80)
+def unreachable(url: str, timeout: float = 1.0) -> str | None:
+    """Why nothing can answer at `url` (a TCP connect, so an absent daemon costs milliseconds
+    rather than a client's retries); None when something listens there."""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        return "not a ws:// or wss:// URL"
+    port = port or (443 if parts.scheme == "wss" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except socket.gaierror as exc:
+        return f"cannot resolve {parts.hostname} ({exc.strerror})"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The targets' stores are all held by one live daemon, which serves them as these agents."""
+
+    holder: Holder
+    targets: list[StoreTarget]
+
+
+class HeldUnusable(Exception):
+    """Some target is held by a live daemon, but the command cannot simply run there."""
+
+
+def held_by_daemon(targets: list[StoreTarget]) -> Held | None:
+    """The daemon holding the targets' stores, if any does; raises HeldUnusable when they are
+    split between daemons, or only some of them are held."""
+    holders = [(t, holder_of(store_lock_path(t.store_path))) for t in targets]
+    held = [(t, h) for t, h in holders if h is not None]
+    if not held:
+        return None
+    target, first = held[0]
+    if first.url is None:
+        raise HeldUnusable(
+            f"{target.store_path} is held by {first.describe()}; try again once it is serving"
+        )
+    free = [t.store_path for t, h in holders if h is None]
+    others = [h for _t, h in held if h.pid != first.pid or h.url != first.url]
+    if free or others:
+        raise HeldUnusable(
+            f"{target.store_path} is held by {first.describe()}, but not every store this "
+            "command names is: run it once per agent (--agent)"
+        )
+    return Held(first, targets)
 
 
 class DaemonFailed(Exception):

@@ -1,7 +1,10 @@
 """`sessiond sessions restore` and `sessiond sessions cleanups`: undo and the cleanup journal.
 
-Like `sessions cleanup`, each goes to a running daemon when one listens and works on the files
-otherwise (or with `--local`).
+They go where `sessions cleanup` goes (cli/daemon_route.py): a store a live sessiond holds is
+handled by that daemon, whatever the flags (even the listing may finish an interrupted entry,
+a write); else a daemon named by `--url` or `SESSIOND_URL`, which must answer; else the one at
+the default address if it answers; else the files, saying so on stderr. The parser is in
+cli/main.py.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
+from sessiond.cli.cleanup import EXIT_FAILED, EXIT_OK, fail, local_flag, missing_path
 from sessiond.cli.daemon_route import (
     DaemonFailed,
+    HeldUnusable,
     cleanups_via_daemon,
     daemon_token,
     daemon_url,
+    held_by_daemon,
     restore_via_daemon,
-    something_listens,
+    unreachable,
 )
 from sessiond.cli.local_cleanup import open_journal, restore_locally
 from sessiond.cli.progress_bar import terminal_progress
+from sessiond.daemon.clock import now_ms
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.durable_file import StoreWriteError
 from sessiond.daemon.journal import KEEP_DAYS, KEEP_ENTRIES
@@ -42,108 +49,109 @@ from sessiond.protocol.undo import CleanupsResult, RestoreResult
 T = TypeVar("T")
 
 
-def print_plan_id(plan_id: str) -> None:
-    """After a text dry run, on stderr: stdout stays what the reference prints."""
-    print(
-        f"Plan {plan_id} (apply exactly this plan: sessiond sessions cleanup --plan {plan_id})",
-        file=sys.stderr,
-    )
-
-
-def add_undo_commands(
-    session_commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    add_target_flags: Callable[[argparse.ArgumentParser, bool], None],
-) -> None:
-    restore = session_commands.add_parser(
-        "restore", help="Undo a cleanup or delete recorded in the store's journal"
-    )
-    add_target_flags(restore, True)
-    which = restore.add_mutually_exclusive_group()
-    which.add_argument("id", nargs="?", help="The journal entry to undo (see `sessions cleanups`)")
-    which.add_argument("--last", action="store_true", help="The newest restorable entry (default)")
-    restore.add_argument("--dry-run", action="store_true", help="Say what would come back")
-    _add_route_flags(restore)
-    cleanups = session_commands.add_parser(
-        "cleanups", help="List the store's cleanup journal, newest first"
-    )
-    add_target_flags(cleanups, True)
-    _add_route_flags(cleanups)
-
-
-def _add_route_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url", help="sessiond to use (default: SESSIOND_URL, else ws://127.0.0.1:18789)"
-    )
-    parser.add_argument("--token", help="sessiond's token (default: OPENCLAW_GATEWAY_TOKEN)")
-    parser.add_argument(
-        "--local", action="store_true", help="Work on the files even if a daemon is running"
-    )
-
-
-def _now_ms() -> int:
-    pinned = os.environ.get("SESSIOND_NOW_MS")
-    return int(pinned) if pinned else time.time_ns() // 1_000_000
-
-
-def run_undo_command(args: argparse.Namespace) -> int:
-    cwd, env = os.getcwd(), os.environ
+def undo_command(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.state_dir:
+        env["OPENCLAW_STATE_DIR"] = args.state_dir
+    cwd = os.getcwd()
     where = Locations.from_env(env, cwd)
     try:
         config = load_config_file(resolve_config_path(env, where.state_dir, cwd))
+    except ConfigError as exc:
+        print(exc.render(where.home), file=sys.stderr)
+        return EXIT_FAILED
+    if args.all_agents:
+        return fail("--all-agents: a journal belongs to one store; name --agent")
+    if args.url and (args.store or args.local):
+        return fail(f"--url names a daemon; it cannot be combined with {local_flag(args)}")
+    token = daemon_token(args.token, env, config)
+    note = None
+    if not args.store and not args.local:
+        target = daemon_url(args.url, env)
+        reason = unreachable(target.url)
+        if reason is None:
+            return _on_daemon(args, target.url, token, args.agent)
+        if target.explicit:
+            return fail(f"cannot reach sessiond at {target.url} (from {target.source}): {reason}")
+        note = f"no sessiond at {target.url} ({reason}); ran locally on the files"
+    try:
         targets = resolve_targets(
             config, where, store=args.store, agent=args.agent, all_agents=False
         )
-    except ConfigError as exc:
-        print(exc.render(where.home), file=sys.stderr)
-        return 1
     except TargetError as exc:
         print(str(exc), file=sys.stderr)
-        return 1
-    if getattr(args, "all_agents", False):
-        print("--all-agents: a journal belongs to one store; name --agent", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
+    missing = missing_path(args, env, where, targets)
+    if missing:
+        return fail(missing)
+    try:
+        held = held_by_daemon(targets)
+    except HeldUnusable as exc:
+        return fail(f"{exc}; the files were not touched")
+    if held is not None:
+        holder = held.holder
+        reason = unreachable(holder.url or "")
+        if reason is not None:
+            return fail(
+                f"{targets[0].store_path} is held by {holder.describe()}, which does not answer "
+                f"({reason}); the files were not touched"
+            )
+        code = _on_daemon(args, holder.url or "", token, holder.agent_id)
+        if code == EXIT_OK:
+            print(f"sessiond: ran on {holder.describe()}, which holds the store", file=sys.stderr)
+        return code
+    code = _locally(args, targets[0])
+    if note is not None and code == EXIT_OK:
+        print(f"sessiond: {note}", file=sys.stderr)
+    return code
+
+
+def _on_daemon(args: argparse.Namespace, url: str, token: str | None, agent: str | None) -> int:
     as_json = bool(args.json)
-    target = targets[0]
-    url = daemon_url(args.url, env)
-    remote = not args.store and not args.local and something_listens(url)
-    token = daemon_token(args.token, env, config)
     try:
         if args.sessions_command == "cleanups":
-            listing = (
-                cleanups_via_daemon(url, token, agent=args.agent)
-                if remote
-                else _cleanups_locally(target)
-            )
-            _print(listing, as_json, render_cleanups)
-            return 0
-        progress = terminal_progress(as_json)
-        if remote:
-            result = restore_via_daemon(
-                url,
-                token,
-                agent=args.agent,
-                entry_id=args.id,
-                dry_run=args.dry_run,
-                progress=progress,
-            )
-        else:
-            result = restore_locally(
-                target.agent_id, target.store_path, args.id, args.dry_run, _now_ms(), progress
-            )
+            _print(cleanups_via_daemon(url, token, agent=agent), as_json, render_cleanups)
+            return EXIT_OK
+        result = restore_via_daemon(
+            url,
+            token,
+            agent=agent,
+            entry_id=args.id,
+            dry_run=args.dry_run,
+            progress=terminal_progress(as_json),
+        )
     except DaemonFailed as exc:
         print(str(exc), file=sys.stderr)
         if exc.data:
             sys.stderr.write(msgspec.json.encode(exc.data).decode() + "\n")
-        return 1
+        return EXIT_FAILED
+    _print(result, as_json, render_restore)
+    return EXIT_OK
+
+
+def _locally(args: argparse.Namespace, target: StoreTarget) -> int:
+    as_json = bool(args.json)
+    try:
+        if args.sessions_command == "cleanups":
+            _print(_cleanups_locally(target), as_json, render_cleanups)
+            return EXIT_OK
+        result = restore_locally(
+            target.agent_id,
+            target.store_path,
+            args.id,
+            args.dry_run,
+            now_ms(),
+            terminal_progress(as_json),
+        )
     except (DomainError, StoreWriteError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     _print(result, as_json, render_restore)
-    return 0
+    return EXIT_OK
 
 
 def _cleanups_locally(target: StoreTarget) -> CleanupsResult:
-    journal = open_journal(target.store_path, _now_ms())
+    journal = open_journal(target.store_path, now_ms())
     return CleanupsResult(
         agent_id=target.agent_id,
         store_path=target.store_path,

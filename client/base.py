@@ -17,13 +17,15 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, U
 
 import msgspec
 from sessiond.client.changes import ChangeStream
-from sessiond.client.connection import Backoff, Connection
+from sessiond.client.connection import Backoff, DaemonConnection
 from sessiond.client.errors import ProtocolError, RpcError, SessiondError
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
     PROGRESS_NOTIFICATION,
+    STORES_CHANGED_NOTIFICATION,
     ProgressParams,
     SessionsChanged,
+    StoresChanged,
     SubscribeParams,
     SubscribeResult,
     UnsubscribeParams,
@@ -39,6 +41,7 @@ C = TypeVar("C", bound="ClientBase")
 _ENCODER = msgspec.json.Encoder()
 _CHANGED = msgspec.json.Decoder(SessionsChanged)
 _PROGRESS = msgspec.json.Decoder(ProgressParams)
+_STORES_CHANGED = msgspec.json.Decoder(StoresChanged)
 _SUBSCRIBED = msgspec.json.Decoder(SubscribeResult)
 _UNSUBSCRIBED = msgspec.json.Decoder(UnsubscribeResult)
 _ANY = msgspec.json.Decoder()
@@ -96,7 +99,7 @@ class ClientBase:
     def __init__(self, url: str, **options: Unpack[ClientOptions]) -> None:
         self.url = url
         self.call_timeout = options.get("call_timeout")
-        self._connection = Connection(
+        self._connection = DaemonConnection(
             url,
             token=options.get("token"),
             error_for=self._error_for,
@@ -139,7 +142,8 @@ class ClientBase:
         """`sessions.changed` for one agent's store, every store, or (neither) the default's.
 
         `async with client.changes() as changes: async for item in changes: ...` yields
-        `SessionsChanged`, and a `SeqGap` before any point where changes may have been missed.
+        `SessionsChanged`, and a `SeqGap` before any point where changes may have been missed;
+        with `all_agents`, a `StoresChanged` when a config reload adds or removes stores.
         """
         params = SubscribeParams(agent=agent, all_agents=all_agents)
 
@@ -196,10 +200,14 @@ class ClientBase:
             if listener is not None:
                 listener(step)
             return
-        if method != CHANGED_NOTIFICATION:
-            return
+        change: SessionsChanged | StoresChanged
         try:
-            change = _CHANGED.decode(params)
+            if method == CHANGED_NOTIFICATION:
+                change = _CHANGED.decode(params)
+            elif method == STORES_CHANGED_NOTIFICATION:
+                change = _STORES_CHANGED.decode(params)
+            else:
+                return
         except msgspec.ValidationError:
             return
         for stream in self._streams:

@@ -172,6 +172,8 @@ class SessiondClient(ClientBase):
         """Authenticate with the shared token.
 
         The shared token, for clients that cannot send `Authorization: Bearer` at upgrade.
+
+        Raises `AuthRequiredError`.
         """
         params = AuthParams(token=token)
         return await self._call("auth", params, _AUTH, mutates=False)
@@ -195,12 +197,16 @@ class SessiondClient(ClientBase):
         plan_id: str | None = None,
         progress_token: str | int | None = None,
     ) -> CleanupSummary | AllAgentsCleanup:
-        """Run session-store maintenance now, or preview it with `dryRun`.
+        """Run session-store maintenance now, or preview it with `dryRun` (which returns a `planId`;
+        pass it back to apply only that very plan).
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
 
         `planId` (from a dry run) applies only if the plan is still exactly that one;
         `progressToken` asks for `$/progress` notifications carrying it.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `StalePlanError`, `InvalidParamsError`.
 
         It changes state, so it is not sent again after a dropped connection.
         """
@@ -224,6 +230,8 @@ class SessiondClient(ClientBase):
         """The cleanup journal of one store, newest first, and what each entry could restore.
 
         One agent's journal (default: the default agent's), newest entry first.
+
+        Raises `StoreNotFoundError`.
         """
         params = CleanupsParams(agent=agent, limit=limit)
         return await self._call("sessions.cleanups", params, _SESSIONS_CLEANUPS, mutates=False)
@@ -231,13 +239,18 @@ class SessiondClient(ClientBase):
     async def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         params = DeleteParams(key=key, agent=agent)
         return await self._call("sessions.delete", params, _SESSIONS_DELETE, mutates=True)
 
     async def sessions_get(self, *, key: str, agent: str | None = None) -> GetResult:
-        """One session's whole row."""
+        """One session's whole row.
+
+        Raises `StoreNotFoundError`, `KeyNotFoundError`.
+        """
         params = GetParams(key=key, agent=agent)
         return await self._call("sessions.get", params, _SESSIONS_GET, mutates=False)
 
@@ -253,6 +266,8 @@ class SessiondClient(ClientBase):
         """Session summaries, a page at a time.
 
         One page, newest `updatedAt` first (rows without it last, then by key).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         params = ListParams(
             active_minutes=active_minutes,
@@ -278,6 +293,8 @@ class SessiondClient(ClientBase):
         `ifUpdatedAt`, when present, must equal the row's current `updatedAt` (null: the row must
         not exist yet), else the patch fails with a conflict and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         params = PatchParams(key=key, fields=fields, agent=agent, if_updated_at=if_updated_at)
@@ -297,6 +314,9 @@ class SessiondClient(ClientBase):
 
         `dryRun` reports what would happen and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `JournalEntryNotFoundError`, `NotRestorableError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         params = RestoreParams(agent=agent, dry_run=dry_run, id=id, progress_token=progress_token)
@@ -305,9 +325,12 @@ class SessiondClient(ClientBase):
     async def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
+
+        Raises `StoreNotFoundError`.
         """
         params = SubscribeParams(agent=agent, all_agents=all_agents)
         return await self._call("sessions.subscribe", params, _SESSIONS_SUBSCRIBE, mutates=False)
@@ -330,6 +353,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Authenticate with the shared token.
 
         The shared token, for clients that cannot send `Authorization: Bearer` at upgrade.
+
+        Raises `AuthRequiredError`.
         """
         return self._run(self.client.auth(token=token))
 
@@ -351,12 +376,16 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         plan_id: str | None = None,
         progress_token: str | int | None = None,
     ) -> CleanupSummary | AllAgentsCleanup:
-        """Run session-store maintenance now, or preview it with `dryRun`.
+        """Run session-store maintenance now, or preview it with `dryRun` (which returns a `planId`;
+        pass it back to apply only that very plan).
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
 
         `planId` (from a dry run) applies only if the plan is still exactly that one;
         `progressToken` asks for `$/progress` notifications carrying it.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `StalePlanError`, `InvalidParamsError`.
 
         It changes state, so it is not sent again after a dropped connection.
         """
@@ -379,18 +408,25 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """The cleanup journal of one store, newest first, and what each entry could restore.
 
         One agent's journal (default: the default agent's), newest entry first.
+
+        Raises `StoreNotFoundError`.
         """
         return self._run(self.client.sessions_cleanups(agent=agent, limit=limit))
 
     def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(self.client.sessions_delete(key=key, agent=agent))
 
     def sessions_get(self, *, key: str, agent: str | None = None) -> GetResult:
-        """One session's whole row."""
+        """One session's whole row.
+
+        Raises `StoreNotFoundError`, `KeyNotFoundError`.
+        """
         return self._run(self.client.sessions_get(key=key, agent=agent))
 
     def sessions_list(
@@ -405,6 +441,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Session summaries, a page at a time.
 
         One page, newest `updatedAt` first (rows without it last, then by key).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         return self._run(
             self.client.sessions_list(
@@ -431,6 +469,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         `ifUpdatedAt`, when present, must equal the row's current `updatedAt` (null: the row must
         not exist yet), else the patch fails with a conflict and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(
@@ -453,6 +493,9 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
 
         `dryRun` reports what would happen and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `JournalEntryNotFoundError`, `NotRestorableError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(
@@ -464,9 +507,12 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
     def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
+
+        Raises `StoreNotFoundError`.
         """
         return self._run(self.client.sessions_subscribe(agent=agent, all_agents=all_agents))
 

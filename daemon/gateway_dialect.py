@@ -6,8 +6,9 @@ received frames into outputs, and the caller carries them out in order:
 - `Send(data)`: send one text frame; `Close(code, reason)`: close the connection, then stop;
 - `Connected()`: `connect` succeeded (mark the connection authenticated, start `tick()`s every
   `facts.tick_interval_ms`);
-- `Dispatch(...)`: run `dispatch.call` through the daemon's method handlers (the JSON-RPC
-  dialect's own), then send `answer(...)`, `refuse(...)` or `crashed(...)` for it;
+- `Dispatch(...)`: run `dispatch.call` through the daemon's one implementation of that method
+  (the JSON-RPC dialect runs the same), then send `answer(...)`, `refuse(...)` (a domain error,
+  coded from protocol/errors.py) or `crashed(...)` for it;
 - `SwitchToJsonRpc(frame)`: the peer speaks JSON-RPC 2.0 after all (it stayed silent until the
   challenge came); hand this frame and the connection to the JSON-RPC dialect.
 
@@ -45,14 +46,15 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sessiond.daemon.jsonrpc_dialect import Call, RpcError
+from sessiond.daemon.jsonrpc_dialect import Call
+from sessiond.engine.errors import DomainError, InvalidParams
 from sessiond.engine.keys import normalize_agent_id
 from sessiond.protocol.cleanup import CleanupParams
+from sessiond.protocol.errors import ERRORS
 from sessiond.protocol.gateway_frames import (
     INVALID_REQUEST,
     NOT_PAIRED,
     PROTOCOL_VERSION,
-    UNAVAILABLE,
     ChallengePayload,
     ConnectAuth,
     ConnectParams,
@@ -76,8 +78,13 @@ from sessiond.protocol.gateway_frames import (
     StateVersion,
     TickPayload,
 )
-from sessiond.protocol.jsonrpc import APP_STORE_WRITE_FAILED
-from sessiond.protocol.methods import METHODS, ListParams, ListResult, SessionSummary
+from sessiond.protocol.methods import (
+    ListParams,
+    ListResult,
+    SessionSummary,
+    keyed_by_table,
+    served_by,
+)
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -148,7 +155,7 @@ class SwitchToJsonRpc:
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    """One accepted request: `call` is what the daemon's JSON-RPC handlers take."""
+    """One accepted request: `call` is what `Daemon.dispatch` takes, in either dialect."""
 
     request_id: str
     method: str
@@ -187,19 +194,18 @@ class ServerFacts:
     tick_interval_ms: int = TICK_INTERVAL_MS
 
 
-# ---------------------------------------------------------------------------- method table
-
-
-class Refusal(Exception):
-    """Params that validate but that sessiond will not serve; answered INVALID_REQUEST."""
+# ------------------------------------------------------------------------- method adapters
 
 
 @dataclass(frozen=True, slots=True)
-class GatewayMethod:
-    """How one gateway method maps onto a sessiond method: params in, payload out."""
+class GatewayAdapter:
+    """The gateway's shape of one method of the table: its params in, its payload out.
+
+    `to_params` may raise `InvalidParams` for params that validate but that sessiond does not
+    serve; they are answered INVALID_REQUEST, as the error table codes that kind.
+    """
 
     params: type[Any]
-    target: str
     scope: str
     to_params: Callable[[Any], Any]
     to_payload: Callable[[Any, Any, int, Mapping[str, str]], Any]
@@ -233,7 +239,7 @@ LIST_MAX_LIMIT: Final = 1000
 def _list_params(p: SessionsListParams) -> ListParams:
     for name, value in (("label", p.label), ("spawnedBy", p.spawned_by), ("search", p.search)):
         if value is not msgspec.UNSET:
-            raise Refusal(f"sessions.list: {name} is not supported by sessiond")
+            raise InvalidParams(f"sessions.list: {name} is not supported by sessiond")
     limit = LIST_DEFAULT_LIMIT if p.limit is msgspec.UNSET else min(p.limit, LIST_MAX_LIMIT)
     agent = _unset_none(p.agent_id)
     return ListParams(
@@ -285,15 +291,19 @@ def _list_payload(
     )
 
 
-GATEWAY_METHODS: Final[dict[str, GatewayMethod]] = {
-    "sessions.cleanup": GatewayMethod(
-        SessionsCleanupParams, "sessions.cleanup", ADMIN_SCOPE, _cleanup_params, _cleanup_payload
-    ),
-    "sessions.list": GatewayMethod(
-        SessionsListParams, "sessions.list", READ_SCOPE, _list_params, _list_payload
-    ),
-}
-"""Exactly the methods `hello-ok.features.methods` announces."""
+GATEWAY_METHODS: Final[dict[str, GatewayAdapter]] = keyed_by_table(
+    {
+        "sessions.cleanup": GatewayAdapter(
+            SessionsCleanupParams, ADMIN_SCOPE, _cleanup_params, _cleanup_payload
+        ),
+        "sessions.list": GatewayAdapter(
+            SessionsListParams, READ_SCOPE, _list_params, _list_payload
+        ),
+    },
+    served_by("gateway"),
+)
+"""The methods the table says this dialect serves, with their adapters: exactly the ones
+`hello-ok.features.methods` announces."""
 
 
 # ---------------------------------------------------------------------------- device proofs
@@ -540,7 +550,7 @@ class GatewayConnection:
         facts: ServerFacts,
         nonce: str,
         conn_id: str,
-        methods: Mapping[str, GatewayMethod] = GATEWAY_METHODS,
+        methods: Mapping[str, GatewayAdapter] = GATEWAY_METHODS,
     ) -> None:
         self.credentials = credentials
         self.facts = facts
@@ -817,9 +827,9 @@ class GatewayConnection:
             return [self._error(frame.id, message)]
         except RecursionError:
             return [self._error(frame.id, f"invalid {frame.method} params: nested too deeply")]
-        except Refusal as exc:
-            return [self._error(frame.id, str(exc))]
-        call = Call(method.target, target, frame.id, METHODS[method.target])
+        except DomainError as exc:
+            return [Send(self._refusal(frame.id, exc))]
+        call = Call(frame.method, target, frame.id)
         return [Dispatch(frame.id, frame.method, call)]
 
     def _authorize(self, method: str) -> str | None:
@@ -845,23 +855,29 @@ class GatewayConnection:
     def answer(
         self, dispatch: Dispatch, result: Any, now_ms: int, paths: Mapping[str, str]
     ) -> bytes:
-        """The `res` for a handler's result; `paths` maps each agent id to its store path."""
+        """The `res` for a method's result; `paths` maps each agent id to its store path."""
         method = self.methods[dispatch.method]
         payload = msgspec.Raw(
             _encode(method.to_payload(result, dispatch.call.params, now_ms, paths))
         )
         return _encode(ResponseFrame(id=dispatch.request_id, ok=True, payload=payload))
 
-    def refuse(self, dispatch: Dispatch, error: RpcError) -> bytes:
-        """The `res` for an error the handler meant (the peer's fault or a store's state)."""
-        details = error.data
-        if error.code == APP_STORE_WRITE_FAILED:
-            shape = ErrorShape(UNAVAILABLE, error.message, details=details, retryable=True)
-        else:
-            shape = ErrorShape(INVALID_REQUEST, error.message, details=details)
-        return _encode(ResponseFrame(id=dispatch.request_id, ok=False, error=shape))
+    def refuse(self, dispatch: Dispatch, error: DomainError) -> bytes:
+        """The `res` for a domain error (the peer's fault or a store's state), coded by kind."""
+        return self._refusal(dispatch.request_id, error)
+
+    def _refusal(self, request_id: str, error: DomainError) -> bytes:
+        codes = ERRORS[error.kind]
+        shape = ErrorShape(
+            codes.gateway,
+            error.message,
+            details=msgspec.UNSET if error.data is None else error.data,
+            retryable=True if codes.retryable else msgspec.UNSET,
+        )
+        return _encode(ResponseFrame(id=request_id, ok=False, error=shape))
 
     def crashed(self, dispatch: Dispatch, exc: BaseException) -> bytes:
-        """The `res` for a bug in a handler: UNAVAILABLE, as the reference answers one."""
-        shape = ErrorShape(UNAVAILABLE, f"internal error: {type(exc).__name__}")
+        """The `res` for a bug in a method: the `internal` row (UNAVAILABLE), as the reference
+        answers one."""
+        shape = ErrorShape(ERRORS["internal"].gateway, f"internal error: {type(exc).__name__}")
         return _encode(ResponseFrame(id=dispatch.request_id, ok=False, error=shape))

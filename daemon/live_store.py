@@ -35,6 +35,7 @@ from sessiond.engine.cleanup.apply_flow import restore_order
 from sessiond.engine.config import (
     StoreTarget,
 )
+from sessiond.engine.errors import StoreReadOnly
 from sessiond.engine.keys import is_protected
 from sessiond.engine.listing import ListKey, list_key
 from sessiond.engine.merge import changed_keys, merge_external
@@ -57,10 +58,6 @@ EMPTY_SETTLE_S = 0.1
 
 class ExternalChange(Exception):
     """The target changed under us between snapshot and rename; merge before writing."""
-
-
-class NotWritable(Exception):
-    """The store's file does not parse; it is served read-only until it does."""
 
 
 @dataclass(slots=True)
@@ -159,7 +156,7 @@ class LiveStore:
         restores a row must leave the file as the local apply would), not at the end.
         """
         if not self.writable:
-            raise NotWritable(str(self.broken or self.store.error or self.path))
+            raise StoreReadOnly(str(self.broken or self.store.error or self.path))
         touched: list[str] = []
         if len(changes) > max(1_000, len(self.store) // 8):
             # A bulk change (a cleanup removing most rows): rebuilding the list index once, on
@@ -453,13 +450,13 @@ def _remove_stale_temps(directory: str, name: str) -> None:
         if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
             continue
         pid_text = entry[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and temp_writer_alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(directory, entry))
 
 
-def _alive(pid: int) -> bool:
+def temp_writer_alive(pid: int) -> bool:
     """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
     parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
     dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""

@@ -3,6 +3,7 @@
 Every mutation goes through `LiveStore.apply` and is answered after `wait_durable`, so a result
 saying `durable: true` means the change was on disk (fsynced and renamed) when it was sent.
 Connection concerns (auth, subscriptions) live in the server; these functions see only params.
+They fail with domain errors (engine/errors.py) only; each dialect picks the wire code.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import msgspec
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
 from sessiond.daemon.journal import KEEP_DAYS, KEEP_ENTRIES, StoreJournal, new_entry_id
-from sessiond.daemon.jsonrpc_dialect import RpcError
-from sessiond.daemon.live_store import LiveStore, NotWritable
+from sessiond.daemon.live_store import LiveStore
 from sessiond.daemon.os_disk_view import OsDiskView
 from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
@@ -38,25 +38,21 @@ from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.progress import NO_PROGRESS, NoProgress, Progress
 from sessiond.engine.cleanup.report import applied_summary, combine, preview_summary
 from sessiond.engine.cleanup.targets import plan_targets
-from sessiond.engine.config import StoreTarget, TargetError, resolve_targets
-from sessiond.engine.errors import DomainError, StoreReadOnly
+from sessiond.engine.config import StoreTarget, resolve_targets
+from sessiond.engine.errors import (
+    DomainError,
+    InvalidParams,
+    KeyNotFound,
+    StoreNotFound,
+    StoreReadOnly,
+    StoreWriteFailed,
+    WriteConflict,
+)
 from sessiond.engine.journal import Finish, JournalEntry, names, plan_restore, row_changes
 from sessiond.engine.listing import ListKey, merge_pages
 from sessiond.engine.store import Store, view_row
 from sessiond.engine.transcripts import SessionsDir, archive_name
 from sessiond.protocol.cleanup import CleanupParams, CleanupResult
-from sessiond.protocol.jsonrpc import (
-    APP_CONFLICT,
-    APP_JOURNAL_ENTRY_NOT_FOUND,
-    APP_KEY_NOT_FOUND,
-    APP_NOT_RESTORABLE,
-    APP_STALE_PLAN,
-    APP_STORE_NOT_FOUND,
-    APP_STORE_NOT_WRITABLE,
-    APP_STORE_WRITE_FAILED,
-    INTERNAL_ERROR,
-    INVALID_PARAMS,
-)
 from sessiond.protocol.methods import (
     DeleteParams,
     DeleteResult,
@@ -78,13 +74,12 @@ _CURSOR = msgspec.json.Decoder(tuple[int, float, str, str])
 def store_for(registry: Registry, agent: str | None) -> LiveStore:
     live = registry.by_agent(agent)
     if live is None:
-        raise RpcError(APP_STORE_NOT_FOUND, f"no store for agent {agent!r}", {"agent": agent})
+        raise StoreNotFound(f"no store for agent {agent!r}", {"agent": agent})
     return live
 
 
-def _not_writable(live: LiveStore) -> RpcError:
-    return RpcError(
-        APP_STORE_NOT_WRITABLE,
+def _not_writable(live: LiveStore) -> StoreReadOnly:
+    return StoreReadOnly(
         "store does not parse; it is read-only until it does",
         {"storePath": live.path, "parseError": str(live.broken or live.store.error)},
     )
@@ -101,8 +96,8 @@ def _decode_cursor(text: str) -> ListKey:
     try:
         return _CURSOR.decode(base64.urlsafe_b64decode(text.encode()))
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise RpcError(
-            INVALID_PARAMS, "Invalid params", {"path": "$.cursor", "reason": "not a cursor"}
+        raise InvalidParams(
+            "Invalid params", {"path": "$.cursor", "reason": "not a cursor"}
         ) from exc
 
 
@@ -128,7 +123,7 @@ def _summary(live: LiveStore, key: str) -> SessionSummary:
 def list_sessions(registry: Registry, params: ListParams) -> ListResult:
     """A bounded page; only the rows on the page are decoded beyond the cached sort index."""
     if params.all_agents and params.agent:
-        raise RpcError(INVALID_PARAMS, "agent and allAgents cannot be used together")
+        raise InvalidParams("agent and allAgents cannot be used together")
     stores = list(registry) if params.all_agents else [store_for(registry, params.agent)]
     after = _decode_cursor(params.cursor) if params.cursor else None
     cutoff = None
@@ -149,8 +144,15 @@ def get_session(registry: Registry, params: GetParams) -> GetResult:
     live = store_for(registry, params.agent)
     raw = live.store.get(params.key)
     if raw is None:
-        raise RpcError(APP_KEY_NOT_FOUND, "no such session", {"key": params.key})
-    return GetResult(params.key, live.agent_id, raw)
+        raise KeyNotFound("no such session", {"key": params.key})
+    return GetResult(params.key, live.agent_id, compact(raw))
+
+
+def compact(raw: msgspec.Raw) -> msgspec.Raw:
+    """The row without the file's indentation and newlines: every token as stored (numbers and
+    escapes keep their spelling), only the whitespace between tokens dropped. The file itself is
+    untouched."""
+    return msgspec.Raw(msgspec.json.format(raw, indent=-1))
 
 
 def _same_value(a: msgspec.Raw, b: msgspec.Raw) -> bool:
@@ -164,7 +166,7 @@ def _patched(current: msgspec.Raw | None, fields: dict[str, msgspec.Raw]) -> msg
     try:
         row = _ROW.decode(current)
     except msgspec.ValidationError as exc:
-        raise RpcError(APP_CONFLICT, "the stored row is not an object; cannot patch") from exc
+        raise WriteConflict("the stored row is not an object; cannot patch") from exc
     if all(k in row and _same_value(row[k], v) for k, v in fields.items()):
         return None
     row.update(fields)
@@ -184,18 +186,17 @@ async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
         found = _updated_at_of(current)
         expected = params.if_updated_at
         if (current is None) != (expected is None) or (current is not None and found != expected):
-            raise RpcError(
-                APP_CONFLICT,
+            raise WriteConflict(
                 "ifUpdatedAt does not match",
                 {"key": params.key, "updatedAt": found, "exists": current is not None},
             )
     row = _patched(current, params.fields)
     if row is None:
         assert current is not None
-        return PatchResult(params.key, live.agent_id, current, await _durable_now(live))
+        return PatchResult(params.key, live.agent_id, compact(current), await _durable_now(live))
     try:
         gen = live.apply({params.key: row}, "patch")
-    except NotWritable as exc:
+    except StoreReadOnly as exc:
         raise _not_writable(live) from exc
     durable = await live.wait_durable(gen)
     return PatchResult(params.key, live.agent_id, live.store.get(params.key) or row, durable)
@@ -239,9 +240,7 @@ async def delete_session(registry: Registry, params: DeleteParams) -> DeleteResu
     )
     try:
         outcome = await _drive(live, entry_flow(entry, None, {params.key: None}), journal)
-    except RpcError as exc:
-        if exc.code != APP_STORE_WRITE_FAILED:
-            raise
+    except StoreWriteFailed:
         return DeleteResult(params.key, live.agent_id, True, False, [])
     archived = [archive for _source, archive in outcome.archived]
     return DeleteResult(params.key, live.agent_id, True, True, archived)
@@ -264,17 +263,14 @@ async def cleanup(
 ) -> CleanupResult:
     """The local CLI's plan on the in-memory stores; apply = journal, remove keys, flush, then
     files. With `planId`, only the very plan the dry run showed is applied."""
-    try:
-        targets = resolve_targets(
-            registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
-        )
-    except TargetError as exc:
-        raise RpcError(APP_STORE_NOT_FOUND, str(exc)) from exc
+    targets = resolve_targets(  # TargetError (kind store_not_found) for a bad agent
+        registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
+    )
     lives: dict[str, LiveStore] = {}
     for target in targets:
         live = registry.stores.get(target.store_path)
         if live is None:
-            raise RpcError(APP_STORE_NOT_FOUND, f"store not loaded: {target.store_path}")
+            raise StoreNotFound(f"store not loaded: {target.store_path}")
         if not live.writable:
             raise _not_writable(live)
         lives[target.store_path] = live
@@ -307,7 +303,7 @@ async def _cleanup_locked(
     progress.begin("sessions.cleanup", "plan", rows)
     clock = now_ms()
     try:
-        planned = await asyncio.to_thread(
+        planned = await asyncio.to_thread(  # StoreReadOnly for a snapshot that does not parse
             plan_targets,
             targets,
             load,
@@ -317,9 +313,9 @@ async def _cleanup_locked(
             clock,
             registry.where,
         )
-    except StoreReadOnly as exc:
+    except StoreReadOnly:
         progress.end("failed")
-        raise RpcError(APP_STORE_NOT_WRITABLE, str(exc)) from exc
+        raise
     progress.report("plan", rows, rows)
     mode = planned[0].plan.mode if planned else registry.config.maintenance.mode
     plans = [p.plan for p in planned]
@@ -333,10 +329,10 @@ async def _cleanup_locked(
         )
     if params.plan_id is not None:
         try:
-            check_plan_id(params.plan_id, plans, generation)
-        except DomainError as exc:
+            check_plan_id(params.plan_id, plans, generation)  # StalePlan, or InvalidParams
+        except DomainError:
             progress.end("refused")
-            raise undo_error(exc) from exc
+            raise
     summaries = []
     for p in planned:
         live = lives[p.plan.target.store_path]
@@ -345,7 +341,7 @@ async def _cleanup_locked(
         flow = apply_flow(p.plan, snapshots[live.path], header, options)
         try:
             reconciled = await _drive(live, flow, journal, progress)
-        except RpcError:
+        except DomainError:
             progress.end("failed")
             raise
         summaries.append(applied_summary(p.plan, len(live.store), reconciled.applied))
@@ -388,11 +384,10 @@ async def _drive(
                 progress.report("commit", 0, len(step.changes))
                 try:
                     gen = live.apply(step.changes, step.reason, step.order_like)
-                except NotWritable as exc:
+                except StoreReadOnly as exc:
                     raise _not_writable(live) from exc
                 if not await live.wait_durable(gen):
-                    raise RpcError(
-                        APP_STORE_WRITE_FAILED,
+                    raise StoreWriteFailed(
                         f"{step.what} could not be written; kept in memory and retried",
                         {"storePath": live.path, "error": live.flush_error},
                     )
@@ -432,18 +427,6 @@ def _threadsafe(
 # ============================================================= issue 15: journal and undo
 
 
-def undo_error(exc: DomainError) -> RpcError:
-    """The JSON-RPC error for issue 15's domain errors (until the shared error table has them)."""
-    codes = {
-        "stale_plan": APP_STALE_PLAN,
-        "journal_entry_not_found": APP_JOURNAL_ENTRY_NOT_FOUND,
-        "not_restorable": APP_NOT_RESTORABLE,
-        "invalid_params": INVALID_PARAMS,
-    }
-    data = exc.data if exc.data is not None else msgspec.UNSET
-    return RpcError(codes.get(exc.kind, INTERNAL_ERROR), exc.message, data)
-
-
 def list_cleanups(registry: Registry, params: CleanupsParams) -> CleanupsResult:
     live = store_for(registry, params.agent)
     if live.writable:
@@ -470,10 +453,7 @@ async def restore(
     clock = now_ms()
     journal = registry.journals.open(live.path, live.store, clock)
     async with registry.journals.apply_lock:
-        try:
-            entry = journal.pick(params.id)
-        except DomainError as exc:
-            raise undo_error(exc) from exc
+        entry = journal.pick(params.id)  # JournalEntryNotFound, NotRestorable
         directory = os.path.dirname(os.path.abspath(live.path))
 
         def exists(name: str) -> bool:
@@ -490,7 +470,7 @@ async def restore(
             outcome = await _drive(
                 live, entry_flow(mine, plan.order, plan.changes), journal, progress
             )
-        except RpcError:
+        except DomainError:
             progress.end("failed")
             raise
         progress.end(f"restored {result.restored_rows} rows")

@@ -1,19 +1,22 @@
 """Domain errors: what went wrong in sessiond's terms, before any wire code is chosen.
 
-Every error the engine or the daemon raises on purpose derives from `DomainError` and names its
-`kind`; the dialects translate a kind to a JSON-RPC code and a gateway error code from the one
-table in `sessiond.protocol.errors`, at the edge. Nothing below the dialects knows a wire code.
+Every error the engine or the daemon means a client to see derives from `DomainError` and names
+its `kind` (the daemon's own, `AuthRequired`, lives in daemon/server.py); the dialects translate
+a kind to a JSON-RPC code and a gateway error code from the one table in
+`sessiond.protocol.errors`, at the edge. Nothing below the dialects knows a wire code.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from sessiond.protocol.errors import ErrorKind
+
 
 class DomainError(Exception):
     """Base of sessiond's own errors; `data` carries the facts a client may show."""
 
-    kind: ClassVar[str] = "internal"
+    kind: ClassVar[ErrorKind] = "internal"
 
     def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -46,18 +49,16 @@ class KeyNotFound(DomainError):
 
 
 class WriteConflict(DomainError):
-    """The row changed since the caller read it (`expectUpdatedAt` did not match)."""
+    """The row changed since the caller read it (`ifUpdatedAt` did not match)."""
 
     kind = "conflict"
 
 
-class InvalidRequest(DomainError):
-    """Params that parse but cannot be carried out (a bad cursor, an unknown agent id)."""
+class InvalidParams(DomainError):
+    """Params that decode but cannot be carried out together (a bad cursor, `agent` with
+    `allAgents`)."""
 
     kind = "invalid_params"
-
-
-# ---- issue 15: plan ids and undo (kinds translated at the edge; codes in protocol/jsonrpc.py)
 
 
 class StalePlan(DomainError):

@@ -53,6 +53,12 @@ APP_KEY_NOT_FOUND: Final = -32004
 """No row with that key in the store."""
 APP_STORE_WRITE_FAILED: Final = -32005
 """The change could not be made durable; it is kept in memory and retried."""
+APP_STALE_PLAN: Final = -32006
+"""`planId` no longer names the plan a cleanup would carry out; `data.actions` says what changed."""
+APP_JOURNAL_ENTRY_NOT_FOUND: Final = -32007
+"""No cleanup journal entry by that id (or none at all) for the store."""
+APP_NOT_RESTORABLE: Final = -32008
+"""The journal entry cannot be restored (unfinished, rolled back, or restored already)."""
 
 RequestId = str | int | float | None
 
@@ -77,7 +83,7 @@ class ErrorObject(msgspec.Struct, omit_defaults=True):
 
 
 class SuccessResponse(msgspec.Struct, kw_only=True):
-    """`result` is usually pre-encoded (`msgspec.Raw`) so handlers encode with their own type."""
+    """`result` is usually pre-encoded (`msgspec.Raw`), each method's with its own result type."""
 
     jsonrpc: Literal["2.0"] = "2.0"
     id: RequestId
@@ -96,12 +102,3 @@ class Notification(msgspec.Struct, kw_only=True):
     jsonrpc: Literal["2.0"] = "2.0"
     method: str
     params: Any
-
-
-# ---- issue 15: plan ids and undo
-APP_STALE_PLAN: Final = -32006
-"""`planId` no longer names the plan a cleanup would carry out; `data.actions` says what changed."""
-APP_JOURNAL_ENTRY_NOT_FOUND: Final = -32007
-"""No cleanup journal entry by that id (or none at all) for the store."""
-APP_NOT_RESTORABLE: Final = -32008
-"""The journal entry cannot be restored (unfinished, rolled back, or restored already)."""

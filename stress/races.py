@@ -34,7 +34,6 @@ import itertools
 import json
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -43,11 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from harness.daemon_process import DaemonProcess as Daemon
 from harness.raw_frames import RpcClient
-
-from stress.common import Daemon, Report, machine, store_path, write_state_dir
+from harness.state_dirs import store_path, write_state_dir
+from harness.stress_report import Report, machine
 
 FAMILY = 16
 WRITERS = 4

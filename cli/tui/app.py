@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 
 from sessiond.cli.tui.link import Link, LinkState
 from sessiond.cli.tui.model import Row, RowId, RowSet
-from sessiond.client import SeqGap, SessiondClient
-from sessiond.protocol.methods import SessionsChanged, StatusResult
+from sessiond.client import SessiondClient
+from sessiond.client.changes import ChangeItem
+from sessiond.protocol.methods import StatusResult
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.signal import Signal
@@ -45,7 +46,7 @@ class LoadProgress:
 @dataclass(frozen=True, slots=True)
 class FeedItem:
     at: float
-    item: SessionsChanged | SeqGap
+    item: ChangeItem
 
 
 def now_ms() -> float:
@@ -165,7 +166,7 @@ class SessiondTui(App[int]):
         self.status = status
         self.status_signal.publish(None)
 
-    def change_seen(self, item: SessionsChanged | SeqGap) -> None:
+    def change_seen(self, item: ChangeItem) -> None:
         entry = FeedItem(time.time(), item)
         self.feed.append(entry)
         self.feed_signal.publish(entry)

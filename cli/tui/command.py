@@ -71,7 +71,7 @@ def resolve(url: str | None, token: str | None) -> tuple[str, str | None, Mainte
     except ConfigError as exc:
         config = parse_config({}, path)
         maintenance = Maintenance(path, problem=exc.render(where.home))
-    return daemon_url(url, env), daemon_token(token, env, config), maintenance
+    return daemon_url(url, env).url, daemon_token(token, env, config), maintenance
 
 
 def quiet_logs(log_file: str | None) -> None:

@@ -29,7 +29,8 @@ from sessiond.client import (
     SessiondClient,
     SessiondError,
 )
-from sessiond.protocol.methods import SessionsChanged, StatusResult
+from sessiond.client.changes import ChangeItem
+from sessiond.protocol.methods import StatusResult, StoresChanged
 
 log = logging.getLogger("sessiond.tui")
 
@@ -76,7 +77,7 @@ class Sink(Protocol):
 
     def status_changed(self, status: StatusResult) -> None: ...
 
-    def change_seen(self, item: SessionsChanged | SeqGap) -> None:
+    def change_seen(self, item: ChangeItem) -> None:
         """Every notification and gap, for the Live screen's feed."""
 
 
@@ -102,7 +103,7 @@ class Link:
         self.state: LinkState = "connecting"
         self.retry_in: float | None = None
         """Seconds to the next connection attempt while gone, for the status line."""
-        self._queue: asyncio.Queue[SeqGap | SessionsChanged] = asyncio.Queue()
+        self._queue: asyncio.Queue[ChangeItem] = asyncio.Queue()
         self._loaded_once = False
         self._status_now = asyncio.Event()
 
@@ -198,7 +199,12 @@ class Link:
             reload: set[str] = set()
             keys: dict[str, set[str]] = {}
             for item in batch:
-                if isinstance(item, SeqGap) or len(item.keys) > REFRESH_KEYS_AT_MOST:
+                if isinstance(item, StoresChanged):
+                    # A config reload added or removed agents: read the new, drop the gone.
+                    reload.update(store.agent_id for store in item.added)
+                    for store in item.removed:
+                        self.sink.store_reloaded(store.agent_id, [])
+                elif isinstance(item, SeqGap) or len(item.keys) > REFRESH_KEYS_AT_MOST:
                     reload.add(item.agent_id)
                 else:
                     keys.setdefault(item.agent_id, set()).update(item.keys)

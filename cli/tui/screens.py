@@ -13,7 +13,7 @@ from rich.text import Text
 from sessiond.cli.tui.model import SORT_FIELDS, Row, RowId, format_age, format_bytes
 from sessiond.cli.tui.widgets import Column, VirtualTable
 from sessiond.client import KeyNotFoundError, SeqGap, SessiondError
-from sessiond.protocol.methods import SessionSummary, StatusResult
+from sessiond.protocol.methods import SessionSummary, StatusResult, StoresChanged
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -355,6 +355,11 @@ def _feed_line(entry: FeedItem) -> Text:
         seen = "?" if item.last_seen is None else str(item.last_seen)
         line.append(f"{item.agent_id:8s} gap ({item.reason}) seq {seen}→{item.current}", "bold")
         line.append(": store read again")
+        return line
+    if isinstance(item, StoresChanged):
+        added = ", ".join(s.agent_id for s in item.added) or "-"
+        removed = ", ".join(s.agent_id for s in item.removed) or "-"
+        line.append(f"stores changed (config reload): added {added}; removed {removed}", "bold")
         return line
     keys = item.keys
     shown = keys[0] if keys else ""

@@ -111,8 +111,10 @@ def _result(method: Method) -> str:
     return " | ".join(method.results)
 
 
-def _client_method(method: Method, params: Struct) -> Iterator[str]:
+def _client_method(method: Method, params: Struct, raises: list[str]) -> Iterator[str]:
     doc = method.description
+    if raises:
+        doc += "\n\nRejects with " + ", ".join(f"`{name}`" for name in raises) + "."
     if method.mutates:
         doc += "\n\nIt changes state, so it is not sent again after a dropped connection."
     yield ""
@@ -184,7 +186,9 @@ def render(contract: Contract) -> str:
         "  }",
     ]
     for method in contract.methods:
-        out += _client_method(method, contract.structs[method.params])
+        out += _client_method(
+            method, contract.structs[method.params], contract.error_classes(method)
+        )
     out.append("}")
     too_long = [line for line in out if len(line) > _WIDTH]
     if too_long:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import msgspec
 from sessiond.engine.cleanup.plan import Action, StorePlan
-from sessiond.engine.errors import InvalidRequest, StalePlan
+from sessiond.engine.errors import InvalidParams, StalePlan
 
 COUNTED: tuple[str, ...] = (
     Action.PRUNE_MISSING.value,
@@ -50,7 +50,7 @@ class PlanId:
 def parse_plan_id(text: str) -> PlanId:
     found = _FORMAT.match(text.strip())
     if found is None:
-        raise InvalidRequest(
+        raise InvalidParams(
             f"not a plan id: {text!r}", {"path": "$.planId", "reason": "not a plan id"}
         )
     return PlanId(

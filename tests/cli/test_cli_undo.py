@@ -17,11 +17,16 @@ def _sessiond(state: StateDir, *args: str) -> subprocess.CompletedProcess[str]:
         OPENCLAW_STATE_DIR=str(state.root),
         HOME=str(state.root),
         SESSIOND_NOW_MS=str(NOW),
-        SESSIOND_URL="ws://127.0.0.1:1",
+        OPENCLAW_GATEWAY_PORT="1",
     )
     exe = Path(sys.executable).with_name("sessiond")
+    command, *rest = args  # --local: on the files, without the fallback note on stderr
     return subprocess.run(
-        [str(exe), "sessions", *args], env=env, capture_output=True, text=True, timeout=60
+        [str(exe), "sessions", command, "--local", *rest],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

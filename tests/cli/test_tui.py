@@ -18,8 +18,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from harness import DaemonProcess, read_rows, run, store_path, write_state_dir
-from sessiond.cli.demo import build_demo_state
+from harness.async_run import run
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows, store_path, write_state_dir
+from sessiond.cli.demo import build_demo_state, claim_demo_dir
 from sessiond.cli.tui.app import SessiondTui
 from sessiond.cli.tui.cleanup_screens import PlanScreen
 from sessiond.cli.tui.command import quiet_logs
@@ -35,6 +37,7 @@ Body = Callable[[SessiondTui, Pilot[int]], Awaitable[None]]
 
 def _demo(tmp_path: Path) -> Path:
     root = tmp_path / "state"
+    claim_demo_dir(root)
     build_demo_state(root, time.time_ns() // 1_000_000)
     return root
 
@@ -360,7 +363,8 @@ def test_apply_then_undo_leaves_the_store_as_it_was(tmp_path: Path) -> None:
         for agent in agents:
             assert store_path(root, agent).read_bytes() == stores[agent]
             now = _sessions_dir(root, agent)
-            assert now - {n for n in now if n.endswith(".journal")} == files[agent] - lost
+            daemons_own = {n for n in now if n.endswith((".journal", ".sessiond.lock"))}
+            assert now - daemons_own == files[agent] - lost
         await _wait(pilot, lambda: len(app.rows.rows) == 18)
 
     with DaemonProcess(root) as daemon:

@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import DaemonProcess, read_rows, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows, write_state_dir
 from sessiond.client import (
     AuthRequiredError,
     Backoff,

@@ -14,16 +14,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import (
-    DaemonProcess,
-    http_status,
-    read_rows,
-    run,
-    store_path,
-    until,
-    write_state_dir,
-)
+from harness.async_run import run, until
+from harness.daemon_process import DaemonProcess, http_status
 from harness.raw_frames import RpcCallError, RpcClient
+from harness.state_dirs import read_rows, store_path, write_state_dir
 from websockets.exceptions import ConnectionClosed
 
 ROWS = {
@@ -284,11 +278,12 @@ def cleanup_state(root: Path) -> None:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under agents/; cleanup journals apart (`journals` compares those)."""
+    """Every file under agents/ but a running daemon's store locks (daemon/store_lock.py) and
+    the cleanup journals (`journals` compares those)."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted((root / "agents").rglob("*"))
-        if p.is_file() and not p.name.endswith(".journal")
+        if p.is_file() and not p.name.endswith((".sessiond.lock", ".journal"))
     }
 
 

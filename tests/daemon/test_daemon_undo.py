@@ -12,8 +12,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import DaemonProcess, run, store_path, write_state_dir
+from harness.async_run import run
+from harness.daemon_process import DaemonProcess
 from harness.raw_frames import RpcCallError, RpcClient
+from harness.state_dirs import store_path, write_state_dir
 from prometheus_client.parser import text_string_to_metric_families
 from sessiond.client import KeyNotFoundError, SessiondClient, StalePlanError
 from sessiond.protocol.jsonrpc import APP_STALE_PLAN
@@ -50,7 +52,7 @@ def _files(root: Path) -> dict[str, bytes]:
     return {
         p.name: p.read_bytes()
         for p in sorted(sessions.iterdir())
-        if p.is_file() and not p.name.endswith(".journal")
+        if p.is_file() and not p.name.endswith((".journal", ".sessiond.lock"))
     }
 
 

@@ -17,7 +17,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from harness import DaemonProcess, run, store_path, write_state_dir
+from harness.async_run import run
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import store_path, write_state_dir
 from regressions.live import fault_env, wait_phase
 from sessiond.client import ConnectionLostError, SessiondClient
 
@@ -73,7 +75,9 @@ def _files(root: Path) -> dict[str, bytes]:
     return {
         p.name: p.read_bytes()
         for p in sessions.iterdir()
-        if p.is_file() and not p.name.endswith(".journal") and not p.name.startswith(".")
+        if p.is_file()
+        and not p.name.endswith((".journal", ".sessiond.lock"))
+        and not p.name.startswith(".")
     }
 
 

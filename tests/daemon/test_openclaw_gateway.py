@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -27,11 +25,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from differential import harness
 from differential.fixtures import DAY, FRESH, HOUR, StateBuilder
-from harness import DaemonProcess, read_rows, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.reference_gateway import ReferenceGateway
+from harness.state_dirs import read_rows, write_state_dir
 from sessiond.daemon import gateway_dialect as gw
-from sessiond.daemon.jsonrpc_dialect import RpcError
+from sessiond.engine.errors import StoreNotFound, StoreWriteFailed
 from sessiond.protocol.cleanup import CleanupParams
-from sessiond.protocol.jsonrpc import APP_STORE_NOT_FOUND, APP_STORE_WRITE_FAILED
 from sessiond.protocol.methods import ListParams, ListResult, SessionSummary
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -514,14 +513,14 @@ def test_answers_refusals_and_crashes() -> None:
     empty = ListResult([], 0, False, None)
     assert json.loads(conn.answer(all_agents, empty, NOW, paths))["payload"]["path"] == "(multiple)"
 
-    error = RpcError(APP_STORE_NOT_FOUND, 'Unknown agent id "x".', {"agent": "x"})
+    error = StoreNotFound('Unknown agent id "x".', {"agent": "x"})
     frame = json.loads(conn.refuse(dispatch, error))
     assert frame["error"] == {
         "code": "INVALID_REQUEST",
         "message": 'Unknown agent id "x".',
         "details": {"agent": "x"},
     }
-    frame = json.loads(conn.refuse(dispatch, RpcError(APP_STORE_WRITE_FAILED, "disk full")))
+    frame = json.loads(conn.refuse(dispatch, StoreWriteFailed("disk full")))
     assert frame["error"] == {"code": "UNAVAILABLE", "message": "disk full", "retryable": True}
     frame = json.loads(conn.crashed(dispatch, KeyError("x")))
     assert frame["error"] == {"code": "UNAVAILABLE", "message": "internal error: KeyError"}
@@ -767,50 +766,6 @@ def _sessions_only(observation: dict[str, Any]) -> dict[str, Any]:
     return observation
 
 
-class ReferenceGateway:
-    """`openclaw gateway run` on a state dir, in its own process group (it forks helpers)."""
-
-    def __init__(self, bin_path: Path, state_dir: Path, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
-        env.update({"HOME": str(state_dir), "OPENCLAW_STATE_DIR": str(state_dir), "TZ": "UTC"})
-        self.port = harness.free_port()
-        self.log_path = log_path
-        self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        argv = [str(bin_path), "gateway", "run", "--allow-unconfigured", "--auth", "token"]
-        argv += ["--token", INTEROP_TOKEN, "--port", str(self.port), "--bind", "loopback"]
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=state_dir,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until it logs `[gateway] ready` (its sidecars are up and connects are accepted)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = harness.strip_ansi(self.log_path.read_text(errors="replace"))
-            if any(line.rstrip().endswith("[gateway] ready") for line in text.splitlines()):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"reference gateway exited {self.proc.returncode}: {text}")
-            time.sleep(0.2)
-        raise TimeoutError("reference gateway not ready")
-
-    def stop(self) -> None:
-        """SIGTERM the group, then SIGKILL it: a helper may outlive the leader."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def interop(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One state dir built once, copied with `cp -a`; the reference gateway on one copy,
@@ -828,7 +783,7 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for target in (ref_state, our_state):
         subprocess.run(["cp", "-a", str(original), str(target)], check=True)
     started = time.monotonic()
-    gateway = ReferenceGateway(ref_bin, ref_state, base / "gateway.log")
+    gateway = ReferenceGateway(ref_bin, ref_state, base / "gateway.log", INTEROP_TOKEN)
     try:
         ours = DaemonProcess(our_state, "--token", INTEROP_TOKEN)
         try:

@@ -58,13 +58,13 @@ ABSENT = "<absent>"
 # tests instead of failing them. Keep the scopes narrow: a glob that is too wide hides bugs.
 KNOWN_DIFFERENCES: dict[str, str] = {
     "*|dry-run-json|stdout.deletions": (
-        "compat #29: sessiond's dry run lists the files the apply would delete outright."
+        "compat #32: sessiond's dry run lists the files the apply would delete outright."
     ),
     "*|dry-run-json|stdout.stores.*.deletions": (
-        "compat #29: the files the apply would delete outright (per store)."
+        "compat #32: the files the apply would delete outright (per store)."
     ),
     "*|dry-run-json|stdout.planId": (
-        "compat #30: sessiond's dry run names its plan, for `sessions cleanup --plan`."
+        "compat #33: sessiond's dry run names its plan, for `sessions cleanup --plan`."
     ),
     "*|applied-json|stdout.beforeCount": (
         "compat #1: sessiond's applied beforeCount counts the rows before the --fix-missing and "
@@ -542,14 +542,14 @@ def known_reason(case: str, index: int, flags: Sequence[str], path: str) -> str 
 
 SESSIOND_SECTIONS: dict[str, str] = {
     "Files deleted outright (no archive is kept; a restore cannot bring them back):": (
-        "compat #29: sessiond's dry-run table lists the files the apply would delete outright."
+        "compat #32: sessiond's dry-run table lists the files the apply would delete outright."
     ),
 }
 """Sections only sessiond prints (a header line, to the next blank line or the end): set
 aside before the text comparison and reported as known."""
 
 SESSIOND_FILES: dict[str, str] = {
-    ".json.journal": "compat #30: sessiond keeps a cleanup journal beside each store it cleans.",
+    ".json.journal": "compat #33: sessiond keeps a cleanup journal beside each store it cleans.",
 }
 """Files only sessiond leaves (by name suffix): set aside before the listing comparison."""
 

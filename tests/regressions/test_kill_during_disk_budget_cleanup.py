@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess, clean_env
+from harness.state_dirs import store_path, write_state_dir
 from sessiond.client import ConnectionLostError
 
 from .live import client, fault_env, run, wait_phase
@@ -109,7 +110,7 @@ def test_daemon_killed_after_a_budget_unlink(tmp_path: Path) -> None:
 def test_local_cli_killed_after_a_budget_unlink(tmp_path: Path) -> None:
     root = _state(tmp_path / "state")
     phase = tmp_path / "phase"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "SESSIOND_"))}
+    env = clean_env()
     env.update(fault_env(phase, "after-unlink:pause"), OPENCLAW_STATE_DIR=str(root), HOME=str(root))
     exe = str(Path(sys.executable).with_name("sessiond"))
     cli = subprocess.Popen(

@@ -43,7 +43,7 @@ def _env(root: Path) -> dict[str, str]:
         OPENCLAW_STATE_DIR=str(root),
         HOME=str(root),
         SESSIOND_NOW_MS=str(NOW),
-        SESSIOND_URL="ws://127.0.0.1:1",  # no daemon: local mode
+        OPENCLAW_GATEWAY_PORT="1",  # no daemon at the default address: local mode
     )
     return env
 
@@ -59,7 +59,7 @@ def _files(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith(".journal")
+        if p.is_file() and not p.name.endswith((".journal", ".sessiond.lock"))
     }
 
 

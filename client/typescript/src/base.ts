@@ -11,6 +11,7 @@ import { RpcError, SessiondError, type RpcErrorClass } from "./errors.js";
 import type {
   ProgressParams,
   SessionsChanged,
+  StoresChanged,
   SubscribeParams,
   SubscribeResult,
 } from "./generated.js";
@@ -55,7 +56,8 @@ export class ClientBase {
   /**
    * `sessions.changed` for one agent's store, every store, or (neither) the default agent's:
    * `for await (const item of client.changes())` yields SessionsChanged, and a SeqGap before
-   * any point where changes may have been missed.
+   * any point where changes may have been missed; with `allAgents`, a StoresChanged when a
+   * config reload adds or removes stores.
    */
   changes(params: SubscribeParams = {}, maxQueued = 1000): ChangeStream {
     const stream: ChangeStream = new ChangeStream(
@@ -106,7 +108,8 @@ export class ClientBase {
       this.progress.get(step.token)?.(step);
       return;
     }
-    if (method !== "sessions.changed") return;
-    for (const stream of this.streams) stream.push(params as SessionsChanged);
+    if (method !== "sessions.changed" && method !== "sessions.storesChanged") return;
+    const change = params as SessionsChanged | StoresChanged;
+    for (const stream of this.streams) stream.push(change);
   }
 }

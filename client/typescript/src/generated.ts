@@ -363,6 +363,17 @@ export interface StoreStatus {
   corruptCopy: string | null;
 }
 
+/**
+ * Params of `sessions.storesChanged`: the stores a subscription gained or lost when a config reload
+ * (SIGHUP) added or removed agents. An `allAgents` subscription gains every added store; any
+ * subscription loses a removed one. An added store comes with its current seq, so its first
+ * `sessions.changed` shows any gap; a removed one sends nothing more.
+ */
+export interface StoresChanged {
+  added: SubscribedStore[];
+  removed: SubscribedStore[];
+}
+
 /** Which stores to hear about: one agent, every agent, or (neither) the default agent. */
 export interface SubscribeParams {
   /** Default `null`. */
@@ -458,6 +469,7 @@ export interface Methods {
 export interface Notifications {
   "$/progress": ProgressParams;
   "sessions.changed": SessionsChanged;
+  "sessions.storesChanged": StoresChanged;
 }
 
 /** The JSON-RPC error codes by name, as in protocol/jsonrpc.py. */
@@ -565,7 +577,11 @@ export class SessiondClient extends ClientBase {
     super(url, options, ERRORS);
   }
 
-  /** Authenticate with the shared token. */
+  /**
+   * Authenticate with the shared token.
+   *
+   * Rejects with `AuthRequiredError`.
+   */
   auth(params: AuthParams): Promise<AuthResult> {
     return this.request("auth", params, false);
   }
@@ -576,7 +592,11 @@ export class SessiondClient extends ClientBase {
   }
 
   /**
-   * Run session-store maintenance now, or preview it with `dryRun`.
+   * Run session-store maintenance now, or preview it with `dryRun` (which returns a `planId`; pass
+   * it back to apply only that very plan).
+   *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+   * `StalePlanError`, `InvalidParamsError`.
    *
    * It changes state, so it is not sent again after a dropped connection.
    */
@@ -584,7 +604,11 @@ export class SessiondClient extends ClientBase {
     return this.request("sessions.cleanup", params, true);
   }
 
-  /** The cleanup journal of one store, newest first, and what each entry could restore. */
+  /**
+   * The cleanup journal of one store, newest first, and what each entry could restore.
+   *
+   * Rejects with `StoreNotFoundError`.
+   */
   sessionsCleanups(params: CleanupsParams = {}): Promise<CleanupsResult> {
     return this.request("sessions.cleanups", params, false);
   }
@@ -592,24 +616,36 @@ export class SessiondClient extends ClientBase {
   /**
    * Remove one row, then archive its transcripts.
    *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`.
+   *
    * It changes state, so it is not sent again after a dropped connection.
    */
   sessionsDelete(params: DeleteParams): Promise<DeleteResult> {
     return this.request("sessions.delete", params, true);
   }
 
-  /** One session's whole row. */
+  /**
+   * One session's whole row.
+   *
+   * Rejects with `StoreNotFoundError`, `KeyNotFoundError`.
+   */
   sessionsGet(params: GetParams): Promise<GetResult> {
     return this.request("sessions.get", params, false);
   }
 
-  /** Session summaries, a page at a time. */
+  /**
+   * Session summaries, a page at a time.
+   *
+   * Rejects with `StoreNotFoundError`, `InvalidParamsError`.
+   */
   sessionsList(params: ListParams = {}): Promise<ListResult> {
     return this.request("sessions.list", params, false);
   }
 
   /**
    * Create or change one session's row.
+   *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
    *
    * It changes state, so it is not sent again after a dropped connection.
    */
@@ -620,13 +656,21 @@ export class SessiondClient extends ClientBase {
   /**
    * Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.
    *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+   * `JournalEntryNotFoundError`, `NotRestorableError`.
+   *
    * It changes state, so it is not sent again after a dropped connection.
    */
   sessionsRestore(params: RestoreParams = {}): Promise<RestoreResult> {
     return this.request("sessions.restore", params, true);
   }
 
-  /** Receive `sessions.changed` for these stores on this connection. */
+  /**
+   * Receive `sessions.changed` for these stores on this connection (with `allAgents`, also for
+   * stores added later, announced by `sessions.storesChanged`).
+   *
+   * Rejects with `StoreNotFoundError`.
+   */
   sessionsSubscribe(params: SubscribeParams = {}): Promise<SubscribeResult> {
     return this.request("sessions.subscribe", params, false);
   }
