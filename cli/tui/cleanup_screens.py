@@ -405,7 +405,7 @@ class PlanScreen(TuiScreen):
         if plan.would_mutate():
             gone = len(plan.deletions)
             files = f" · f: the {gone} files deleted outright" if gone else ""
-            self.say(f"a: apply this plan (asks first) · r: plan again{files}")
+            self.say(f"a: apply (asks first) · r: plan again{files}")
         else:
             self.say("Nothing to do: this plan changes nothing.")
 
@@ -522,7 +522,7 @@ class PlanScreen(TuiScreen):
 def _question(plan: PlanView) -> str:
     actions = ", ".join(f"{a} {n}" for a, n in plan.by_action.items() if a != "keep")
     lines = [
-        "Apply this plan?",
+        f"Apply plan {plan.plan_id}?" if plan.plan_id else "Apply this plan?",
         "",
         f"{plan.changes()} rows go from {len(plan.stores)} store(s) ({actions}).",
         "Transcripts are archived as the CLI's apply does; the journal can put rows back.",
