@@ -12,7 +12,7 @@ import gc
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sessiond.cli.tui.link import Link, LinkState
 from sessiond.cli.tui.model import Row, RowId, RowSet
@@ -54,7 +54,7 @@ def now_ms() -> float:
 
 
 class SessiondTui(App[int]):
-    """The app; `link=None` leaves the connection to the caller (the bench drives its own)."""
+    """The app on one daemon: `SessiondTui(url, token).run()`, or `run_test()` headless."""
 
     TITLE = "sessiond"
     CSS = """
@@ -170,11 +170,3 @@ class SessiondTui(App[int]):
         entry = FeedItem(time.time(), item)
         self.feed.append(entry)
         self.feed_signal.publish(entry)
-
-
-def status_total(status: StatusResult, name: str) -> Any:
-    """A figure of `daemon.status` that newer daemons add (None when this one has no such field).
-
-    Read by name so the TUI shows, say, `staleWritesRepaired` as soon as the protocol has it.
-    """
-    return getattr(status, name, None)

@@ -101,8 +101,6 @@ class Link:
         self.client: SessiondClient | None = None
         """The open client while connected (the screens' own calls go through it)."""
         self.state: LinkState = "connecting"
-        self.retry_in: float | None = None
-        """Seconds to the next connection attempt while gone, for the status line."""
         self._queue: asyncio.Queue[ChangeItem] = asyncio.Queue()
         self._loaded_once = False
         self._status_now = asyncio.Event()
@@ -132,12 +130,9 @@ class Link:
                 return
             except ConnectError as exc:
                 await client.close()
-                pause = next(delays)
-                self.retry_in = pause
                 self._move("failed", str(exc))
-                await asyncio.sleep(pause)
+                await asyncio.sleep(next(delays))
                 continue
-            self.retry_in = None
             self.client = client
             opened = loop.time()
             try:

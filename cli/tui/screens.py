@@ -29,15 +29,24 @@ if TYPE_CHECKING:
 
 
 def _when(now: float, stamp_ms: float | None) -> str:
-    return "never" if stamp_ms is None else format_age(now * 1000, stamp_ms)
+    """How long ago, short (`3m`); `-` for never."""
+    return "-" if stamp_ms is None else format_age(now * 1000, stamp_ms)
 
 
 def status_text(app: SessiondTui, now: float) -> Text:
-    """One line: how the link is, and the daemon's state as `daemon.status` last said."""
+    """One line: how the link is, and the daemon's state as `daemon.status` last said.
+
+    Connected, it leads with the daemon's readiness (`● ready`), so that 100k rows and every
+    figure still fit 80 columns; a figure the daemon does not report is left out.
+    """
     out = Text(no_wrap=True, overflow="ellipsis")
     state = app.link_state
+    status = app.status
     if state == "live":
-        out.append("● live", style="bold green")
+        if status is None or status.ready:
+            out.append("● ready" if status else "● live", style="bold green")
+        else:
+            out.append("● not ready", style="bold red")
     elif state == "connecting":
         out.append(f"… connecting to {app.url}", style="bold yellow")
     elif state == "refused":
@@ -53,7 +62,6 @@ def status_text(app: SessiondTui, now: float) -> Text:
     load = app.load
     if not load.done and load.total:
         out.append(f"  loading {load.loaded:,}/{load.total:,}")
-    status = app.status
     if status is None:
         return out
     rows = sum(store.rows for store in status.stores)
@@ -69,8 +77,6 @@ def status_text(app: SessiondTui, now: float) -> Text:
     if repaired is not None:
         parts.append(f"repaired {repaired}")
     out.append("  " + " · ".join(parts))
-    out.append(" · ")
-    out.append("ready" if status.ready else "not ready", style="green" if status.ready else "red")
     return out
 
 
@@ -80,16 +86,16 @@ class StatusLine(Static):
     """
 
     def on_mount(self) -> None:
-        self.app_.status_signal.subscribe(self, lambda _none: self.redraw())
+        self.tui.status_signal.subscribe(self, lambda _none: self.redraw())
         self.set_interval(5.0, self.redraw)
         self.redraw()
 
     @property
-    def app_(self) -> SessiondTui:
+    def tui(self) -> SessiondTui:
         return cast("SessiondTui", self.app)
 
     def redraw(self) -> None:
-        self.update(status_text(self.app_, time.time()))
+        self.update(status_text(self.tui, time.time()))
 
 
 class TitleBar(Static):
