@@ -139,9 +139,10 @@ def next_steps(root: Path, url: str, token: str) -> list[str]:
         f"  export SESSIOND_URL={url} OPENCLAW_GATEWAY_TOKEN={token}",
         f"  sessiond sessions cleanup {flags} --dry-run   # the preview above, again",
         f"  sessiond sessions cleanup {flags}             # apply it, through the daemon",
-        "There is no restore command yet: an apply archives the transcript of each row it",
-        "removes as <sessionId>.jsonl.deleted.<time> beside it (rename it back to keep the file;",
-        "the row is gone from sessions.json), and deletes only unreferenced old files, e.g.",
+        "  sessiond sessions restore --last             # undo it: rows and transcripts come back",
+        "  sessiond tui                                 # the live view: sessions, plan, undo",
+        "An apply archives the transcript of each row it removes as",
+        "<sessionId>.jsonl.deleted.<time> beside it, and journals what it did, e.g.",
         f"  ls {sessions}",
     ]
 
