@@ -233,6 +233,7 @@ class StoreStatus(msgspec.Struct, rename="camel"):
     last_external_reload_ms: int | None
     external_reloads: int
     conflicts: int
+    stale_writes_repaired: int
     parse_error: str | None
     corrupt_copy: str | None
 
@@ -244,6 +245,7 @@ class StatusResult(msgspec.Struct, rename="camel"):
     connections: int
     ready: bool
     conflicts: int
+    stale_writes_repaired: int
     stores: list[StoreStatus]
 
 

@@ -19,7 +19,6 @@ STORE_MB = 8.0
 
 
 @pytest.mark.reference
-@pytest.mark.xfail(strict=False, reason="issue 18: stale-writer repair not merged yet")
 def test_no_acknowledged_write_is_lost_beside_the_real_gateway(tmp_path: Path) -> None:
     ref_dir = os.environ.get("OPENCLAW_REF_DIR")
     if not ref_dir or not (Path(ref_dir) / "bin" / "openclaw").exists():

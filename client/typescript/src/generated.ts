@@ -341,6 +341,7 @@ export interface StatusResult {
   connections: number;
   ready: boolean;
   conflicts: number;
+  staleWritesRepaired: number;
   stores: StoreStatus[];
 }
 
@@ -359,6 +360,7 @@ export interface StoreStatus {
   lastExternalReloadMs: number | null;
   externalReloads: number;
   conflicts: number;
+  staleWritesRepaired: number;
   parseError: string | null;
   corruptCopy: string | null;
 }
