@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import InitVar, dataclass, field
@@ -41,11 +41,11 @@ from sessiond.daemon.durable_file import temp_writer_alive as temp_writer_alive 
 from sessiond.daemon.file_version import DiskSig, ExternalChange, Replaced, Snapshot, StoreFile
 from sessiond.daemon.live_store_state import Event, Lifecycle, State
 from sessiond.engine.cleanup.apply_flow import restore_order
+from sessiond.engine.cleanup.row_index import PlanIndex
 from sessiond.engine.config import (
     StoreTarget,
 )
 from sessiond.engine.errors import StoreReadOnly
-from sessiond.engine.keys import is_protected
 from sessiond.engine.listing import ListKey, list_key
 from sessiond.engine.merge import MergeOutcome, changed_keys, merge_external
 from sessiond.engine.store import (
@@ -55,7 +55,7 @@ from sessiond.engine.store import (
     load_store_bytes,
     serialize_store,
 )
-from sessiond.engine.transcripts import InvalidSessionId, iso_stamp, validate_session_id
+from sessiond.engine.transcripts import iso_stamp
 from sessiond.engine.write_history import Changes, WriteHistory, diff
 from sessiond.protocol.methods import ChangeReason, SessionsChanged, StoreStatus
 
@@ -109,9 +109,13 @@ class LiveStore:
     disk: StoreFile = field(init=False)
     _index: _Index | None = None
     _views: dict[str, tuple[msgspec.Raw, RowView]] = field(default_factory=dict)
+    # What cleanup plans read of each row, kept from plan to plan (engine/cleanup/row_index.py);
+    # brought up to date whenever the store is read, and by each plan for what changed since.
+    plan_index: PlanIndex = field(init=False)
 
     def __post_init__(self, file: StoreFile | None) -> None:
         self.disk = file if file is not None else DiskStoreFile(self.target.store_path)
+        self.plan_index = PlanIndex(_dir_prefix(self.target.store_path), self.agent_id)
 
     @property
     def state(self) -> State:
@@ -155,7 +159,7 @@ class LiveStore:
                 copy=self.corrupt_copy,
             )
         loaded.view_cache = self._views
-        _warm(loaded)
+        self._warm(loaded)
         self.store = loaded
         self.base = loaded.copy()
         self.history.start(time.time_ns())
@@ -449,8 +453,21 @@ class LiveStore:
         store = load_store_bytes(data, self.path)
         if store.error is None:
             store.view_cache = self._views
-            _warm(store)
+            self._warm(store)
         return store
+
+    def _warm(self, store: Store) -> None:
+        """Work every plan would redo for each row, done once when the store is read: its
+        decision fields (the view cache), whether its key protects it, its session id checked,
+        its age in the plan index. The first cleanup after a start or a reload then costs what
+        the next ones do. Runs at start or in the reload's thread; a plan running meanwhile on
+        another thread holds the index, and this waits for it."""
+        index = self.plan_index
+        with index.lock:
+            prefix = _dir_prefix(self.path)
+            if index.prefix != prefix:
+                index.reset(prefix, self.agent_id)
+            index.sync(store.rows, store.view)
 
     async def _take(self, outcome: MergeOutcome, on_disk: Store, dirty: set[str]) -> None:
         """Serve the merge in one step (no read sees a stale row in between), log and count its
@@ -580,17 +597,9 @@ class LiveStore:
         )
 
 
-def _warm(store: Store) -> None:
-    """Work every plan would redo for each row, done once when the store is read: its decision
-    fields, whether its key protects it, its session id checked. All three are cached by row
-    or by value, so the first cleanup after a start or a reload costs what the next ones do.
-    The store is not shared yet when this runs (at start, or in the reload's thread)."""
-    for key in store.rows:
-        fields = store.view(key).fields  # fills the store's view cache
-        is_protected(key, fields)
-        if isinstance(fields.session_id, str):
-            with contextlib.suppress(InvalidSessionId):
-                validate_session_id(fields.session_id)
+def _dir_prefix(store_path: str) -> str:
+    """The store's dir as plans see it: its real path, with a trailing separator."""
+    return os.path.realpath(os.path.dirname(os.path.abspath(store_path))).rstrip(os.sep) + os.sep
 
 
 def _brief(raw: msgspec.Raw | None, limit: int = 200) -> str | None:

@@ -75,18 +75,17 @@ _CURSOR = msgspec.json.Decoder(tuple[int, float, str, str])
 
 class PlanInputs:
     """What a cleanup plan reads that the daemon keeps between plans: each store's
-    `PlanIndex` (brought up to the store's version by each plan) and the dirs' listings
-    (kept while a dir is unchanged)."""
+    `PlanIndex` (the live store's, see `LiveStore.plan_index`) and the dirs' listings (kept
+    while a dir is unchanged)."""
 
-    def __init__(self) -> None:
-        self.indexes: dict[str, PlanIndex] = {}
+    def __init__(self, registry: Registry) -> None:
+        self.registry = weakref.ref(registry)
         self.listings = ListingCache()
 
     def index_for(self, target: StoreTarget) -> PlanIndex:
-        found = self.indexes.get(target.store_path)
-        if found is None:
-            found = self.indexes[target.store_path] = PlanIndex("", target.agent_id)
-        return found
+        registry = self.registry()
+        live = registry.stores.get(target.store_path) if registry is not None else None
+        return live.plan_index if live is not None else PlanIndex("", target.agent_id)
 
     def view(self) -> OsDiskView:
         return OsDiskView(self.listings)
@@ -98,7 +97,7 @@ _KEPT: weakref.WeakKeyDictionary[Registry, PlanInputs] = weakref.WeakKeyDictiona
 def plan_inputs(registry: Registry) -> PlanInputs:
     found = _KEPT.get(registry)
     if found is None:
-        found = _KEPT[registry] = PlanInputs()
+        found = _KEPT[registry] = PlanInputs(registry)
     return found
 
 

@@ -24,6 +24,10 @@ _AGENT_ID_INVALID_RUN = re.compile(r"[^a-z0-9_-]+")
 _TELEGRAM_TOPIC = re.compile(r"^telegram:(?:group|channel|direct|dm):.+:topic:[^:]+$", re.DOTALL)
 _GROUP_OR_CHANNEL = re.compile(r"^[^:]+:(?:group|channel):.+$", re.DOTALL)
 DEFAULT_AGENT_ID = "main"
+KEY_CACHE = 1 << 12
+"""Keys remembered per rule. Small on purpose: a plan asks about a key several times in a row
+(one parse serves them all), but what a row's key decides is kept with the row by the plan
+index (engine/cleanup/row_index.py), not here; 100k keys per rule cost ~100 MB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,7 @@ def normalize_agent_id(value: str | None) -> str:
     return cleaned or DEFAULT_AGENT_ID
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=KEY_CACHE)
 def parse_agent_session_key(key: str) -> ParsedKey | None:
     raw = js_trim(key).lower()
     if not raw:
@@ -57,13 +61,13 @@ def parse_agent_session_key(key: str) -> ParsedKey | None:
     return ParsedKey(agent_id, rest)
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=KEY_CACHE)
 def _rest_or_key(key: str) -> str:
     parsed = parse_agent_session_key(key)
     return js_trim(parsed.rest if parsed else key).lower()
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=KEY_CACHE)
 def thread_id(key: str) -> str | None:
     """The id after the last `:thread:` marker, or None when absent or blank."""
     raw = js_trim(key)
@@ -75,7 +79,7 @@ def thread_id(key: str) -> str | None:
     return js_trim(raw[marker + 8 :]) or None
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=KEY_CACHE)
 def is_synthetic(key: str) -> bool:
     """Keys the system made for itself: they age out whatever their metadata says."""
     raw = js_trim(key)
@@ -116,9 +120,9 @@ def is_protected(key: str, entry: Any) -> bool:
     return _chat_type(entry) in ("group", "channel", "thread")
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=KEY_CACHE)
 def _protected_by_key(key: str) -> bool | None:
-    """What the key alone decides (None: the row's chatType decides); cached across plans."""
+    """What the key alone decides (None: the row's chatType decides)."""
     if is_synthetic(key):
         return False
     if thread_id(key):

@@ -92,10 +92,9 @@ def is_sweepable(name: str) -> bool:
     return name != "sessions.json" and name.endswith(".jsonl") and not is_archive(name)
 
 
-@functools.lru_cache(maxsize=1 << 17)
 def file_kind(name: str) -> tuple[bool, bool]:
-    """(is_archive, is_sweepable): asked of every file of a sessions dir on every plan, and the
-    names barely change between plans, hence the cache."""
+    """(is_archive, is_sweepable); a dir's listing keeps the answers for all its files
+    (`DirListing.kinds`), so they are asked once per version of the dir."""
     return is_archive(name), is_sweepable(name)
 
 
@@ -132,9 +131,10 @@ def parse_archive_stamp_ms(stamp: str) -> int | None:
 # -------------------------------------------------------------------------------- resolution
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=1 << 12)
 def validate_session_id(session_id: str) -> str:
-    """The id, trimmed, when it can name a file; cached (asked for every row of every plan)."""
+    """The id, trimmed, when it can name a file. The plan index keeps each row's answer; the
+    small cache serves the stages that ask about one row several times."""
     trimmed = js_trim(session_id)
     if not _SAFE_SESSION_ID.match(trimmed) or is_checkpoint(f"{trimmed}.jsonl"):
         raise InvalidSessionId(session_id)
