@@ -23,7 +23,6 @@ from sessiond.cli.daemon_route import (
     held_by_daemon,
     unreachable,
 )
-from sessiond.cli.local_cleanup import apply_locally, open_journal
 from sessiond.cli.progress_bar import terminal_progress
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.config_file import load_config_file
@@ -170,6 +169,9 @@ def _locally(
     clock = now_ms()
     progress = terminal_progress(as_json)
     if not args.dry_run:
+        # The journal (and the apply) load only for an apply: a dry run is a fresh process too.
+        from sessiond.cli.local_cleanup import open_journal
+
         for target in targets:  # a killed apply is finished or rolled back before planning
             open_journal(target.store_path, clock)
     try:
@@ -203,6 +205,8 @@ def _locally(
             if exc.data:
                 _print_json(exc.data, sys.stderr)
             return EXIT_FAILED
+    from sessiond.cli.local_cleanup import apply_locally
+
     applied = []
     rows = sum(len(p.store) for p in planned)
     progress.begin("sessions cleanup", "plan", rows)

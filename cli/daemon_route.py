@@ -17,7 +17,6 @@ end.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -165,6 +164,8 @@ def _run(url: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
     from sessiond.client import RpcError, SessiondError
 
     try:
+        import asyncio  # here: a local run never needs it
+
         return asyncio.run(call())
     except SessiondError as exc:
         data = exc.data if isinstance(exc, RpcError) else None

@@ -8,7 +8,6 @@ lifecycle), and turns a refused start into one line per problem on stderr and ex
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 
@@ -17,7 +16,10 @@ EXIT_REFUSED = 2  # what argparse uses for a bad command line: also a refusal to
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    # websockets and the daemon only load when serving: `sessiond sessions cleanup` stays light.
+    # asyncio, websockets and the daemon only load when serving: `sessiond sessions cleanup`
+    # stays light (cli/main.py imports this module for its exit statuses).
+    import asyncio
+
     from sessiond.daemon.server import ServeOptions, StartupError, configure_logging, run_daemon
 
     configure_logging()

@@ -16,9 +16,8 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
-import structlog
 from sessiond.daemon.fault_hooks import fault_point
 from sessiond.daemon.file_version import (
     HASH_LIMIT,
@@ -34,7 +33,16 @@ from sessiond.engine.cleanup.apply_flow import FileOpsOutcome
 from sessiond.engine.cleanup.plan import FileOps
 from sessiond.engine.store import Store, load_store_bytes
 
-log = structlog.get_logger("sessiond.stores")
+
+def _log() -> Any:
+    """The stores' logger, imported when a line is logged: the local CLI reads stores through
+    this module and logs nothing here, and structlog's import (with rich beside it) is tens of
+    milliseconds of a fresh process."""
+    import structlog
+
+    return structlog.get_logger("sessiond.stores")
+
+
 _T = TypeVar("_T")
 
 STORE_FILE_MODE = 0o600
@@ -294,7 +302,7 @@ class DiskStoreFile:
                 # Created (NOREPLACE) or removed (EXCHANGE) since the check: merge first.
                 raise ExternalChange(self._path) from exc
             self.exchanges = False
-            log.warning(
+            _log().warning(
                 "file system cannot exchange files atomically; using check then rename",
                 path=self._path,
             )
@@ -323,7 +331,7 @@ class DiskStoreFile:
             kept = f"{self._path}.displaced.{time.time_ns()}"
             with contextlib.suppress(OSError):
                 os.rename(temp, kept)
-            log.error("could not read the file our write replaced", path=kept, error=str(exc))
+            _log().error("could not read the file our write replaced", path=kept, error=str(exc))
             return None
         os.unlink(temp)
         if data is None or (expected is not None and digest_of(data) == expected.digest):

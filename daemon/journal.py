@@ -14,7 +14,6 @@ Unfinished entries are never dropped: opening the journal finishes or rolls them
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -22,9 +21,9 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
-import structlog
 from sessiond.daemon.durable_file import (
     STORE_FILE_MODE,
     fsync_directory,
@@ -44,7 +43,14 @@ from sessiond.engine.store import Store
 from sessiond.engine.transcripts import iso_stamp
 from sessiond.protocol.undo import EntryState, JournalEntrySummary
 
-log = structlog.get_logger("sessiond.journal")
+
+def _log() -> Any:
+    """The journal's logger, imported when a line is logged (recovery only): a fresh local
+    CLI process that merely names the journal's suffix does not pay for structlog."""
+    import structlog
+
+    return structlog.get_logger("sessiond.journal")
+
 
 JOURNAL_SUFFIX = ".journal"
 KEEP_ENTRIES = 50
@@ -114,7 +120,7 @@ class StoreJournal:
                 continue
             journal._take(record)
         if torn or not data.endswith(b"\n"):
-            log.warning("journal had a torn record; rewritten without it", path=journal.path)
+            _log().warning("journal had a torn record; rewritten without it", path=journal.path)
             journal._rewrite()
         return journal
 
@@ -232,7 +238,7 @@ class StoreJournal:
                 record = Finish(
                     entry.id, "done", now_ms, failed, moved=moved, deleted=deleted, recovered=True
                 )
-            log.warning(
+            _log().warning(
                 "unfinished journal entry closed at start",
                 path=self.store_path,
                 entry=entry.id,
@@ -251,7 +257,7 @@ class StoreJournal:
         try:
             os.rename(src, dst)
         except OSError as exc:
-            log.error("recovery rename failed", source=src, target=dst, error=str(exc))
+            _log().error("recovery rename failed", source=src, target=dst, error=str(exc))
             return False
         with contextlib.suppress(OSError):
             fsync_directory(self.directory)
@@ -350,6 +356,8 @@ class Journals:
     def __init__(self) -> None:
         self.stats = JournalStats()
         self._open: dict[str, StoreJournal] = {}
+        import asyncio  # the daemon's; the CLI's journals never take it
+
         self.apply_lock = asyncio.Lock()
         """One apply or restore at a time: each entry is planned on the store the last left."""
 

@@ -157,3 +157,46 @@ def is_main_scope_stale_direct_key(
         or (len(parts) == 3 and parts[1] == "direct")
         or (len(parts) == 4 and parts[2] == "direct")
     )
+
+
+def key_rules(key: str, agent_id: str) -> tuple[bool | None, bool]:
+    """(what the key alone decides about protection, whether `dmScope: main` retires it for
+    `agent_id` when it is not the active key): `_protected_by_key` and
+    `is_main_scope_stale_direct_key`, from one parse of the key. The plan index asks it once
+    per row; tests/engine/test_units_and_keys.py holds it to the rules one by one."""
+    parsed = parse_agent_session_key.__wrapped__(key)
+    raw = js_trim(key)
+    lowered = raw.lower()
+    rest = js_trim(parsed.rest if parsed else key).lower()
+    synthetic = (
+        lowered.startswith(("subagent:", "acp:"))
+        or (parsed is not None and parsed.rest.startswith(("subagent:", "acp:", "cron:")))
+        or rest.startswith(("hook:", "node:"))
+        or rest == "heartbeat"
+        or rest.endswith(":heartbeat")
+        or ":heartbeat:" in rest
+    )
+    protected: bool | None = None
+    if synthetic:
+        protected = False
+    else:
+        marker = lowered.rfind(":thread:") if raw else -1
+        thread = marker != -1 and bool(js_trim(raw[marker + 8 :]))
+        if thread or _TELEGRAM_TOPIC.match(rest) or _GROUP_OR_CHANNEL.match(rest):
+            protected = True
+    direct = False
+    if parsed is not None and normalize_agent_id(parsed.agent_id) == normalize_agent_id(agent_id):
+        parts = [p for p in parsed.rest.split(":") if p]
+        direct = (
+            (len(parts) == 2 and parts[0] == "direct")
+            or (len(parts) == 3 and parts[1] == "direct")
+            or (len(parts) == 4 and parts[2] == "direct")
+        )
+    return protected, direct
+
+
+def protected_by(by_key: bool | None, entry: Any) -> bool:
+    """`is_protected` given what the key decided (`key_rules`)."""
+    if by_key is not None:
+        return by_key
+    return _chat_type(entry) in ("group", "channel", "thread")

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 from sessiond.engine.disk_view import DirListing
 from sessiond.engine.js_semantics import js_trim, to_number
-from sessiond.engine.keys import is_main_scope_stale_direct_key, is_protected
+from sessiond.engine.keys import key_rules, protected_by
 from sessiond.engine.store import RowView, row_chunk
 from sessiond.engine.transcripts import InvalidSessionId, validate_session_id
 
@@ -95,6 +95,7 @@ def transcript_name(session_id: Any, session_file: Any, prefix: str) -> tuple[st
 
 def row_facts(key: str, raw: msgspec.Raw, view: RowView, prefix: str, agent_id: str) -> RowFacts:
     fields = view.fields
+    by_key, dm_direct = key_rules(key, agent_id)
     updated = fields.updated_at
     session_id = fields.session_id
     sid = session_id if isinstance(session_id, str) and session_id else None
@@ -105,12 +106,12 @@ def row_facts(key: str, raw: msgspec.Raw, view: RowView, prefix: str, agent_id: 
         view=view,
         age=-math.inf if updated is None else to_number(updated),
         dated=updated is not None,
-        protected=is_protected(key, fields),
+        protected=protected_by(by_key, fields),
         sid=sid,
         name=name,
         simple=simple,
         checkpoints=isinstance(checkpoints, list) and bool(checkpoints),
-        dm_direct=is_main_scope_stale_direct_key(key, agent_id, None, "main"),
+        dm_direct=dm_direct,
     )
 
 

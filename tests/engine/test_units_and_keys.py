@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sessiond.engine.keys import (
     is_main_scope_stale_direct_key,
     is_protected,
@@ -147,3 +149,51 @@ def test_dm_scope_active_key_is_exact_and_case_sensitive() -> None:
     key = "agent:main:slack:direct:keepme"
     assert not is_main_scope_stale_direct_key(key, "main", key, "main")
     assert is_main_scope_stale_direct_key(key, "main", key.upper(), "main")
+
+
+KEY_TEXT = st.lists(
+    st.sampled_from(
+        [
+            "agent",
+            "main",
+            "Work",
+            " ",
+            ":",
+            "::",
+            "direct",
+            "dm",
+            "thread",
+            "topic",
+            "group",
+            "channel",
+            "telegram",
+            "subagent",
+            "acp",
+            "cron",
+            "hook",
+            "node",
+            "heartbeat",
+            "x",
+            "İ",
+            "\u00a0",
+            "7",
+            "-100",
+        ]
+    ),
+    max_size=9,
+).map("".join)
+
+
+@settings(max_examples=2000)
+@given(key=KEY_TEXT, agent=st.sampled_from(["main", "work", "Main", " main"]))
+def test_key_rules_answer_what_the_rules_answer_one_by_one(key: str, agent: str) -> None:
+    from sessiond.engine.keys import (
+        _protected_by_key,
+        is_main_scope_stale_direct_key,
+        key_rules,
+    )
+
+    assert key_rules(key, agent) == (
+        _protected_by_key(key),
+        is_main_scope_stale_direct_key(key, agent, None, "main"),
+    )
