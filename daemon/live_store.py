@@ -258,7 +258,8 @@ class LiveStore:
             own = self._own(snapshot, keys)
 
             def write() -> tuple[Replaced, Changes]:
-                done = self.disk.replace(serialize_store(snapshot), expected)
+                data = serialize_store(snapshot, self.plan_index.is_canonical)
+                done = self.disk.replace(data, expected)
                 # What this version changed, hashed here rather than on the loop.
                 return done, diff(base, snapshot, keys, own) if done.displaced is None else {}
 
@@ -460,14 +461,18 @@ class LiveStore:
         """Work every plan would redo for each row, done once when the store is read: its
         decision fields (the view cache), whether its key protects it, its session id checked,
         its age in the plan index. The first cleanup after a start or a reload then costs what
-        the next ones do. Runs at start or in the reload's thread; a plan running meanwhile on
-        another thread holds the index, and this waits for it."""
+        the next ones do; and whether each row's bytes already are its place in the file,
+        so a flush copies them instead of formatting every row. Runs at start or in the
+        reload's thread; a plan running meanwhile on another thread holds the index, and this
+        waits for it."""
         index = self.plan_index
         with index.lock:
             prefix = _dir_prefix(self.path)
             if index.prefix != prefix:
                 index.reset(prefix, self.agent_id)
             index.sync(store.rows, store.view)
+            for key, raw in store.rows.items():  # which rows a flush may copy as they are
+                index.is_canonical(key, raw)
 
     async def _take(self, outcome: MergeOutcome, on_disk: Store, dirty: set[str]) -> None:
         """Serve the merge in one step (no read sees a stale row in between), log and count its

@@ -136,7 +136,7 @@ def _text(value: Any) -> str | None:
 
 
 def _summary(live: LiveStore, key: str) -> SessionSummary:
-    fields = view_row(live.store.rows[key]).fields
+    fields = live.store.view(key).fields  # decoded once per row version (the view cache)
     updated = fields.updated_at
     if isinstance(updated, bool) or not isinstance(updated, int | float):
         updated = None

@@ -138,8 +138,16 @@ class ListingCache:
         self._racy_ns = racy_ns
         self._lock = threading.Lock()
         self._scans: dict[str, tuple[DirSig, _Scan]] = {}
+        self._last: dict[str, DirListing] = {}  # each dir's latest listing, kept or not
         self.reads = 0
         self.reuses = 0
+
+    def previous(self, directory: str) -> DirListing | None:
+        return self._last.get(directory)
+
+    def remember(self, listing: DirListing) -> None:
+        with self._lock:
+            self._last[listing.directory] = listing
 
     def scan(self, directory: str) -> _Scan | None:
         sig = _dir_sig(directory)
@@ -275,9 +283,13 @@ class OsDiskView:
         names = [name for _, name in scan.files]
         canonicals = paths if own else [self.canonical(p) for p in paths]
         plain = own and directory != "/" and not any(scan.links.values())
-        listing = DirListing(directory, paths, canonicals, names, frozenset(scan.links), plain)
+        previous = self._cache.previous(directory) if self._cache is not None else None
+        entries = frozenset(scan.links)
+        listing = DirListing(directory, paths, canonicals, names, entries, plain, previous)
         if own:
             scan.listing = listing
+        if self._cache is not None:
+            self._cache.remember(listing)
         return listing
 
     def list_files(self, directory: str) -> list[DirFile]:

@@ -82,6 +82,7 @@ class DirListing:
         "_by_canonical",
         "_by_name",
         "_kinds",
+        "_previous",
         "canonicals",
         "directory",
         "entries",
@@ -99,6 +100,7 @@ class DirListing:
         names: list[str],
         entries: frozenset[str],
         plain: bool,
+        previous: DirListing | None = None,
     ) -> None:
         self.directory = directory
         self.paths = paths
@@ -110,6 +112,11 @@ class DirListing:
         self._by_canonical: dict[str, int] | None = None
         self._by_name: dict[str, int] | None = None
         self._kinds: tuple[list[int], list[int]] | None = None
+        # The dir's listing before this one: names both hold keep their kinds (a dir of 100k
+        # transcripts changes by a few names between reads).
+        self._previous = previous if previous is not None and previous._kinds else None
+        if previous is not None:
+            previous._previous = None  # one listing back at most
 
     def __len__(self) -> int:
         return len(self.names)
@@ -131,10 +138,18 @@ class DirListing:
     def kinds(self, kind: Callable[[str], tuple[bool, bool]]) -> tuple[list[int], list[int]]:
         """Positions of (archives, sweepable files) by `kind(name)`; kept with the listing."""
         if self._kinds is None:
+            known: dict[str, tuple[bool, bool]] = {}
+            before = self._previous
+            if before is not None and before._kinds is not None:
+                was_archive = {before.names[i] for i in before._kinds[0]}
+                was_sweepable = {before.names[i] for i in before._kinds[1]}
+                known = {n: (n in was_archive, n in was_sweepable) for n in before.names}
+            self._previous = None
             archives: list[int] = []
             sweepable: list[int] = []
             for i, name in enumerate(self.names):
-                is_archive, is_sweepable = kind(name)
+                found = known.get(name)
+                is_archive, is_sweepable = found if found is not None else kind(name)
                 if is_archive:
                     archives.append(i)
                 if is_sweepable:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,15 +219,35 @@ def encode_key(key: str) -> bytes:
 
 def row_chunk(key: str, raw: msgspec.Raw | bytes) -> bytes:
     """`  "key": <row>` exactly as it sits inside a two-space-indented store."""
-    body = msgspec.json.format(bytes(raw), indent=2).replace(b"\n", b"\n  ")
-    return b"  " + encode_key(key) + b": " + body
+    return b"  " + encode_key(key) + b": " + formatted_body(raw)
 
 
-def serialize_store(store: Store) -> bytes:
-    """`JSON.stringify(store, null, 2)` with untouched tokens kept exactly; no trailing newline."""
+def serialize_store(
+    store: Store, canonical: Callable[[str, msgspec.Raw], bool] | None = None
+) -> bytes:
+    """`JSON.stringify(store, null, 2)` with untouched tokens kept exactly; no trailing newline.
+
+    `canonical(key, raw)`: the row's bytes already are its place in the file (read from a file
+    written this way), so they are copied as they are instead of formatted again: a row
+    formatted costs about as much as all the rest of a write.
+    """
     if not store.rows:
         return b"{}"
-    return b"{\n" + b",\n".join(row_chunk(k, v) for k, v in store.rows.items()) + b"\n}"
+    if canonical is None:
+        return b"{\n" + b",\n".join(row_chunk(k, v) for k, v in store.rows.items()) + b"\n}"
+    parts: list[bytes | msgspec.Raw] = [b"{\n"]
+    for key, raw in store.rows.items():
+        if canonical(key, raw):
+            parts += (b"  ", encode_key(key), b": ", raw, b",\n")
+        else:
+            parts += (row_chunk(key, raw), b",\n")
+    parts[-1] = b"\n}"
+    return b"".join(parts)
+
+
+def formatted_body(raw: msgspec.Raw | bytes) -> bytes:
+    """The row as it stands inside a two-space-indented store, without its key."""
+    return msgspec.json.format(bytes(raw), indent=2).replace(b"\n", b"\n  ")
 
 
 def store_size_for_chunks(chunk_sizes: list[int]) -> int:

@@ -29,7 +29,7 @@ import msgspec
 from sessiond.engine.disk_view import DirListing
 from sessiond.engine.js_semantics import js_trim, to_number
 from sessiond.engine.keys import key_rules, protected_by
-from sessiond.engine.store import RowView, row_chunk
+from sessiond.engine.store import RowView, encode_key, formatted_body
 from sessiond.engine.transcripts import InvalidSessionId, validate_session_id
 
 REBUILD_SHARE = 8
@@ -56,7 +56,8 @@ class RowFacts(msgspec.Struct, gc=False):
     simple: bool
     checkpoints: bool
     dm_direct: bool
-    chunk: int = -1  # bytes of the row in the file (`row_chunk`), computed when a budget asks
+    chunk: int = -1  # bytes of the row in the file (`row_chunk`), once asked
+    canonical: bool | None = None  # the Raw already is the row as the file holds it, once asked
 
     def state(self) -> tuple[Any, ...]:
         """Everything but the Raw's identity, NaN made comparable (for equality checks)."""
@@ -241,8 +242,25 @@ class PlanIndex:
         """Bytes of the row inside the file, as `row_chunk` writes it; kept once asked."""
         f = self.facts[key]
         if f.chunk < 0:
-            f.chunk = len(row_chunk(key, f.raw))
+            self._learn(key, f)
         return f.chunk
+
+    def is_canonical(self, key: str, raw: msgspec.Raw) -> bool:
+        """Whether `raw` already is the row as `serialize_store` writes it (then a write
+        copies it as it is); learnt once per row version. Safe without the lock (a flush asks
+        while a plan may sync): a row the index does not hold as this very Raw is 'no'."""
+        f = self.facts.get(key)
+        if f is None or f.raw is not raw:
+            return False
+        if f.canonical is None:
+            self._learn(key, f)
+        return bool(f.canonical)
+
+    @staticmethod
+    def _learn(key: str, f: RowFacts) -> None:
+        body = formatted_body(f.raw)
+        f.canonical = memoryview(f.raw) == body
+        f.chunk = len(encode_key(key)) + 4 + len(body)  # `  "key": <body>`
 
     def snapshot(self) -> tuple[Any, ...]:
         """Everything the index holds, comparable with another index's."""

@@ -9,11 +9,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.engine.disk_view import canonical
+from sessiond.engine.transcripts import file_kind
 
 
 def test_listing_sizes_and_times_are_read_lazily(tmp_path: Path) -> None:
@@ -45,15 +47,16 @@ def test_canonical_resolves_links_and_keeps_missing_paths(tmp_path: Path) -> Non
     assert view.exists(str(real / "t.jsonl")) and not view.exists(str(real / "missing.jsonl"))
 
 
-def _names(view: OsDiskView, directory: Path) -> tuple[list[str], list[str], bool]:
+def _names(view: OsDiskView, directory: Path) -> tuple[Any, ...]:
     found = view.listing(str(directory))
-    return found.names, sorted(found.entries), found.plain
+    kinds = found.kinds(file_kind)  # a kept listing's kinds come partly from the one before
+    return found.names, sorted(found.entries), found.plain, kinds
 
 
 FILE_OPS = st.lists(
     st.tuples(
         st.sampled_from(["create", "remove", "rename", "mkdir", "symlink"]),
-        st.sampled_from(["a.jsonl", "b.jsonl", "c.trajectory.jsonl", "d"]),
+        st.sampled_from(["a.jsonl", "b.jsonl", "c.trajectory.jsonl", "d", "a.jsonl.deleted.x"]),
         st.sampled_from(["a.jsonl", "b.jsonl", "e.jsonl"]),
     ),
     max_size=12,

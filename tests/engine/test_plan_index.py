@@ -1,5 +1,7 @@
 """A kept `PlanIndex` equals one built from scratch, whatever happened to the store in between.
 
+(And a store written with the index's help is the same bytes as one written without.)
+
 Random sequences of patches, deletes, bulk changes, external edits (the whole store read back
 from its bytes: every row a new object, most with the same bytes) and new dir listings, with
 `sync` at random points between them; after each sync the kept index, and its answer about
@@ -87,6 +89,8 @@ def _check(kept: PlanIndex, store: Store, listing: DirListing) -> None:
     sweepable = listing.kinds(file_kind)[1]
     expected = [p for p in sweepable if listing.names[p] not in fresh.name_rows]
     assert kept.unnamed(listing, sweepable) == expected
+    # A write copying the rows the index knows to be in file form writes the same bytes.
+    assert serialize_store(store, kept.is_canonical) == serialize_store(store)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
