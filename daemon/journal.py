@@ -360,6 +360,9 @@ class Journals:
 
         self.apply_lock = asyncio.Lock()
         """One apply or restore at a time: each entry is planned on the store the last left."""
+        self.pending: set[asyncio.Future[None]] = set()
+        """Applies that answered before their renames were done (daemon/methods.py): the
+        registry waits for them before it closes."""
 
     def open(self, store_path: str, store: Store, now_ms: int) -> StoreJournal:
         """The store's journal; the first open closes whatever a crash left unfinished."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import os
 import time
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -34,7 +35,7 @@ from sessiond.engine.cleanup.apply_flow import (
     apply_flow,
     entry_flow,
 )
-from sessiond.engine.cleanup.plan import CleanupOptions
+from sessiond.engine.cleanup.plan import CleanupOptions, FileOps
 from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.progress import NO_PROGRESS, NoProgress, Progress
 from sessiond.engine.cleanup.report import applied_summary, combine, preview_summary
@@ -81,6 +82,12 @@ class PlanInputs:
     def __init__(self, registry: Registry) -> None:
         self.registry = weakref.ref(registry)
         self.listings = ListingCache()
+        self.background: set[asyncio.Future[None]] = set()  # applies' late renames
+
+    async def settled(self) -> None:
+        """Once every apply's late renames are done (a dry run plans on the files they leave)."""
+        if self.background:
+            await asyncio.gather(*map(asyncio.shield, self.background), return_exceptions=True)
 
     def index_for(self, target: StoreTarget) -> PlanIndex:
         registry = self.registry()
@@ -304,10 +311,42 @@ async def cleanup(
         if not live.writable:
             raise _not_writable(live)
         lives[target.store_path] = live
+    kept = plan_inputs(registry)
     if params.dry_run:
-        return await _cleanup_locked(registry, params, targets, lives, progress)
-    async with registry.journals.apply_lock:
-        return await _cleanup_locked(registry, params, targets, lives, progress)
+        await kept.settled()  # a preview after an apply sees the files that apply leaves
+        return await _cleanup_locked(registry, params, targets, lives, progress, [])
+    lock = registry.journals.apply_lock
+    await lock.acquire()
+    late: list[asyncio.Future[None]] = []
+    try:
+        result = await _cleanup_locked(registry, params, targets, lives, progress, late)
+    except BaseException:
+        _release_after(late, lock, registry)
+        raise
+    _release_after(late, lock, registry)
+    return result
+
+
+def _release_after(
+    late: list[asyncio.Future[None]], lock: asyncio.Lock, registry: Registry
+) -> None:
+    """Release the apply lock now, or once the archives an apply answered before are done:
+    the next apply or restore plans on the files this one leaves."""
+    if not late:
+        lock.release()
+        return
+
+    async def wait() -> None:
+        try:
+            await asyncio.gather(*late, return_exceptions=True)
+        finally:
+            lock.release()
+
+    task = asyncio.ensure_future(wait())
+    plan_inputs(registry).background.add(task)
+    registry.journals.pending.add(task)
+    task.add_done_callback(plan_inputs(registry).background.discard)
+    task.add_done_callback(registry.journals.pending.discard)
 
 
 async def _cleanup_locked(
@@ -316,7 +355,10 @@ async def _cleanup_locked(
     targets: list[StoreTarget],
     lives: dict[str, LiveStore],
     progress: Progress,
+    late: list[asyncio.Future[None]],
 ) -> CleanupResult:
+    """`late` collects archives still running when the answer goes (see `_drive`)."""
+    answer_by = asyncio.get_running_loop().time() + ANSWER_BUDGET_S
     snapshots: dict[str, Store] = {path: live.store.copy() for path, live in lives.items()}
     generation = sum(live.seq for live in lives.values())
     options = CleanupOptions(
@@ -376,7 +418,7 @@ async def _cleanup_locked(
         header = EntryHeader(new_entry_id(clock), clock)
         flow = apply_flow(p.plan, snapshots[live.path], header, options)
         try:
-            reconciled = await _drive(live, flow, journal, progress)
+            reconciled = await _drive(live, flow, journal, progress, answer_by, late)
         except DomainError:
             progress.end("failed")
             raise
@@ -387,57 +429,123 @@ async def _cleanup_locked(
 
 R = TypeVar("R")
 
+ANSWER_BUDGET_S = 1.0
+"""An apply answers once its store write is durable and, within this long of its start, its
+file operations are done; renames still running then (at least `LATE_MIN_ARCHIVES` of them)
+finish after the answer, journaled, before the apply lock is let go."""
+LATE_MIN_ARCHIVES = 1_000
+
+
+@dataclasses.dataclass(slots=True)
+class _Late:
+    """Renames of an apply still running when it answered; its journal entry is closed, with
+    what they did, when they are done."""
+
+    archiving: asyncio.Future[FileOpsOutcome]
+    removed: FileOpsOutcome
+    finish: FinishJournal | None = None
+
+
+def _send(
+    flow: Generator[ApplyStep, FileOpsOutcome | None, R], reply: FileOpsOutcome | None
+) -> tuple[ApplyStep | None, R | None]:
+    """One step of a flow (run in a thread: the first one writes a big apply's journal entry);
+    (None, result) when it is done."""
+    try:
+        return flow.send(reply), None
+    except StopIteration as done:
+        return None, done.value
+
 
 async def _drive(
     live: LiveStore,
     flow: Generator[ApplyStep, FileOpsOutcome | None, R],
     journal: StoreJournal,
     progress: Progress = NO_PROGRESS,
+    answer_by: float | None = None,
+    late: list[asyncio.Future[None]] | None = None,
 ) -> R:
     """A flow against a live store: the journal written (in a thread) before each commit,
-    each commit answered once it is durable, file operations in a thread."""
+    each commit answered once it is durable, file operations in a thread.
+
+    With `answer_by` (a loop time) and `late`: removals first, then the renames; renames
+    still running at `answer_by` go on after the flow returns (its answer does not depend on
+    them), and the entry's Finish record waits for them (a task added to `late`).
+    """
     reply: FileOpsOutcome | None = None
     loop = asyncio.get_running_loop()
-    try:
-        while True:
-            step = flow.send(reply)
-            reply = None
-            if isinstance(step, RecordJournal):
-                progress.report("journal", 0, 1)
-                await asyncio.to_thread(journal.begin, step.entry)
-            elif isinstance(step, FinishJournal):
-                record = Finish(
-                    step.entry_id,
-                    "done",
-                    now_ms(),
-                    list(step.failed),
-                    list(step.kept),
-                    step.moved,
-                    step.deleted,
+    pending: _Late | None = None
+    while True:
+        step, result = await asyncio.to_thread(_send, flow, reply)
+        reply = None
+        if step is None:
+            if pending is not None and late is not None:
+                late.append(asyncio.ensure_future(_finish_late(pending, journal)))
+            return result  # type: ignore[return-value]
+        if isinstance(step, RecordJournal):
+            progress.report("journal", 0, 1)
+            await asyncio.to_thread(journal.begin, step.entry)
+        elif isinstance(step, FinishJournal):
+            if pending is not None:
+                pending.finish = step
+                continue
+            await _finish(journal, step, step.failed, step.moved)
+        elif isinstance(step, CommitRows):
+            progress.report("commit", 0, len(step.changes))
+            try:
+                gen = live.apply(step.changes, step.reason, step.order_like)
+            except StoreReadOnly as exc:
+                raise _not_writable(live) from exc
+            if not await live.wait_durable(gen):
+                raise StoreWriteFailed(
+                    f"{step.what} could not be written; kept in memory and retried",
+                    {"storePath": live.path, "error": live.flush_error},
                 )
-                await asyncio.to_thread(journal.finish, record, record.time_ms)
-            elif isinstance(step, CommitRows):
-                progress.report("commit", 0, len(step.changes))
-                try:
-                    gen = live.apply(step.changes, step.reason, step.order_like)
-                except StoreReadOnly as exc:
-                    raise _not_writable(live) from exc
-                if not await live.wait_durable(gen):
-                    raise StoreWriteFailed(
-                        f"{step.what} could not be written; kept in memory and retried",
-                        {"storePath": live.path, "error": live.flush_error},
-                    )
-                progress.report("commit", len(step.changes), len(step.changes))
+            progress.report("commit", len(step.changes), len(step.changes))
+        else:
+            total = len(step.ops.archives) + len(step.ops.removals)
+            progress.report("files", 0, total)
+            report = _threadsafe(progress, loop, total)
+            if answer_by is None or late is None or len(step.ops.archives) < LATE_MIN_ARCHIVES:
+                reply = await asyncio.to_thread(apply_file_ops, step.ops, step.directory, report)
             else:
-                total = len(step.ops.archives) + len(step.ops.removals)
-                progress.report("files", 0, total)
-                reply = await asyncio.to_thread(
-                    apply_file_ops, step.ops, step.directory, _threadsafe(progress, loop, total)
+                removals = FileOps((), step.ops.removals)
+                removed = await asyncio.to_thread(apply_file_ops, removals, step.directory)
+                renames = FileOps(step.ops.archives, ())
+                archiving = asyncio.ensure_future(
+                    asyncio.to_thread(apply_file_ops, renames, step.directory, report)
                 )
-                progress.report("files", total, total)
-    except StopIteration as done:
-        result: R = done.value
-        return result
+                await asyncio.wait({archiving}, timeout=max(0.0, answer_by - loop.time()))
+                if archiving.done():
+                    reply = _joined(archiving.result(), removed)
+                else:
+                    pending, reply = _Late(archiving, removed), removed
+            progress.report("files", total, total)
+
+
+def _joined(archived: FileOpsOutcome, removed: FileOpsOutcome) -> FileOpsOutcome:
+    return FileOpsOutcome(archived.archived, removed.removed, [*archived.failed, *removed.failed])
+
+
+async def _finish(
+    journal: StoreJournal, step: FinishJournal, failed: Sequence[str], moved: int
+) -> None:
+    record = Finish(
+        step.entry_id, "done", now_ms(), list(failed), list(step.kept), moved, step.deleted
+    )
+    await asyncio.to_thread(journal.finish, record, record.time_ms)
+
+
+async def _finish_late(pending: _Late, journal: StoreJournal) -> None:
+    """Close the entry of an apply that answered before its renames were done. If this never
+    runs (the daemon is killed first), the next start finds the entry open after its store
+    write and finishes the renames itself (daemon/journal.py)."""
+    archived = await pending.archiving
+    step = pending.finish
+    if step is None:
+        return
+    failed = [*step.failed, *(path for path, _ in archived.failed)]
+    await _finish(journal, step, failed, len(archived.archived))
 
 
 REPORT_EVERY_S = 0.1

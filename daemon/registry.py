@@ -197,6 +197,9 @@ class Registry:
         return ok
 
     async def close(self, timeout: float = 10.0) -> bool:
-        """Flush every store and stop the flushers; False when some change is not durable."""
+        """Flush every store and stop the flushers; False when some change is not durable.
+        An apply's renames still running are let finish first (within `timeout`)."""
+        if self.journals.pending:
+            await asyncio.wait(set(self.journals.pending), timeout=timeout)
         results = await asyncio.gather(*(self._flush_and_stop(s, timeout) for s in self))
         return all(results)
