@@ -53,7 +53,14 @@ def make_row(rng: random.Random, n: int, now_ms: int, row_bytes: int) -> dict[st
     return row
 
 
-def build(root: Path, rows: int, now_ms: int, row_bytes: int = 8000, seed: int = 7) -> Path:
+def build(
+    root: Path,
+    rows: int,
+    now_ms: int,
+    row_bytes: int = 8000,
+    seed: int = 7,
+    transcripts: bool = True,
+) -> Path:
     rng = random.Random(seed)
     sessions = root / "agents" / "main" / "sessions"
     sessions.mkdir(parents=True, exist_ok=True)
@@ -61,7 +68,7 @@ def build(root: Path, rows: int, now_ms: int, row_bytes: int = 8000, seed: int =
     for n in range(rows):
         key = rng.choice(FAMILIES).format(n=n)
         store[key] = make_row(rng, n, now_ms, row_bytes)
-        if n % 10:
+        if transcripts and n % 10:
             path = sessions / f"{session_id(n)}.jsonl"
             path.write_text('{"type":"session"}\n')
             stamp = store[key]["updatedAt"] / 1000  # type: ignore[index, operator]
@@ -78,8 +85,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("rows", type=int)
     parser.add_argument("now_ms", type=int)
     parser.add_argument("--row-bytes", type=int, default=8000)
+    parser.add_argument(
+        "--no-transcripts", action="store_true", help="rows only (a million files take long)"
+    )
     args = parser.parse_args(argv)
-    build(args.root, args.rows, args.now_ms, row_bytes=args.row_bytes)
+    build(
+        args.root,
+        args.rows,
+        args.now_ms,
+        row_bytes=args.row_bytes,
+        transcripts=not args.no_transcripts,
+    )
 
 
 if __name__ == "__main__":
