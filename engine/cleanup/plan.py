@@ -120,6 +120,9 @@ class StorePlan:
     file_ops: FileOps
     repairs: dict[str, str]
     views: Mapping[str, RowView] = field(repr=False)
+    # Names the decisions for plan_id.py when they follow from kept inputs alone (rows, dir,
+    # fixes), so the next plan with the same key names the same removed rows and archives.
+    memo_key: object = field(default=None, repr=False, compare=False)
 
     @property
     def would_mutate(self) -> bool:
@@ -246,17 +249,19 @@ class _DirState:
     def present_sweepable(self) -> list[int]:
         return [p for p in self.sweepable if p not in self.archived and self.present(p)]
 
-    def archive_names(self, names: list[str | None], now_ms: int) -> None:
-        """`archive` for files of a plain dir by name (None: no file), the path being the
-        dir's and the name; a name the dir does not hold as a file archives nothing."""
+    def archive_positions(
+        self, positions: list[int | None], names: list[str | None], now_ms: int
+    ) -> None:
+        """`archive` for files of a plain dir by position in its listing (None: no such file;
+        `names` are theirs), the path being the dir's and the name."""
         paths = self.listing.paths
         suffix = archive_name("", "deleted", now_ms)
-        found = map(self.listing.by_name.get, names)  # type: ignore[arg-type]
         taken = self.removed.keys() | self.gone | self.archived.keys()
-        for pos in found:
+        archived = self.archived
+        for pos in positions:
             if pos is not None and pos not in taken:
-                self.archived[pos] = paths[pos] + suffix
-                self.archived_names.add(self.listing.names[pos])
+                archived[pos] = paths[pos] + suffix
+        self.archived_names.update(names)  # type: ignore[arg-type]
 
     def archive(self, canonical_path: str, now_ms: int) -> bool:
         pos = self.by_canonical.get(canonical_path)
@@ -340,6 +345,9 @@ class _Context:
     fast: bool
     irregular: set[str]
     shared_referenced: frozenset[str] = frozenset()
+    # Set when a decision rested on the rows' order in the store (equal ages at the cap, the
+    # reference's order of rows sharing an id): the index's version does not follow order.
+    by_store_order: bool = False
 
     def preserved(self, key: str) -> bool:
         return key in self.preserve_keys or self.index.facts[key].protected
@@ -467,6 +475,7 @@ def _cap(ctx: _Context, remaining_count: int, gone: set[str], stale: _Stale) -> 
         high = bisect.bisect_right(order, age, key=_first)
         position = _positions(ctx.store)
         order = order[:low] + sorted(order[low:high], key=lambda e: position[e[1]]) + order[high:]
+        ctx.by_store_order = True
     return order[slots:]
 
 
@@ -481,6 +490,7 @@ def _cap_with_nan(ctx: _Context, skip: set[str], slots: int) -> list[AgeEntry]:
         return _js_compare(ages[b], ages[a])
 
     capped = sorted(candidates, key=functools.cmp_to_key(newest_first))[slots:]
+    ctx.by_store_order = True
     return [(-ages[key], key, facts[key]) for key in capped]
 
 
@@ -488,53 +498,68 @@ def _positions(store: Store) -> dict[str, int]:
     return {key: i for i, key in enumerate(store.rows)}
 
 
+Counts = Counter[str | None]
+
+
 class _Leaving:
     """What the removed rows carried: rows per sessionId and per transcript name (as the
-    index counts them), so "still referenced" is the index's count against these."""
+    index counts them), so "still referenced" is the index's count against these. In layers,
+    one per group of rows removed, shared with a copy and with what a plan kept from an
+    earlier plan (never changed once added)."""
 
-    def __init__(self, index: PlanIndex) -> None:
+    def __init__(self, index: PlanIndex, layers: Iterable[tuple[Counts, Counts]] = ()) -> None:
         self.index = index
-        self.sids: Counter[str | None] = Counter()
-        self.names: Counter[str | None] = Counter()
+        self.layers = list(layers)
 
     def add(self, keys: Iterable[str]) -> _Leaving:
-        facts = self.index.facts
-        found = [facts[key] for key in keys]
-        self.sids.update([f.sid for f in found])
-        self.names.update([f.name for f in found if f.simple])
+        return self.add_counts(*_carried(self.index, list(keys)))
+
+    def add_counts(self, sids: Counts, names: Counts) -> _Leaving:
+        if sids or names:
+            self.layers.append((sids, names))
         return self
 
     def copy(self) -> _Leaving:
-        other = _Leaving(self.index)
-        other.sids = self.sids.copy()
-        other.names = self.names.copy()
-        return other
+        return _Leaving(self.index, self.layers)
 
     def sid_referenced(self, session_id: str) -> bool:
         """Whether a row that stays carries this sessionId."""
-        return self.index.sid_rows.get(session_id, 0) > self.sids.get(session_id, 0)
+        leaving = sum(layer[0].get(session_id, 0) for layer in self.layers)
+        return self.index.sid_rows.get(session_id, 0) > leaving
+
+    def name_count(self, name: str | None) -> int:
+        return sum(layer[1].get(name, 0) for layer in self.layers)
+
+    def names(self) -> set[str | None]:
+        found: set[str | None] = set()
+        for _, names in self.layers:
+            found.update(names)
+        return found
+
+
+def _carried(index: PlanIndex, keys: list[str]) -> tuple[Counts, Counts]:
+    found = [index.facts[key] for key in keys]
+    return Counter([f.sid for f in found]), Counter([f.name for f in found if f.simple])
 
 
 def _session_files(
     ctx: _Context,
     victims: list[AgeEntry],
     last_file_wins: bool,
-    leaving: _Leaving,
     in_order: Callable[[], list[AgeEntry]] | None = None,
-) -> dict[str, AgeEntry]:
+) -> tuple[dict[str, AgeEntry], Counts, Counts]:
     """sessionId -> the removed row whose sessionFile counts, remembered the way the reference
     remembers (the first row, or the last one with a sessionFile; with `last_file_wins`, the
-    last); the rows are added to `leaving` on the way. They may be in another order than the
-    reference's if `in_order` gives that order: it is asked only when the order can change
-    the answer (rows of one id whose sessionFiles differ)."""
+    last); and what the rows carried (`_Leaving`'s counts). The rows may be in another order
+    than the reference's if `in_order` gives that order: it is asked only when the order can
+    change the answer (rows of one id whose sessionFiles differ)."""
     found = [entry[2] for entry in victims]
     sids = [f.sid for f in found]
-    leaving.sids.update(sids)
-    leaving.names.update([f.name for f in found if f.simple])
+    counts = Counter(sids), Counter([f.name for f in found if f.simple])
     pairs = [(sid, entry) for sid, entry in zip(sids, victims, strict=True) if sid is not None]
     remembered = dict(pairs)
     if len(remembered) == len(pairs):
-        return remembered  # every id once: nothing to choose between
+        return remembered, *counts  # every id once: nothing to choose between
     remembered = {}
     first_file: dict[str, Any] = {}
     order_matters = False
@@ -548,24 +573,47 @@ def _session_files(
         if last_file_wins or session_id not in remembered or session_file:
             remembered[session_id] = entry
     if order_matters and in_order is not None:
-        return _session_files(ctx, in_order(), last_file_wins, _Leaving(ctx.index))
-    return remembered
+        ctx.by_store_order = True
+        return _session_files(ctx, in_order(), last_file_wins)[0], *counts
+    return remembered, *counts
+
+
+def _by_name(
+    ctx: _Context, removed: dict[str, AgeEntry]
+) -> tuple[list[str | None], list[tuple[str, AgeEntry]]]:
+    """Of the removed rows' sessions: the transcript names archived without asking anything
+    (an id one row carried goes with that row, in a plain dir), and the rest to ask about."""
+    if not ctx.fast:
+        return [], list(removed.items())
+    irregular = ctx.irregular
+    shared = ctx.index.shared_sids
+    named = [
+        entry[2].name
+        for sid, entry in removed.items()
+        if sid not in shared and entry[1] not in irregular
+    ]
+    rest = [(sid, e) for sid, e in removed.items() if sid in shared or e[1] in irregular]
+    return named, rest
+
+
+def _positions_of(listing: DirListing, names: list[str | None]) -> list[int | None]:
+    by_name = listing.by_name
+    return [None if name is None else by_name.get(name) for name in names]
 
 
 def _archive_removed(
-    ctx: _Context, state: _DirState, removed: dict[str, AgeEntry], leaving: _Leaving
+    ctx: _Context,
+    state: _DirState,
+    removed: dict[str, AgeEntry],
+    leaving: _Leaving,
+    split: tuple[list[str | None], list[tuple[str, AgeEntry]]] | None = None,
+    positions: list[int | None] | None = None,
 ) -> None:
-    """Archive the transcripts of removed rows whose sessionId no remaining row carries."""
-    irregular = ctx.irregular
-    named: list[str | None] = []
-    rest = removed.items()
-    if ctx.fast:
-        # An id one row carried goes with that row; its transcript is its name.
-        shared = ctx.index.shared_sids
-        named = [
-            entry[2].name for sid, entry in rest if sid not in shared and entry[1] not in irregular
-        ]
-        rest = [(s, e) for s, e in rest if s in shared or e[1] in irregular]  # type: ignore[assignment]
+    """Archive the transcripts of removed rows whose sessionId no remaining row carries.
+    `split` (`_by_name`'s answer) and `positions` (of its names in the listing) may come from
+    an earlier plan of the same rows and dir."""
+    named, rest = split if split is not None else _by_name(ctx, removed)
+    named = list(named)
     for session_id, (_, key, f) in rest:
         if leaving.sid_referenced(session_id):
             continue
@@ -576,7 +624,9 @@ def _archive_removed(
         for path in ctx.sdir.archive_candidates(session_id, session_file, ctx.home):
             state.archive(path, ctx.now_ms)
     if named:
-        state.archive_names(named, ctx.now_ms)
+        if positions is None or len(named) != len(positions):
+            positions = _positions_of(ctx.listing, named)
+        state.archive_positions(positions, named, ctx.now_ms)
 
 
 def _remove_trajectory_sidecars(
@@ -769,30 +819,29 @@ def _unreferenced_by_name(ctx: _Context, state: _DirState, leaving: _Leaving) ->
     rows = ctx.index.name_rows
     names = ctx.listing.names
     if ctx.listing.has_trajectory:
-        gone = leaving.names
-        return [pos for pos in state.present_sweepable() if not _named(names[pos], rows, gone)]
+        count = leaving.name_count
+        return [pos for pos in state.present_sweepable() if not _named(names[pos], rows, count)]
     # Without sidecars a file is referenced by its own name only: the names no row carries
     # (kept with the index while neither it nor the listing changes), and those only removed
     # rows carried.
     found = list(ctx.index.unnamed(ctx.listing, state.sweepable))
     by_name = ctx.listing.by_name
-    counts = leaving.names
-    for name in counts.keys() - state.archived_names:
-        if name is not None and rows.get(name, 0) <= counts[name]:
+    for name in leaving.names() - state.archived_names:
+        if name is not None and rows.get(name, 0) <= leaving.name_count(name):
             pos = by_name.get(name)
             if pos is not None:
                 found.append(pos)
     return sorted(p for p in found if p not in state.archived and state.present(p))
 
 
-def _named(name: str, rows: Mapping[str, int], leaving: Mapping[str | None, int]) -> bool:
+def _named(name: str, rows: Mapping[str, int], leaving: Callable[[str | None], int]) -> bool:
     """Whether a remaining simple row references `name`, as itself or as its sidecar."""
-    if rows.get(name, 0) > leaving.get(name, 0):
+    if rows.get(name, 0) > leaving(name):
         return True
     for suffix in TRAJECTORY_SUFFIXES:
         if name.endswith(suffix):
             owner = name[: -len(suffix)] + ".jsonl"
-            return rows.get(owner, 0) > leaving.get(owner, 0)
+            return rows.get(owner, 0) > leaving(owner)
     return False
 
 
@@ -965,16 +1014,46 @@ def _plan(
     leaving = _Leaving(index).add(missing).add(retired)
     fixed_leaving = leaving.copy()
     victims = stale_found.entries + capped_found
-    maintained = _session_files(ctx, victims, False, leaving, reference_order)
-    _archive_removed(ctx, state, maintained, leaving)
+    # What follows from these rows alone is kept with the index, for the next plan of the same
+    # rows (the same index version, cutoffs falling between the same rows, the same fixes).
+    rows_key: tuple[object, ...] | None = (
+        index.version,
+        stale_found.start,
+        stale_found.undated,
+        maintenance.max_entries,
+        frozenset(fixed_gone),
+        frozenset(ctx.preserve_keys),
+        frozenset(repairs.items()),
+        fast,
+    )
+    if ctx.by_store_order:
+        rows_key = None  # the cap broke a tie by store order: nothing kept, nothing reused
+    maintained, sids, names = index.remembered(
+        "session-files", rows_key, lambda: _session_files(ctx, victims, False, reference_order)
+    )
+    if ctx.by_store_order and rows_key is not None:
+        index.forget("session-files")
+        rows_key = None
+    leaving.add_counts(sids, names)
+    split = index.remembered("by-name", rows_key, lambda: _by_name(ctx, maintained))
+    positions = index.remembered(
+        "positions",
+        (rows_key, listing) if rows_key is not None else None,
+        lambda: _positions_of(listing, split[0]),
+    )
+    _archive_removed(ctx, state, maintained, leaving, split, positions)
+    kept = rows_key is not None and not split[1] and shared is None
+    memo_key = (index, rows_key, listing) if kept else None
     _remove_trajectory_sidecars(ctx, state, maintained, leaving)
     _expire_archives(ctx, state, bool(state.archived))
     budget, evicted = _budget(ctx, state, remaining, target.store_path, warn_only=False)
     drop(evicted, Action.EVICT_BUDGET)
     leaving.add(evicted)
     retired_entries = [(0.0, key, index.facts[key]) for key in retired]
-    retired_files = _session_files(ctx, retired_entries, True, _Leaving(index))
+    retired_files, _, _ = _session_files(ctx, retired_entries, True)
     _archive_removed(ctx, state, retired_files, leaving)
+    if retired_files or evicted or state.removed.keys() & state.archived.keys():
+        memo_key = None
     sweep = _sweep(ctx, state, gone, leaving)
     after_count = len(before) - len(gone)
 
@@ -1021,6 +1100,7 @@ def _plan(
         file_ops=ops,
         repairs=repairs,
         views=views,
+        memo_key=(memo_key, tuple(missing), tuple(retired)) if memo_key else None,
     )
 
 

@@ -63,17 +63,33 @@ def _name(path: str) -> str:
     return path[path.rfind("/") + 1 :]  # `os.path.basename`, without its call per file
 
 
+_KEPT: dict[object, tuple[bytes, bytes]] = {}
+"""The two big parts of a plan's decisions, encoded, by the plan's `memo_key`: the removed
+rows and the archives follow from the key alone (see `StorePlan.memo_key`). A few kept."""
+KEPT_PLANS = 2
+
+
 def _decisions(plan: StorePlan) -> list[object]:
     """Names, not paths: the same state dir seen from elsewhere (a copy, another mount) plans
     the same. (An Action encodes as its text.)"""
-    actions = plan.actions
+    key = (plan.memo_key, plan.mode, len(plan.removed_keys), len(plan.file_ops.archives))
+    parts = _KEPT.get(key) if plan.memo_key is not None else None
+    if parts is None:
+        actions = plan.actions
+        removed = msgspec.json.encode([(k, actions[k]) for k in sorted(plan.removed_keys)])
+        archives = msgspec.json.encode(sorted([_name(s) for s, _ in plan.file_ops.archives]))
+        parts = removed, archives
+        if plan.memo_key is not None:
+            while len(_KEPT) >= KEPT_PLANS:
+                _KEPT.pop(next(iter(_KEPT)))
+            _KEPT[key] = parts
     return [
         plan.target.agent_id,
         os.path.basename(plan.target.store_path),
         plan.mode,
-        [(key, actions[key]) for key in sorted(plan.removed_keys)],
+        msgspec.Raw(parts[0]),
         sorted((key, _name(path)) for key, path in plan.repairs.items()),
-        sorted([_name(source) for source, _ in plan.file_ops.archives]),
+        msgspec.Raw(parts[1]),
         sorted((_name(r.path), r.stage) for r in plan.file_ops.removals),
     ]
 

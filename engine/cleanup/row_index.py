@@ -23,7 +23,7 @@ import bisect
 import math
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from sessiond.engine.disk_view import DirListing
@@ -117,6 +117,7 @@ def row_facts(key: str, raw: msgspec.Raw, view: RowView, prefix: str, agent_id: 
 
 
 AgeEntry = tuple[float, str, "RowFacts"]
+T = TypeVar("T")
 
 
 def _count(counts: dict[str, int], key: str, by: int) -> int:
@@ -155,8 +156,10 @@ class PlanIndex:
         self.sid_rows: dict[str, int] = {}  # sessionId -> rows carrying it
         self.shared_sids: set[str] = set()  # sessionIds more than one row carries
         self.name_rows: dict[str, int] = {}  # transcript name -> simple rows naming it
-        self.version = 0  # moves with every change `sync` makes
+        # Moves with every change `sync` makes (and with a reset: never back to an old value).
+        self.version = getattr(self, "version", -1) + 1
         self._unnamed: tuple[object, int, list[int]] | None = None
+        self._kept: dict[str, tuple[object, Any]] = {}
 
     # ------------------------------------------------------------------------------ upkeep
 
@@ -224,6 +227,21 @@ class PlanIndex:
             _count(self.name_rows, f.name, -1)
 
     # ----------------------------------------------------------------------------- answers
+
+    def remembered(self, name: str, key: object, compute: Callable[[], T]) -> T:
+        """`compute()`, or what it gave the last time it was asked under `name` with an equal
+        `key` (which must name every input it reads; the index's `version` among them when
+        it reads rows; None: compute and keep nothing). One answer kept per name."""
+        kept = self._kept.get(name)
+        if kept is not None and kept[0] == key:
+            return kept[1]  # type: ignore[no-any-return]
+        value = compute()
+        if key is not None:
+            self._kept[name] = (key, value)
+        return value
+
+    def forget(self, name: str) -> None:
+        self._kept.pop(name, None)
 
     def unnamed(self, listing: DirListing, positions: list[int]) -> list[int]:
         """Of `positions` in `listing` (a dir's files), those whose name no simple row

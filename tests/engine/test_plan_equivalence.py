@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.engine.cleanup.plan import CleanupOptions, plan_cleanup
+from sessiond.engine.cleanup.plan_id import plan_id
 from sessiond.engine.cleanup.row_index import PlanIndex
 from sessiond.engine.config import StoreTarget, parse_config
 from sessiond.engine.store import Store, encode_row, load_store_bytes, serialize_store
@@ -210,7 +211,7 @@ def _earlier(store: Store, drop: int, touch: int) -> Store:
     return Store(rows)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     layout=rows_and_files(),
     config=SETTINGS,
@@ -238,10 +239,26 @@ def test_kept_inputs_decide_what_the_planner_without_them_decided(
         if kept is not None:
             index = PlanIndex(str(sessions) + "/", "main")
             earlier = _earlier(store, *kept)
-            index.sync(earlier.rows, earlier.view)
+            # A plan of the earlier version first: what it keeps must not answer for this one.
+            plan_cleanup(
+                earlier, target, cfg, options, OsDiskView(), NOW, home, str(root), None, index
+            )
         cache = ListingCache()
+        fresh = plan_cleanup(store, target, cfg, options, OsDiskView(), NOW, home, str(root))
         for view in (OsDiskView(), OsDiskView(cache), OsDiskView(cache)):
             got = plan_cleanup(store, target, cfg, options, view, NOW, home, str(root), None, index)
             assert _decisions(got) == _decisions(expected)
+            # Named the same whether its parts were kept from the plan before or made anew.
+            assert plan_id([got], 0) == plan_id([fresh], 0)
+        # The same rows in another order (nothing the index counts as a change): what the
+        # planner kept from the plans above must not answer for this one.
+        turned = Store(dict(reversed(list(store.rows.items()))))
+        expected = plan_oracle.plan_cleanup(
+            turned, target, cfg, options, OsDiskView(), NOW, home, str(root)
+        )
+        got = plan_cleanup(
+            turned, target, cfg, options, OsDiskView(cache), NOW, home, str(root), None, index
+        )
+        assert _decisions(got) == _decisions(expected)
     finally:
         shutil.rmtree(root)
