@@ -178,7 +178,7 @@ class StoreJournal:
     def _count(self, entry: JournalEntry, record: Finish) -> None:
         kept = set(record.kept)
         for change in entry.rows:
-            if change.after is None and change.key not in kept:
+            if not change.has and change.key not in kept:
                 self.stats.rows_removed[change.action or entry.kind] += 1
         if entry.kind != "restore":
             self.stats.files_archived += record.moved

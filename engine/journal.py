@@ -1,7 +1,7 @@
 """The cleanup journal's entries: what one change to a store did, exactly enough to undo it.
 
 An entry is written (durably, by daemon/journal.py) before the store write it describes. It
-holds each changed row's bytes before and after (`None`: absent), the key each removed row
+holds each changed row before and after (its tokens; absent: not there), the key each removed row
 followed (so a restore puts it back where it stood), each file renamed (`moves`, names inside
 the sessions dir) and each file deleted outright (`deletes`: those cannot come back).
 
@@ -36,15 +36,43 @@ Options = dict[str, str | bool | None]
 
 
 class RowChange(msgspec.Struct, rename="camel", omit_defaults=True):
-    """One row: its exact bytes before and after (None: absent). `follows` is the key the row
+    """One row before and after the change (absent: not there). `follows` is the key the row
     stood after before the change (None: it was first), for a removed row; `action` the rule
-    that removed it (`prune-stale`, `delete`, ...)."""
+    that removed it (`prune-stale`, `delete`, ...).
+
+    Written as `beforeRow`/`afterRow`: the row itself inside the entry, whitespace-free (its
+    tokens exactly; the file's indentation is the store's to write). Entries written before
+    issue 17 hold `before`/`after`, the row as a JSON string (every quote escaped: a 100k-row
+    cleanup's entry was 224 MB, not 100), and read the same.
+    """
 
     key: str
     before: str | None = None
     after: str | None = None
     follows: str | None = None
     action: str | None = None
+    before_row: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    after_row: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def had(self) -> bool:
+        """The row was there before the change."""
+        return self.before_row is not msgspec.UNSET or self.before is not None
+
+    @property
+    def has(self) -> bool:
+        """The row is there after the change."""
+        return self.after_row is not msgspec.UNSET or self.after is not None
+
+    def before_json(self) -> bytes | None:
+        if self.before_row is not msgspec.UNSET:
+            return bytes(self.before_row)
+        return None if self.before is None else self.before.encode()
+
+    def after_json(self) -> bytes | None:
+        if self.after_row is not msgspec.UNSET:
+            return bytes(self.after_row)
+        return None if self.after is None else self.after.encode()
 
 
 class FileMove(msgspec.Struct, rename="camel"):
@@ -109,8 +137,8 @@ RECORD = msgspec.json.Decoder(Record)
 
 
 def counts(entry: JournalEntry) -> JournalCounts:
-    removed = sum(1 for r in entry.rows if r.after is None)
-    added = sum(1 for r in entry.rows if r.before is None)
+    removed = sum(1 for r in entry.rows if not r.has)
+    added = sum(1 for r in entry.rows if not r.had)
     return JournalCounts(
         rows_removed=removed,
         rows_added=added,
@@ -120,8 +148,9 @@ def counts(entry: JournalEntry) -> JournalCounts:
     )
 
 
-def _text(raw: msgspec.Raw | None) -> str | None:
-    return None if raw is None else bytes(raw).decode()
+def _row(raw: msgspec.Raw | None) -> msgspec.Raw | msgspec.UnsetType:
+    """A row as an entry holds it: its tokens without whitespace (a line of JSON Lines)."""
+    return msgspec.UNSET if raw is None else msgspec.Raw(msgspec.json.format(raw, indent=-1))
 
 
 def row_changes(
@@ -151,8 +180,8 @@ def row_changes(
         out.append(
             RowChange(
                 key=key,
-                before=_text(old),
-                after=_text(new),
+                before_row=_row(old),
+                after_row=_row(new),
                 follows=follows.get(key),
                 action=actions.get(key),
             )
@@ -188,19 +217,19 @@ def deletion(path: str, size: int, stage: str) -> FileDelete:
     return FileDelete(name, size, _REASONS[stage], is_archive(name))
 
 
-def same_row(a: str | None, b: str | None) -> bool:
+def same_row(a: bytes | None, b: bytes | None) -> bool:
     """The same row, whitespace aside: a row read back from the file is the indented slice of
     what was written compact from memory; the file's bytes for either are identical."""
     if a is None or b is None:
         return a is b
     if a == b:
         return True
-    return msgspec.json.format(a.encode(), indent=0) == msgspec.json.format(b.encode(), indent=0)
+    return msgspec.json.format(a, indent=0) == msgspec.json.format(b, indent=0)
 
 
-def _current(store: Store, key: str) -> str | None:
+def _current(store: Store, key: str) -> bytes | None:
     raw = store.rows.get(key)
-    return None if raw is None else bytes(raw).decode()
+    return None if raw is None else bytes(raw)
 
 
 # ------------------------------------------------------------------------------ commit point
@@ -213,8 +242,8 @@ def commit_state(entry: JournalEntry, store: Store) -> CommitState:
     exactly as it was before says it did not; an entry without rows committed with its
     journal record."""
     for change in entry.rows:
-        now = _current(store, change.key)
-        if same_row(now, change.before) and not same_row(change.before, change.after):
+        now, before = _current(store, change.key), change.before_json()
+        if same_row(now, before) and not same_row(before, change.after_json()):
             return "before"
     return "after"
 
@@ -268,7 +297,7 @@ class RestorePlan:
             options={"of": self.of.id},
             rows=self.rows,
             moves=self.moves,
-            files_first=any(r.before is None for r in self.rows) or not self.rows,
+            files_first=any(not r.had for r in self.rows) or not self.rows,
             restores=self.of.id,
         )
 
@@ -278,14 +307,12 @@ def plan_restore(entry: JournalEntry, store: Store, exists: Callable[[str], bool
     changes: dict[str, msgspec.Raw | None] = {}
     outcomes: dict[str, KeyOutcome] = {}
     for change in entry.rows:
-        now = _current(store, change.key)
-        if same_row(now, change.before):
+        now, before = _current(store, change.key), change.before_json()
+        if same_row(now, before):
             outcomes[change.key] = KeyOutcome(change.key, "present")
-        elif same_row(now, change.after):
+        elif same_row(now, change.after_json()):
             outcomes[change.key] = KeyOutcome(change.key, "restored")
-            changes[change.key] = (
-                None if change.before is None else msgspec.Raw(change.before.encode())
-            )
+            changes[change.key] = None if before is None else msgspec.Raw(before)
         else:
             outcomes[change.key] = KeyOutcome(change.key, "conflict")
     moves: list[FileMove] = []
@@ -330,7 +357,7 @@ def _restored_order(
     """The rows after the restore, with each removed row back after the key it followed."""
     after: dict[str | None, list[str]] = {}
     for change in entry.rows:
-        if change.after is None and changes.get(change.key) is not None:
+        if not change.has and changes.get(change.key) is not None:
             after.setdefault(change.follows, []).append(change.key)
     rows: dict[str, msgspec.Raw] = {}
 
