@@ -950,11 +950,7 @@ def run_load(seconds: float) -> dict[str, Any]:
 
 def growth_series(results: dict[str, dict[str, Any]]) -> dict[str, list[float | None]]:
     """Each measure across the ~2 KB-row sizes (1k, 10k, 100k, 1M), for the table and chart."""
-    sizes = [
-        k
-        for k in sorted(results, key=size_order)
-        if k[0].isdigit() and parse_size(k)[1] == ROW_BYTES
-    ]
+    sizes = sorted((k for k in results if k[0].isdigit() and not is_fat(k)), key=size_order)
     s: dict[str, list[float | None]] = {}
 
     def add(label: str, fn: Any) -> None:

@@ -285,7 +285,18 @@ class OsDiskView:
         plain = own and directory != "/" and not any(scan.links.values())
         previous = self._cache.previous(directory) if self._cache is not None else None
         entries = frozenset(scan.links)
-        listing = DirListing(directory, paths, canonicals, names, entries, plain, previous)
+        if (
+            own
+            and previous is not None
+            and previous.plain == plain
+            and previous.names == names
+            and previous.entries == entries
+        ):
+            # Read again (the dir's times moved, or were too recent to trust) and found as it
+            # was: the same listing, so what plans keep by listing stays good.
+            listing = previous
+        else:
+            listing = DirListing(directory, paths, canonicals, names, entries, plain, previous)
         if own:
             scan.listing = listing
         if self._cache is not None:
