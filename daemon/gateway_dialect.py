@@ -46,7 +46,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sessiond.daemon.jsonrpc_dialect import Call, RpcError
-from sessiond.engine.keys import normalize_agent_id
 from sessiond.protocol.cleanup import CleanupParams
 from sessiond.protocol.gateway_frames import (
     INVALID_REQUEST,
@@ -54,9 +53,11 @@ from sessiond.protocol.gateway_frames import (
     PROTOCOL_VERSION,
     UNAVAILABLE,
     ChallengePayload,
+    ChatHistoryParams,
     ConnectAuth,
     ConnectParams,
     DeviceProof,
+    EmptyParams,
     ErrorShape,
     EventFrame,
     Features,
@@ -66,18 +67,21 @@ from sessiond.protocol.gateway_frames import (
     RequestFrame,
     ResponseFrame,
     ServerInfo,
+    SessionDefaultsSnapshot,
     SessionsCleanupParams,
-    SessionsDefaults,
+    SessionsDeleteParams,
+    SessionsDescribeParams,
     SessionsListParams,
-    SessionsListResult,
-    SessionsListRow,
+    SessionsPatchParams,
+    SessionsPreviewParams,
+    SessionsResetParams,
     ShutdownPayload,
     Snapshot,
     StateVersion,
     TickPayload,
 )
-from sessiond.protocol.jsonrpc import APP_STORE_WRITE_FAILED
-from sessiond.protocol.methods import METHODS, ListParams, ListResult, SessionSummary
+from sessiond.protocol.jsonrpc import APP_STORE_WRITE_FAILED, INVALID_PARAMS
+from sessiond.protocol.methods import METHODS, MethodSpec
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -92,6 +96,7 @@ __all__ = [
     "Credentials",
     "Dispatch",
     "GatewayConnection",
+    "GatewayRefusal",
     "Output",
     "Send",
     "ServerFacts",
@@ -110,7 +115,7 @@ CLOSE_REASON_MAX_BYTES: Final = 120
 ADMIN_SCOPE: Final = "operator.admin"
 READ_SCOPE: Final = "operator.read"
 WRITE_SCOPE: Final = "operator.write"
-EVENTS: Final = ("connect.challenge", "tick", "shutdown")
+EVENTS: Final = ("connect.challenge", "tick", "shutdown", "sessions.changed")
 """Every event this dialect sends (`hello-ok.features.events`)."""
 
 _UNREADABLE: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
@@ -185,6 +190,7 @@ class ServerFacts:
     state_dir: str | None = None
     config_path: str | None = None
     tick_interval_ms: int = TICK_INTERVAL_MS
+    session_defaults: SessionDefaultsSnapshot | None = None
 
 
 # ---------------------------------------------------------------------------- method table
@@ -194,9 +200,24 @@ class Refusal(Exception):
     """Params that validate but that sessiond will not serve; answered INVALID_REQUEST."""
 
 
+class GatewayRefusal(RpcError):
+    """A handler's refusal worded as the reference words it, with its gateway error code
+    (INVALID_REQUEST, or UNAVAILABLE for what only a retry or the reference's runtime could
+    fix); JSON-RPC sees it as -32602 or -32004."""
+
+    def __init__(self, message: str, gateway_code: str = INVALID_REQUEST) -> None:
+        code = APP_STORE_WRITE_FAILED if gateway_code == UNAVAILABLE else INVALID_PARAMS
+        super().__init__(code, message)
+        self.gateway_code = gateway_code
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayMethod:
-    """How one gateway method maps onto a sessiond method: params in, payload out."""
+    """How one gateway method maps onto a daemon handler: params in, payload out.
+
+    `target` names a JSON-RPC method (its spec in `METHODS`), or a gateway-only handler whose
+    spec is `spec` (JSON-RPC cannot call those: their names are not in `METHODS`).
+    """
 
     params: type[Any]
     target: str
@@ -204,6 +225,7 @@ class GatewayMethod:
     to_params: Callable[[Any], Any]
     to_payload: Callable[[Any, Any, int, Mapping[str, str]], Any]
     """(sessiond result, the sessiond params, now in ms, agent id -> store path) -> payload."""
+    spec: MethodSpec | None = None
 
 
 def _unset_none(value: Any) -> Any:
@@ -226,74 +248,42 @@ def _cleanup_payload(result: Any, _params: Any, _now_ms: int, _paths: Mapping[st
     return result
 
 
-LIST_DEFAULT_LIMIT: Final = 100
-LIST_MAX_LIMIT: Final = 1000
+def _same(params: Any) -> Any:
+    return params
 
 
-def _list_params(p: SessionsListParams) -> ListParams:
-    for name, value in (("label", p.label), ("spawnedBy", p.spawned_by), ("search", p.search)):
-        if value is not msgspec.UNSET:
-            raise Refusal(f"sessions.list: {name} is not supported by sessiond")
-    limit = LIST_DEFAULT_LIMIT if p.limit is msgspec.UNSET else min(p.limit, LIST_MAX_LIMIT)
-    agent = _unset_none(p.agent_id)
-    return ListParams(
-        limit=limit,
-        agent=agent,
-        all_agents=agent is None,
-        active_minutes=_unset_none(p.active_minutes),
-    )
+def _as_is(result: Any, _params: Any, _now_ms: int, _paths: Mapping[str, str]) -> Any:
+    return result
 
 
-def _kind(summary: SessionSummary) -> Literal["direct", "group", "global", "unknown"]:
-    if summary.key == "global":
-        return "global"
-    if summary.key == "unknown":
-        return "unknown"
-    if summary.chat_type in ("group", "channel"):
-        return "group"
-    return "group" if ":group:" in summary.key or ":channel:" in summary.key else "direct"
-
-
-def _list_payload(
-    result: ListResult, params: ListParams, now_ms: int, paths: Mapping[str, str]
-) -> SessionsListResult:
-    """The reference's result shape around sessiond's page (rows newest first)."""
-    if params.agent is not None:
-        path = paths.get(normalize_agent_id(params.agent), "")
-    else:
-        path = next(iter(paths.values())) if len(paths) == 1 else "(multiple)"
-    rows = [
-        SessionsListRow(
-            key=s.key,
-            kind=_kind(s),
-            updated_at=s.updated_at,
-            session_id=msgspec.UNSET if s.session_id is None else s.session_id,
-            chat_type=msgspec.UNSET if s.chat_type is None else s.chat_type,
-            model=msgspec.UNSET if s.model is None else s.model,
-        )
-        for s in result.sessions
-    ]
-    return SessionsListResult(
-        ts=now_ms,
-        path=path,
-        count=len(rows),
-        total_count=result.total_count,
-        limit_applied=params.limit,
-        has_more=result.has_more,
-        defaults=SessionsDefaults(),
-        sessions=rows,
-    )
+def _native(params: type[Any], name: str, scope: str, *, mutates: bool = False) -> GatewayMethod:
+    """A method the gateway-only handler `openclaw.<name>` answers in the reference's shape."""
+    target = f"openclaw.{name}"
+    return GatewayMethod(params, target, scope, _same, _as_is, MethodSpec(params, Any, mutates))
 
 
 GATEWAY_METHODS: Final[dict[str, GatewayMethod]] = {
     "sessions.cleanup": GatewayMethod(
         SessionsCleanupParams, "sessions.cleanup", ADMIN_SCOPE, _cleanup_params, _cleanup_payload
     ),
-    "sessions.list": GatewayMethod(
-        SessionsListParams, "sessions.list", READ_SCOPE, _list_params, _list_payload
-    ),
+    # ---- OpenClaw's clients (issue 14): TUI, Control UI, macOS app; daemon/gateway_sessions.py
+    "sessions.list": _native(SessionsListParams, "sessions.list", READ_SCOPE),
+    "sessions.preview": _native(SessionsPreviewParams, "sessions.preview", READ_SCOPE),
+    "sessions.describe": _native(SessionsDescribeParams, "sessions.describe", READ_SCOPE),
+    "sessions.subscribe": _native(EmptyParams, "sessions.subscribe", READ_SCOPE),
+    "sessions.unsubscribe": _native(EmptyParams, "sessions.unsubscribe", READ_SCOPE),
+    "sessions.patch": _native(SessionsPatchParams, "sessions.patch", ADMIN_SCOPE, mutates=True),
+    "sessions.reset": _native(SessionsResetParams, "sessions.reset", ADMIN_SCOPE, mutates=True),
+    "sessions.delete": _native(SessionsDeleteParams, "sessions.delete", ADMIN_SCOPE, mutates=True),
+    "agents.list": _native(EmptyParams, "agents.list", READ_SCOPE),
+    "chat.history": _native(ChatHistoryParams, "chat.history", READ_SCOPE),
+    "health": _native(EmptyParams, "health", READ_SCOPE),
+    "status": _native(EmptyParams, "status", READ_SCOPE),
+    # ---- end of OpenClaw's clients
 }
-"""Exactly the methods `hello-ok.features.methods` announces."""
+"""Exactly the methods `hello-ok.features.methods` announces. Anything else (chat.send,
+models.list, compaction, usage: they need a model) is answered as the reference answers an
+unknown method, `unknown method: <name>`, which the clients branch on."""
 
 
 # ---------------------------------------------------------------------------- device proofs
@@ -563,6 +553,11 @@ class GatewayConnection:
     def tick(self, now_ms: int) -> bytes:
         return self._event("tick", TickPayload(ts=now_ms))
 
+    def targeted_event(self, name: str, payload: Any) -> bytes:
+        """An event for subscribers only (`sessions.changed`): like the reference's targeted
+        events it carries no `seq` and leaves the connection's sequence alone."""
+        return _encode(EventFrame(event=name, payload=payload))
+
     def shutdown(self, reason: str, restart_expected_ms: int | None = None) -> bytes:
         """The event the reference sends to every client before closing them with 1012."""
         later = msgspec.UNSET if restart_expected_ms is None else restart_expected_ms
@@ -775,6 +770,7 @@ class GatewayConnection:
                 config_path=facts.config_path or msgspec.UNSET,
                 state_dir=facts.state_dir or msgspec.UNSET,
                 auth_mode=mode,
+                session_defaults=facts.session_defaults or msgspec.UNSET,
             ),
             auth=HelloAuth(role=granted.role, scopes=granted.scopes),
             policy=Policy(
@@ -819,7 +815,9 @@ class GatewayConnection:
             return [self._error(frame.id, f"invalid {frame.method} params: nested too deeply")]
         except Refusal as exc:
             return [self._error(frame.id, str(exc))]
-        call = Call(method.target, target, frame.id, METHODS[method.target])
+        spec = METHODS.get(method.target) or method.spec
+        assert spec is not None, method.target
+        call = Call(method.target, target, frame.id, spec)
         return [Dispatch(frame.id, frame.method, call)]
 
     def _authorize(self, method: str) -> str | None:
@@ -855,7 +853,9 @@ class GatewayConnection:
     def refuse(self, dispatch: Dispatch, error: RpcError) -> bytes:
         """The `res` for an error the handler meant (the peer's fault or a store's state)."""
         details = error.data
-        if error.code == APP_STORE_WRITE_FAILED:
+        if isinstance(error, GatewayRefusal):
+            shape = ErrorShape(error.gateway_code, error.message, details=details)
+        elif error.code == APP_STORE_WRITE_FAILED:
             shape = ErrorShape(UNAVAILABLE, error.message, details=details, retryable=True)
         else:
             shape = ErrorShape(INVALID_REQUEST, error.message, details=details)

@@ -30,6 +30,9 @@ from sessiond.daemon.gateway_dialect import (
     SwitchToJsonRpc,
 )
 from sessiond.daemon.jsonrpc_dialect import RpcError
+from sessiond.engine import session_rows
+from sessiond.engine.config import default_agent_id
+from sessiond.protocol.gateway_frames import SessionDefaultsSnapshot
 from websockets.exceptions import ConnectionClosed
 
 if TYPE_CHECKING:
@@ -48,12 +51,21 @@ def wall_ms() -> int:
 def new_machine(daemon: Daemon) -> GatewayConnection:
     from sessiond.daemon.server import version
 
+    cfg = daemon.registry.config
+    main_key, main_session = session_rows.main_key(cfg), session_rows.main_session_key(cfg)
+    scope = session_rows.session_scope(cfg)
     facts = ServerFacts(
         version=version(),
         started_ms=_STARTED_MS,
         max_payload=daemon.options.max_frame_bytes,
         state_dir=daemon.where.state_dir,
         config_path=daemon.config_path,
+        session_defaults=SessionDefaultsSnapshot(
+            default_agent_id=default_agent_id(cfg),
+            main_key=main_key,
+            main_session_key=main_session,
+            scope=scope if isinstance(scope, str) else "per-sender",
+        ),
     )
     return GatewayConnection(
         credentials=Credentials(token=daemon.token),
@@ -107,6 +119,7 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
             elif isinstance(out, Connected):
                 conn.authenticated = True
                 conn.farewell = lambda: machine.shutdown("sessiond restarting")
+                conn.gateway_event = machine.targeted_event
                 ticker = asyncio.create_task(_tick(conn, machine))
                 log.info("gateway connected", role=machine.role, scopes=machine.scopes)
             elif isinstance(out, SwitchToJsonRpc):

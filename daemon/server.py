@@ -42,6 +42,8 @@ import structlog
 from sessiond.daemon import methods, systemd
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.gateway_dialect import looks_like_gateway
+from sessiond.daemon.gateway_sessions import HANDLERS as GATEWAY_HANDLERS
+from sessiond.daemon.gateway_sessions import GatewaySessions
 from sessiond.daemon.gateway_shell import serve_gateway
 from sessiond.daemon.jsonrpc_dialect import Call, RpcError, RpcProtocol
 from sessiond.daemon.live_store import LiveStore
@@ -215,6 +217,7 @@ class Connection:
     subscribed: set[str] | None = None  # store paths; None: not subscribed
     outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     farewell: Callable[[], bytes] | None = None  # the gateway dialect's `shutdown` event
+    gateway_event: Callable[[str, Any], bytes] | None = None  # a gateway event frame, numbered
 
 
 class Daemon:
@@ -240,6 +243,8 @@ class Daemon:
         self.inflight: set[asyncio.Task[None]] = set()
         self.started = time.monotonic()
         self.registry.listeners.append(self._fan_out)
+        self.gateway = GatewaySessions(self)  # OpenClaw's clients (issue 14)
+        self.registry.listeners.append(self.gateway.on_change)
 
     # ------------------------------------------------------------------------ HTTP and upgrade
 
@@ -551,6 +556,7 @@ _METHODS: dict[str, _Method] = {
     "sessions.unsubscribe": Daemon._unsubscribe,
     "daemon.status": Daemon._status,
 }
+_METHODS.update(GATEWAY_HANDLERS)  # gateway-only names (`openclaw.*`): OpenClaw's clients
 
 Dialect = Callable[[Daemon, Connection, bytes], Awaitable[None]]
 

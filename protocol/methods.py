@@ -168,7 +168,7 @@ class UnsubscribeResult(msgspec.Struct, rename="camel"):
     unsubscribed: bool
 
 
-ChangeReason = Literal["patch", "delete", "cleanup", "external", "reload", "conflict"]
+ChangeReason = Literal["patch", "delete", "cleanup", "external", "reload", "conflict", "reset"]
 
 
 class SessionsChanged(msgspec.Struct, rename="camel"):
