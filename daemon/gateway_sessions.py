@@ -54,6 +54,7 @@ from sessiond.engine.session_rows import (
     entry_facts,
     main_session_key,
     needs_transcript_usage,
+    normalize_loaded_entry,
     resolve_session_key,
     select_rows,
     session_defaults,
@@ -312,10 +313,10 @@ async def sessions_list(daemon: Daemon, conn: Connection, p: SessionsListParams)
     if requested:
         agent = normalize_agent_id(requested)
         stores = [s for s in daemon.registry if s.agent_id == agent]
-        path = gw.store_path_of(agent)
     else:
         stores = list(daemon.registry)
-        path = stores[0].path if len(stores) == 1 else "(multiple)"
+    # One store: its path; none (an agent without a store) or several: "(multiple)".
+    path = stores[0].path if len(stores) == 1 else "(multiple)"
     candidates: list[tuple[str, EntryFacts | None, LiveStore]] = []
     for live in stores:
         candidates.extend((key, facts, live) for key, facts in gw.facts(live))
@@ -482,7 +483,8 @@ async def sessions_patch(daemon: Daemon, conn: Connection, p: SessionsPatchParam
     found = gw.find(key)
     live = _writable_store(gw, found)
     cfg = daemon.registry.config
-    existing = found.entry if isinstance(found.entry, dict) else None
+    loaded = found.entry if isinstance(found.entry, dict) else None
+    existing = normalize_loaded_entry(loaded) if loaded is not None else None
     others = {k for k in live.store.rows if k != found.canonical}
 
     def label_taken(label: str) -> bool:
@@ -503,7 +505,7 @@ async def sessions_patch(daemon: Daemon, conn: Connection, p: SessionsPatchParam
         )
     except PatchRefused as exc:
         raise GatewayRefusal(exc.message, exc.code) from exc
-    changes: dict[str, msgspec.Raw | None] = {found.canonical: _encode_row(existing, row, found)}
+    changes: dict[str, msgspec.Raw | None] = {found.canonical: _encode_row(loaded, row, found)}
     if found.stored_key is not None and found.stored_key != found.canonical:
         changes[found.stored_key] = None  # the legacy spelling is migrated to the canonical key
     await _commit(live, changes, "patch")
@@ -580,7 +582,7 @@ async def sessions_reset(daemon: Daemon, conn: Connection, p: SessionsResetParam
     cfg = daemon.registry.config
     found = gw.find(key)
     live = _writable_store(gw, found)
-    current = found.entry if isinstance(found.entry, dict) else None
+    current = normalize_loaded_entry(found.entry) if isinstance(found.entry, dict) else None
     new_id = str(uuid.uuid4())
     directory = os.path.dirname(os.path.abspath(live.path))
     sessions = SessionsDir(directory, OsDiskView(), daemon.registry.where.state_dir)
@@ -602,7 +604,7 @@ async def sessions_reset(daemon: Daemon, conn: Connection, p: SessionsResetParam
     changes: dict[str, msgspec.Raw | None] = {found.canonical: encoded}
     if found.stored_key is not None and found.stored_key != found.canonical:
         changes[found.stored_key] = None
-    await _commit(live, changes, "reset")
+    await _commit(live, changes, "new" if p.reason == "new" else "reset")
     old_id = current.get("sessionId") if current else None
     old_file = current.get("sessionFile") if current else None
     await asyncio.to_thread(_archive, gw, live, old_id, old_file, "reset")
@@ -857,7 +859,7 @@ def _status_rows(cfg: Any, live: LiveStore | None, agent: str | None, now: int) 
         if owner is None:
             parsed = parse_agent_session_key(key)
             owner = normalize_agent_id(parsed.agent_id) if parsed else None
-        rows.append(status_row(key, _ROW.decode(raw), owner, cfg, now))
+        rows.append(status_row(key, _ROW.decode(raw), owner, cfg, now, model_agent=agent))
     rows.sort(key=lambda r: -_number(r.get("updatedAt")))
     return rows
 

@@ -53,6 +53,7 @@ __all__ = [
     "derive_title",
     "entry_facts",
     "main_session_key",
+    "normalize_loaded_entry",
     "needs_transcript_usage",
     "resolve_session_key",
     "select_rows",
@@ -474,6 +475,72 @@ def _merge_delivery(
     return _delivery(
         p.get("channel") or f.get("channel"), pick("to"), pick("accountId"), pick("threadId")
     )
+
+
+def normalize_loaded_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as the reference holds it after loading the store, which is what it writes back
+    when it saves the row: legacy field names migrated, runtime model fields trimmed, the
+    delivery fields recomputed, the skills cache dropped. sessiond applies it to the rows it
+    writes, so a patched or reset row is stored as the reference would store it."""
+    row = dict(entry)
+    if not isinstance(row.get("channel"), str) and isinstance(row.get("provider"), str):
+        row["channel"] = row.pop("provider")
+    if not isinstance(row.get("lastChannel"), str) and isinstance(row.get("lastProvider"), str):
+        row["lastChannel"] = row.pop("lastProvider")
+    if not isinstance(row.get("groupChannel"), str) and isinstance(row.get("room"), str):
+        row["groupChannel"] = row.pop("room")
+    else:
+        row.pop("room", None)
+    model = _text(row.get("model"))
+    provider = _text(row.get("modelProvider"))
+    if not model:
+        row.pop("model", None)
+        row.pop("modelProvider", None)
+    else:
+        row["model"] = model
+        if provider:
+            row["modelProvider"] = provider
+        else:
+            row.pop("modelProvider", None)
+    thread = row.get("lastThreadId")
+    if thread is None:
+        thread = _get(row.get("deliveryContext"), "threadId")
+    if thread is None:
+        thread = _get(row.get("origin"), "threadId")
+    source = {
+        "channel": row.get("channel"),
+        "lastChannel": row.get("lastChannel"),
+        "lastTo": row.get("lastTo"),
+        "lastAccountId": row.get("lastAccountId"),
+        "lastThreadId": thread,
+        "deliveryContext": row.get("deliveryContext"),
+    }
+    found = delivery_fields(source)
+    merged = found.get("delivery_context")
+    context = row.get("deliveryContext")
+    same_delivery = all(
+        _get(context, name) == (merged or {}).get(name)
+        for name in ("channel", "to", "accountId", "threadId")
+    )
+    pairs = (
+        ("lastChannel", "last_channel"),
+        ("lastTo", "last_to"),
+        ("lastAccountId", "last_account_id"),
+        ("lastThreadId", "last_thread_id"),
+    )
+    same_last = all(
+        row.get(name, msgspec.UNSET) == found.get(field, msgspec.UNSET) for name, field in pairs
+    )
+    if not (same_delivery and same_last):
+        for name, value in (("deliveryContext", merged), *((n, found.get(f)) for n, f in pairs)):
+            if value is None or value is msgspec.UNSET:
+                row.pop(name, None)
+            else:
+                row[name] = value
+    skills = row.get("skillsSnapshot")
+    if isinstance(skills, Mapping) and "resolvedSkills" in skills:
+        row["skillsSnapshot"] = {k: v for k, v in skills.items() if k != "resolvedSkills"}
+    return row
 
 
 def delivery_fields(entry: Any) -> dict[str, Any]:
@@ -919,14 +986,37 @@ _STATUS_PASSED: Final = (
 )  # fmt: skip
 
 
+def _status_model(cfg: SessionsConfig, entry: Any, agent_id: str | None) -> str | None:
+    """The status summary's model: override as stored, then runtime, then the default."""
+    resolved = default_model(cfg, agent_id)
+    fallback = resolved.provider or DEFAULT_PROVIDER
+    provider_override = _text(_get(entry, "providerOverride"))
+    model_override = _text(_get(entry, "modelOverride"))
+    if model_override:
+        text = f"{provider_override}/{model_override}" if provider_override else model_override
+        found = _parse_model(text, fallback)
+        return found.model if found else model_override
+    runtime_model = _text(_get(entry, "model"))
+    if runtime_model:
+        if _text(_get(entry, "modelProvider")):
+            return runtime_model
+        found = _parse_model(runtime_model, fallback)
+        return found.model if found else runtime_model
+    return resolved.model
+
+
 def status_row(
-    key: str, entry: Any, agent_id: str | None, cfg: SessionsConfig, now_ms: int
+    key: str,
+    entry: Any,
+    agent_id: str | None,
+    cfg: SessionsConfig,
+    now_ms: int,
+    model_agent: str | None = None,
 ) -> dict[str, Any]:
-    """One row of `status.sessions` (the reference's status summary), without `runtime`."""
+    """One row of `status.sessions` (the reference's status summary), without `runtime`.
+    `model_agent`: whose configured model is the default (per-agent lists name one)."""
     updated = _get(entry, "updatedAt")
-    model = session_model(cfg, entry, agent_id or "").model if agent_id else None
-    if not agent_id:
-        model = session_model(cfg, entry, default_agent_id(cfg)).model
+    model = _status_model(cfg, entry, model_agent)
     context = _positive(_get(entry, "contextTokens")) or session_defaults(cfg).context_tokens
     total = _get(entry, "totalTokens")
     total_number = (

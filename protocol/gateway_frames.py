@@ -64,6 +64,7 @@ UNAVAILABLE: Final = "UNAVAILABLE"
 """Ours: try again (`retryable`), or a bug in the handler."""
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+SessionLabel = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -305,9 +306,9 @@ class SessionsListParams(_Closed):
     configured_agents_only: bool | msgspec.UnsetType = msgspec.UNSET
     include_derived_titles: bool | msgspec.UnsetType = msgspec.UNSET
     include_last_message: bool | msgspec.UnsetType = msgspec.UNSET
-    label: str | msgspec.UnsetType = msgspec.UNSET
-    spawned_by: str | msgspec.UnsetType = msgspec.UNSET
-    agent_id: str | msgspec.UnsetType = msgspec.UNSET
+    label: SessionLabel | msgspec.UnsetType = msgspec.UNSET
+    spawned_by: NonEmpty | msgspec.UnsetType = msgspec.UNSET
+    agent_id: NonEmpty | msgspec.UnsetType = msgspec.UNSET
     search: str | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -456,9 +457,9 @@ class SessionsSubscribeResult(msgspec.Struct, rename="camel"):
 
 
 class SessionsPreviewParams(_Closed):
-    keys: list[str]
-    limit: int | msgspec.UnsetType = msgspec.UNSET
-    max_chars: int | msgspec.UnsetType = msgspec.UNSET
+    keys: Annotated[list[NonEmpty], msgspec.Meta(min_length=1)]
+    limit: Positive | msgspec.UnsetType = msgspec.UNSET
+    max_chars: Annotated[int, msgspec.Meta(ge=20)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class PreviewItem(msgspec.Struct):
@@ -481,7 +482,7 @@ class SessionsPreviewResult(msgspec.Struct):
 
 
 class SessionsDescribeParams(_Closed):
-    key: str
+    key: NonEmpty
     include_derived_titles: bool | msgspec.UnsetType = msgspec.UNSET
     include_last_message: bool | msgspec.UnsetType = msgspec.UNSET
 
@@ -496,29 +497,29 @@ Nullable = Any
 class SessionsPatchParams(_Closed):
     """The reference's patch fields; `null` clears a field, absent leaves it."""
 
-    key: str
-    label: str | msgspec.UnsetType | None = msgspec.UNSET
-    thinking_level: str | msgspec.UnsetType | None = msgspec.UNSET
-    fast_mode: bool | msgspec.UnsetType | None = msgspec.UNSET
-    verbose_level: str | msgspec.UnsetType | None = msgspec.UNSET
-    trace_level: str | msgspec.UnsetType | None = msgspec.UNSET
-    reasoning_level: str | msgspec.UnsetType | None = msgspec.UNSET
-    response_usage: Literal["off", "tokens", "full", "on"] | msgspec.UnsetType | None = (
+    key: NonEmpty
+    label: SessionLabel | None | msgspec.UnsetType = msgspec.UNSET
+    thinking_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    fast_mode: bool | None | msgspec.UnsetType = msgspec.UNSET
+    verbose_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    trace_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    reasoning_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    response_usage: Literal["off", "tokens", "full", "on"] | None | msgspec.UnsetType = (
         msgspec.UNSET
     )
-    elevated_level: str | msgspec.UnsetType | None = msgspec.UNSET
-    exec_host: str | msgspec.UnsetType | None = msgspec.UNSET
-    exec_security: str | msgspec.UnsetType | None = msgspec.UNSET
-    exec_ask: str | msgspec.UnsetType | None = msgspec.UNSET
-    exec_node: str | msgspec.UnsetType | None = msgspec.UNSET
-    model: str | msgspec.UnsetType | None = msgspec.UNSET
-    spawned_by: str | msgspec.UnsetType | None = msgspec.UNSET
-    spawned_workspace_dir: str | msgspec.UnsetType | None = msgspec.UNSET
-    spawn_depth: int | msgspec.UnsetType | None = msgspec.UNSET
-    subagent_role: Literal["orchestrator", "leaf"] | msgspec.UnsetType | None = msgspec.UNSET
-    subagent_control_scope: Literal["children", "none"] | msgspec.UnsetType | None = msgspec.UNSET
-    send_policy: Literal["allow", "deny"] | msgspec.UnsetType | None = msgspec.UNSET
-    group_activation: Literal["mention", "always"] | msgspec.UnsetType | None = msgspec.UNSET
+    elevated_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    exec_host: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    exec_security: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    exec_ask: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    exec_node: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    model: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    spawned_by: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    spawned_workspace_dir: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
+    spawn_depth: Annotated[int, msgspec.Meta(ge=0)] | None | msgspec.UnsetType = msgspec.UNSET
+    subagent_role: Literal["orchestrator", "leaf"] | None | msgspec.UnsetType = msgspec.UNSET
+    subagent_control_scope: Literal["children", "none"] | None | msgspec.UnsetType = msgspec.UNSET
+    send_policy: Literal["allow", "deny"] | None | msgspec.UnsetType = msgspec.UNSET
+    group_activation: Literal["mention", "always"] | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ResolvedModel(_Out):
@@ -535,7 +536,7 @@ class SessionsPatchResult(msgspec.Struct):
 
 
 class SessionsResetParams(_Closed):
-    key: str
+    key: NonEmpty
     reason: Literal["new", "reset"] | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -546,7 +547,7 @@ class SessionsResetResult(msgspec.Struct):
 
 
 class SessionsDeleteParams(_Closed):
-    key: str
+    key: NonEmpty
     delete_transcript: bool | msgspec.UnsetType = msgspec.UNSET
     emit_lifecycle_hooks: bool | msgspec.UnsetType = msgspec.UNSET
 

@@ -168,7 +168,10 @@ class UnsubscribeResult(msgspec.Struct, rename="camel"):
     unsubscribed: bool
 
 
-ChangeReason = Literal["patch", "delete", "cleanup", "external", "reload", "conflict", "reset"]
+ChangeReason = Literal[
+    "patch", "delete", "cleanup", "external", "reload", "conflict", "reset", "new"
+]
+"""Why rows changed; `reset`/`new`: a session was replaced by a fresh one (`sessions.reset`)."""
 
 
 class SessionsChanged(msgspec.Struct, rename="camel"):

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from differential import harness
 from differential.fixtures import DAY, FRESH, HOUR, StateBuilder
+from differential.reference_gateway import ReferenceGateway
 from harness import DaemonProcess, read_rows, write_state_dir
 from sessiond.daemon import gateway_dialect as gw
 from sessiond.daemon.jsonrpc_dialect import RpcError
@@ -751,50 +750,6 @@ def _sessions_only(observation: dict[str, Any]) -> dict[str, Any]:
     return observation
 
 
-class ReferenceGateway:
-    """`openclaw gateway run` on a state dir, in its own process group (it forks helpers)."""
-
-    def __init__(self, bin_path: Path, state_dir: Path, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
-        env.update({"HOME": str(state_dir), "OPENCLAW_STATE_DIR": str(state_dir), "TZ": "UTC"})
-        self.port = harness.free_port()
-        self.log_path = log_path
-        self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        argv = [str(bin_path), "gateway", "run", "--allow-unconfigured", "--auth", "token"]
-        argv += ["--token", INTEROP_TOKEN, "--port", str(self.port), "--bind", "loopback"]
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=state_dir,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until it logs `[gateway] ready` (its sidecars are up and connects are accepted)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = harness.strip_ansi(self.log_path.read_text(errors="replace"))
-            if any(line.rstrip().endswith("[gateway] ready") for line in text.splitlines()):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"reference gateway exited {self.proc.returncode}: {text}")
-            time.sleep(0.2)
-        raise TimeoutError("reference gateway not ready")
-
-    def stop(self) -> None:
-        """SIGTERM the group, then SIGKILL it: a helper may outlive the leader."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def interop(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One state dir built once, copied with `cp -a`; the reference gateway on one copy,
@@ -812,7 +767,7 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for target in (ref_state, our_state):
         subprocess.run(["cp", "-a", str(original), str(target)], check=True)
     started = time.monotonic()
-    gateway = ReferenceGateway(ref_bin, ref_state, base / "gateway.log")
+    gateway = ReferenceGateway(ref_bin, ref_state, base / "gateway.log", INTEROP_TOKEN)
     try:
         ours = DaemonProcess(our_state, "--token", INTEROP_TOKEN)
         try:
