@@ -160,6 +160,9 @@ def _agents(b: ClientState) -> None:
     )
     for index, agent in enumerate(("main", "work", "ops", "research", "support")):
         base = index * 7 * MIN  # distinct updatedAt per agent: a stable order either way
+        family = Chat(b.now, f"{agent}-f")
+        family.user("[Telegram Ann 2026-05-01 10:00Z] Who is bringing dessert on Sunday?")
+        family.assistant(f"Bob is bringing an apple pie ({agent}).")
         chat = Chat(b.now, f"{agent}-")
         chat.user(f"Plan the {agent} quarterly review, please")
         chat.assistant(f"Here is a plan for {agent}: step one, step two.")
@@ -180,7 +183,7 @@ def _agents(b: ClientState) -> None:
             agent,
             f"agent:{agent}:telegram:group:-1001",
             2 * HOUR + base,
-            Chat(b.now).lines,
+            family.lines,
             chatType="group",
             channel="telegram",
             subject="Family Chat",
