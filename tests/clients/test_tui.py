@@ -123,9 +123,11 @@ def test_tui_lists_searches_and_opens_sessions_served_by_sessiond(tui: Tmux) -> 
 
     tui.keys("Enter")
     opened = tui.until(
-        lambda s: "Filter:" not in s
-        and "session agent:main:telegram:group:-1001" in s
-        and "Bob is bringing an apple pie (main)" in s,
+        lambda s: (
+            "Filter:" not in s
+            and "session agent:main:telegram:group:-1001" in s
+            and "Bob is bringing an apple pie (main)" in s
+        ),
         "the chosen session's history",
     )
     _show("the chosen session", opened)
