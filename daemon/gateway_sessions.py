@@ -26,6 +26,7 @@ from sessiond.daemon.durable_file import apply_file_ops, write_durably
 from sessiond.daemon.gateway_dialect import GatewayRefusal
 from sessiond.daemon.jsonrpc_dialect import RpcError
 from sessiond.daemon.live_store import LiveStore, NotWritable
+from sessiond.daemon.methods import store_for
 from sessiond.daemon.os_disk_view import OsDiskView
 from sessiond.daemon.transcript_reads import (
     read_history_lines,
@@ -99,15 +100,28 @@ from sessiond.protocol.gateway_frames import (
     StatusPayload,
     StatusSessions,
 )
-from sessiond.protocol.jsonrpc import APP_STORE_WRITE_FAILED
-from sessiond.protocol.methods import SessionsChanged
+from sessiond.protocol.jsonrpc import APP_STORE_WRITE_FAILED, INVALID_PARAMS
+from sessiond.protocol.methods import (
+    AgentInfo,
+    AgentsParams,
+    AgentsResult,
+    HistoryParams,
+    HistoryResult,
+    PreviewLine,
+    PreviewParams,
+    PreviewResult,
+    ResetParams,
+    ResetResult,
+    SessionPreviewLines,
+    SessionsChanged,
+)
 
 if TYPE_CHECKING:
     from sessiond.daemon.server import Connection, Daemon
 
 log = structlog.get_logger("sessiond.gateway")
 
-__all__ = ["HANDLERS", "GatewaySessions"]
+__all__ = ["HANDLERS", "RPC_HANDLERS", "GatewaySessions"]
 
 MAX_EVENT_KEYS: Final = 32
 """A change touching more rows is announced once without a key: subscribers list again."""
@@ -394,32 +408,35 @@ async def sessions_preview(daemon: Daemon, conn: Connection, p: SessionsPreviewP
         p.max_chars if isinstance(p.max_chars, int) else None,
     )
     found = [(key, gw.find(key)) for key in keys]
-    where = daemon.registry.where
 
     def build() -> list[SessionPreview]:
-        previews = []
-        for key, row in found:
-            entry = row.entry
-            if row.live is None or not _has_session(entry):
-                previews.append(SessionPreview(key, "missing", []))
-                continue
-            try:
-                path = transcript_path(
-                    row.live.path, entry.get("sessionId"), entry.get("sessionFile"), where
-                )
-                messages = read_preview_messages(path, limit) if path else []
-                items = preview_items(messages, limit, max_chars)
-            except Exception:
-                log.exception("preview failed", key=key)
-                previews.append(SessionPreview(key, "error", []))
-                continue
-            previews.append(
-                SessionPreview(key, "ok" if items else "empty", [_item(i) for i in items])
-            )
-        return previews
+        return [preview_of(gw, key, row.live, row.entry, limit, max_chars) for key, row in found]
 
     previews = await asyncio.to_thread(build) if found else []
     return SessionsPreviewResult(ts=now_ms(), previews=previews)
+
+
+def preview_of(
+    gw: GatewaySessions,
+    key: str,
+    live: LiveStore | None,
+    entry: Any,
+    limit: int,
+    max_chars: int,
+) -> SessionPreview:
+    """One key's preview (blocking: reads up to 1 MiB of the transcript's tail)."""
+    if live is None or not _has_session(entry):
+        return SessionPreview(key, "missing", [])
+    try:
+        path = transcript_path(
+            live.path, entry.get("sessionId"), entry.get("sessionFile"), gw.registry.where
+        )
+        messages = read_preview_messages(path, limit) if path else []
+        items = preview_items(messages, limit, max_chars)
+    except Exception:
+        log.exception("preview failed", key=key)
+        return SessionPreview(key, "error", [])
+    return SessionPreview(key, "ok" if items else "empty", [_item(i) for i in items])
 
 
 def _item(item: TailItem) -> PreviewItem:
@@ -578,14 +595,25 @@ def _archive(
 
 async def sessions_reset(daemon: Daemon, conn: Connection, p: SessionsResetParams) -> Any:
     gw = _sessions(daemon)
-    key = _require_key(p.key)
-    cfg = daemon.registry.config
-    found = gw.find(key)
+    found = gw.find(_require_key(p.key))
     live = _writable_store(gw, found)
+    encoded, _durable, _archived = await reset_row(gw, live, found, p.reason == "new")
+    return SessionsResetResult(ok=True, key=found.canonical, entry=encoded)
+
+
+async def reset_row(
+    gw: GatewaySessions, live: LiveStore, found: Found, as_new: bool
+) -> tuple[msgspec.Raw, bool, list[str]]:
+    """Replace the row with a fresh session (the reference's reset), durably, then archive the
+    old transcript as `.reset.` and start the new one; (new row, durable, archived paths).
+
+    The new transcript keeps the recorded `sessionFile` path when the row had one inside the
+    sessions dir (the reference reuses it), else `<new id>.jsonl`."""
+    cfg = gw.registry.config
     current = normalize_loaded_entry(found.entry) if isinstance(found.entry, dict) else None
     new_id = str(uuid.uuid4())
     directory = os.path.dirname(os.path.abspath(live.path))
-    sessions = SessionsDir(directory, OsDiskView(), daemon.registry.where.state_dir)
+    sessions = SessionsDir(directory, OsDiskView(), gw.registry.where.state_dir)
     recorded = current.get("sessionFile") if current else None
     session_file = os.path.join(sessions.real, f"{new_id}.jsonl")
     if isinstance(recorded, str) and js_trim(recorded):
@@ -604,12 +632,12 @@ async def sessions_reset(daemon: Daemon, conn: Connection, p: SessionsResetParam
     changes: dict[str, msgspec.Raw | None] = {found.canonical: encoded}
     if found.stored_key is not None and found.stored_key != found.canonical:
         changes[found.stored_key] = None
-    await _commit(live, changes, "new" if p.reason == "new" else "reset")
+    await _commit(live, changes, "new" if as_new else "reset")
     old_id = current.get("sessionId") if current else None
     old_file = current.get("sessionFile") if current else None
-    await asyncio.to_thread(_archive, gw, live, old_id, old_file, "reset")
+    archived = await asyncio.to_thread(_archive, gw, live, old_id, old_file, "reset")
     await asyncio.to_thread(_new_transcript, session_file, new_id, clock)
-    return SessionsResetResult(ok=True, key=found.canonical, entry=encoded)
+    return encoded, True, archived
 
 
 def _new_transcript(path: str, session_id: str, clock: int) -> None:
@@ -671,33 +699,12 @@ async def chat_history(daemon: Daemon, conn: Connection, p: ChatHistoryParams) -
     entry = found.entry if isinstance(found.entry, dict) else None
     limit = min(1000, p.limit if isinstance(p.limit, int) else HISTORY_DEFAULT_LIMIT)
     max_chars = p.max_chars if isinstance(p.max_chars, int) else _history_chars(cfg)
+    messages = await asyncio.to_thread(history_messages, gw, found.live, entry, limit, max_chars)
     session_id = entry.get("sessionId") if entry else None
-    now = now_ms()
-
-    def read() -> list[Any]:
-        if found.live is None or entry is None or not session_id:
-            return []
-        path = transcript_path(found.live.path, session_id, entry.get("sessionFile"), cfg_where)
-        if path is None:
-            return []
-        lines = read_history_lines(path, limit)
-        messages = recent_history_messages(lines, limit, now)
-        return fit_history_budget(project_history(messages, limit, max_chars), now)
-
-    cfg_where = daemon.registry.where
-    messages = await asyncio.to_thread(read)
     thinking = entry.get("thinkingLevel") if entry else None
-    defaults = cfg.raw.get("agents") if isinstance(cfg.raw, dict) else None
-    verbose_default = (
-        defaults.get("defaults", {}).get("verboseDefault")
-        if isinstance(defaults, dict) and isinstance(defaults.get("defaults"), dict)
-        else None
-    )
-    verbose = (
-        entry.get("verboseLevel")
-        if entry and entry.get("verboseLevel") is not None
-        else (verbose_default)
-    )
+    verbose = entry.get("verboseLevel") if entry else None
+    if verbose is None:
+        verbose = _verbose_default(cfg)
     return ChatHistoryResult(
         session_key=p.session_key,
         session_id=session_id if isinstance(session_id, str) else msgspec.UNSET,
@@ -706,6 +713,28 @@ async def chat_history(daemon: Daemon, conn: Connection, p: ChatHistoryParams) -
         fast_mode=entry.get("fastMode", msgspec.UNSET) if entry else msgspec.UNSET,
         verbose_level=msgspec.UNSET if verbose is None else verbose,
     )
+
+
+def history_messages(
+    gw: GatewaySessions, live: LiveStore | None, entry: Any, limit: int, max_chars: int
+) -> list[Any]:
+    """The newest `limit` messages as a chat client shows them (blocking: reads the tail)."""
+    session_id = entry.get("sessionId") if isinstance(entry, dict) else None
+    if live is None or not session_id:
+        return []
+    assert isinstance(entry, dict)
+    path = transcript_path(live.path, session_id, entry.get("sessionFile"), gw.registry.where)
+    if path is None:
+        return []
+    now = now_ms()
+    messages = recent_history_messages(read_history_lines(path, limit), limit, now)
+    return fit_history_budget(project_history(messages, limit, max_chars), now)
+
+
+def _verbose_default(cfg: Any) -> Any:
+    agents = cfg.raw.get("agents") if isinstance(cfg.raw, dict) else None
+    defaults = agents.get("defaults") if isinstance(agents, dict) else None
+    return defaults.get("verboseDefault") if isinstance(defaults, dict) else None
 
 
 def _history_chars(cfg: Any) -> int:
@@ -864,6 +893,83 @@ def _status_rows(cfg: Any, live: LiveStore | None, agent: str | None, now: int) 
     return rows
 
 
+# ------------------------------------------------------------------- the JSON-RPC dialect
+
+
+def _rpc_found(gw: GatewaySessions, agent: str | None, key: str) -> Found:
+    """A key as stored in `agent`'s store (JSON-RPC addresses rows exactly, like sessions.get)."""
+    live = store_for(gw.registry, agent)
+    raw = live.store.rows.get(key)
+    return Found(live, key, live.agent_id, key if raw is not None else None, raw)
+
+
+async def rpc_reset(daemon: Daemon, conn: Connection, p: ResetParams) -> Any:
+    gw = _sessions(daemon)
+    found = _rpc_found(gw, p.agent, p.key)
+    live = _writable_store(gw, found)
+    encoded, durable, archived = await reset_row(gw, live, found, p.reason == "new")
+    return ResetResult(p.key, live.agent_id, encoded, durable, archived)
+
+
+async def rpc_preview(daemon: Daemon, conn: Connection, p: PreviewParams) -> Any:
+    gw = _sessions(daemon)
+    if not 1 <= len(p.keys) <= PREVIEW_MAX_KEYS:
+        raise RpcError(
+            INVALID_PARAMS,
+            "Invalid params",
+            {"path": "$.keys", "reason": f"expected 1 to {PREVIEW_MAX_KEYS} keys"},
+        )
+    found = [_rpc_found(gw, p.agent, key) for key in p.keys]
+
+    def build() -> list[SessionPreviewLines]:
+        out = []
+        for row in found:
+            shown = preview_of(gw, row.canonical, row.live, row.entry, p.limit, p.max_chars)
+            items = [PreviewLine(i.role, i.text) for i in shown.items]
+            out.append(SessionPreviewLines(shown.key, shown.status, items))
+        return out
+
+    return PreviewResult(await asyncio.to_thread(build))
+
+
+async def rpc_history(daemon: Daemon, conn: Connection, p: HistoryParams) -> Any:
+    gw = _sessions(daemon)
+    found = _rpc_found(gw, p.agent, p.key)
+    entry = found.entry if isinstance(found.entry, dict) else None
+    messages = await asyncio.to_thread(
+        history_messages, gw, found.live, entry, p.limit, p.max_chars
+    )
+    session_id = entry.get("sessionId") if entry else None
+    return HistoryResult(
+        p.key,
+        found.agent_id,
+        session_id if isinstance(session_id, str) else None,
+        messages,
+    )
+
+
+async def rpc_agents(daemon: Daemon, conn: Connection, p: AgentsParams) -> Any:
+    gw = _sessions(daemon)
+    listing = await agents_list(daemon, conn, EmptyParams())
+    configured = {s.agent_id for s in daemon.registry}
+    agents = [
+        AgentInfo(
+            id=a.id,
+            name=a.name if isinstance(a.name, str) else None,
+            default=a.id == listing.default_id,
+            workspace=a.workspace,
+            store_path=gw.store_path_of(a.id),
+        )
+        for a in listing.agents
+        if a.id in configured
+    ]
+    return AgentsResult(listing.default_id, listing.main_key, agents)
+
+
+RPC_HANDLERS: Final[dict[str, Handler]] = {}
+"""JSON-RPC methods (`protocol.methods.METHODS`) these operations also serve; filled below."""
+
+
 # ---------------------------------------------------------------------------- the table
 
 Handler = Callable[["Daemon", "Connection", Any], Awaitable[Any]]
@@ -883,3 +989,12 @@ HANDLERS: Final[dict[str, Handler]] = {
     "openclaw.status": status,
 }
 """Gateway-only handlers (what the v4 dialect dispatches; JSON-RPC cannot reach these names)."""
+
+RPC_HANDLERS.update(
+    {
+        "sessions.reset": rpc_reset,
+        "sessions.preview": rpc_preview,
+        "sessions.history": rpc_history,
+        "agents.list": rpc_agents,
+    }
+)

@@ -43,7 +43,7 @@ from sessiond.daemon import methods, systemd
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.gateway_dialect import looks_like_gateway
 from sessiond.daemon.gateway_sessions import HANDLERS as GATEWAY_HANDLERS
-from sessiond.daemon.gateway_sessions import GatewaySessions
+from sessiond.daemon.gateway_sessions import RPC_HANDLERS, GatewaySessions
 from sessiond.daemon.gateway_shell import serve_gateway
 from sessiond.daemon.jsonrpc_dialect import Call, RpcError, RpcProtocol
 from sessiond.daemon.live_store import LiveStore
@@ -557,6 +557,7 @@ _METHODS: dict[str, _Method] = {
     "daemon.status": Daemon._status,
 }
 _METHODS.update(GATEWAY_HANDLERS)  # gateway-only names (`openclaw.*`): OpenClaw's clients
+_METHODS.update(RPC_HANDLERS)  # the same operations in JSON-RPC (issue 14)
 
 Dialect = Callable[[Daemon, Connection, bytes], Awaitable[None]]
 

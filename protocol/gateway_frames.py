@@ -498,28 +498,28 @@ class SessionsPatchParams(_Closed):
     """The reference's patch fields; `null` clears a field, absent leaves it."""
 
     key: NonEmpty
-    label: SessionLabel | None | msgspec.UnsetType = msgspec.UNSET
-    thinking_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    fast_mode: bool | None | msgspec.UnsetType = msgspec.UNSET
-    verbose_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    trace_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    reasoning_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    response_usage: Literal["off", "tokens", "full", "on"] | None | msgspec.UnsetType = (
+    label: SessionLabel | msgspec.UnsetType | None = msgspec.UNSET
+    thinking_level: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    fast_mode: bool | msgspec.UnsetType | None = msgspec.UNSET
+    verbose_level: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    trace_level: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    reasoning_level: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    response_usage: Literal["off", "tokens", "full", "on"] | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
-    elevated_level: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    exec_host: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    exec_security: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    exec_ask: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    exec_node: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    model: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    spawned_by: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    spawned_workspace_dir: NonEmpty | None | msgspec.UnsetType = msgspec.UNSET
-    spawn_depth: Annotated[int, msgspec.Meta(ge=0)] | None | msgspec.UnsetType = msgspec.UNSET
-    subagent_role: Literal["orchestrator", "leaf"] | None | msgspec.UnsetType = msgspec.UNSET
-    subagent_control_scope: Literal["children", "none"] | None | msgspec.UnsetType = msgspec.UNSET
-    send_policy: Literal["allow", "deny"] | None | msgspec.UnsetType = msgspec.UNSET
-    group_activation: Literal["mention", "always"] | None | msgspec.UnsetType = msgspec.UNSET
+    elevated_level: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    exec_host: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    exec_security: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    exec_ask: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    exec_node: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    model: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    spawned_by: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    spawned_workspace_dir: NonEmpty | msgspec.UnsetType | None = msgspec.UNSET
+    spawn_depth: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = msgspec.UNSET
+    subagent_role: Literal["orchestrator", "leaf"] | msgspec.UnsetType | None = msgspec.UNSET
+    subagent_control_scope: Literal["children", "none"] | msgspec.UnsetType | None = msgspec.UNSET
+    send_policy: Literal["allow", "deny"] | msgspec.UnsetType | None = msgspec.UNSET
+    group_activation: Literal["mention", "always"] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ResolvedModel(_Out):

@@ -19,6 +19,9 @@ __all__ = [
     "CHANGED_NOTIFICATION",
     "METHODS",
     "NOTIFICATIONS",
+    "AgentInfo",
+    "AgentsParams",
+    "AgentsResult",
     "AllAgentsCleanup",
     "AuthParams",
     "AuthResult",
@@ -29,11 +32,19 @@ __all__ = [
     "DeleteResult",
     "GetParams",
     "GetResult",
+    "HistoryParams",
+    "HistoryResult",
     "ListParams",
     "ListResult",
     "MethodSpec",
     "PatchParams",
     "PatchResult",
+    "PreviewLine",
+    "PreviewParams",
+    "PreviewResult",
+    "ResetParams",
+    "ResetResult",
+    "SessionPreviewLines",
     "SessionSummary",
     "SessionsChanged",
     "StatusParams",
@@ -217,6 +228,93 @@ class StatusResult(msgspec.Struct, rename="camel"):
     stores: list[StoreStatus]
 
 
+# ---- OpenClaw's clients' operations (issue 14): what the gateway dialect serves them, for
+# JSON-RPC clients too. Keys are as stored, in `agent`'s store (the default agent's if absent).
+
+
+class ResetParams(_Params):
+    """Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and
+    identity kept; the old transcript is archived as `<file>.reset.<time>` once the row is on
+    disk. `reason: "new"` announces it as a new session rather than a reset."""
+
+    key: str
+    agent: str | None = None
+    reason: Literal["reset", "new"] = "reset"
+
+
+class ResetResult(msgspec.Struct, rename="camel"):
+    key: str
+    agent_id: str
+    entry: msgspec.Raw
+    durable: bool
+    archived: list[str]
+
+
+class PreviewParams(_Params):
+    """The last messages of each session as short lines (1 to 64 keys, bounded reads)."""
+
+    keys: list[str]
+    agent: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 12
+    max_chars: Annotated[int, msgspec.Meta(ge=20, le=2000)] = 240
+
+
+class PreviewLine(msgspec.Struct):
+    role: str
+    text: str
+
+
+class SessionPreviewLines(msgspec.Struct):
+    """`status`: ok, empty (nothing to show), missing (no row or no transcript), error."""
+
+    key: str
+    status: Literal["ok", "empty", "missing", "error"]
+    items: list[PreviewLine]
+
+
+class PreviewResult(msgspec.Struct):
+    previews: list[SessionPreviewLines]
+
+
+class HistoryParams(_Params):
+    """A session's newest messages as a chat client shows them (from the transcript's tail)."""
+
+    key: str
+    agent: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 200
+    max_chars: Annotated[int, msgspec.Meta(ge=1, le=500_000)] = 8000
+
+
+class HistoryResult(msgspec.Struct, rename="camel"):
+    """`messages`: transcript message objects (`role`, `content`, ...), oldest first."""
+
+    key: str
+    agent_id: str
+    session_id: str | None
+    messages: list[dict[str, Any]]
+
+
+class AgentsParams(_Params):
+    pass
+
+
+class AgentInfo(msgspec.Struct, rename="camel"):
+    id: str
+    name: str | None
+    default: bool
+    workspace: str
+    store_path: str
+
+
+class AgentsResult(msgspec.Struct, rename="camel"):
+    default_id: str
+    main_key: str
+    agents: list[AgentInfo]
+
+
+# ---- end of OpenClaw's clients' operations
+
+
 @dataclass(frozen=True, slots=True)
 class MethodSpec:
     """A method's params type, result type, whether it may change a store, and one line on it.
@@ -268,6 +366,20 @@ METHODS: Final[dict[str, MethodSpec]] = {
     "daemon.status": MethodSpec(
         StatusParams, StatusResult, mutates=False, doc="The daemon's health and each store's state."
     ),
+    # ---- OpenClaw's clients' operations (issue 14)
+    "sessions.reset": MethodSpec(
+        ResetParams, ResetResult, mutates=True, doc="Replace a session with a fresh one."
+    ),
+    "sessions.preview": MethodSpec(
+        PreviewParams, PreviewResult, mutates=False, doc="Each session's last messages, short."
+    ),
+    "sessions.history": MethodSpec(
+        HistoryParams, HistoryResult, mutates=False, doc="A session's newest messages."
+    ),
+    "agents.list": MethodSpec(
+        AgentsParams, AgentsResult, mutates=False, doc="The configured agents and their stores."
+    ),
+    # ---- end of OpenClaw's clients' operations
 }
 
 CHANGED_NOTIFICATION: Final = "sessions.changed"

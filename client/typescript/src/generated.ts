@@ -9,6 +9,22 @@ import { ClientBase } from "./base.js";
 import type { ClientOptions } from "./connection.js";
 import { RpcError, type RpcErrorClass } from "./errors.js";
 
+export interface AgentInfo {
+  id: string;
+  name: string | null;
+  default: boolean;
+  workspace: string;
+  storePath: string;
+}
+
+export type AgentsParams = Record<string, never>;
+
+export interface AgentsResult {
+  defaultId: string;
+  mainKey: string;
+  agents: AgentInfo[];
+}
+
 export interface AllAgentsCleanup {
   allAgents: boolean;
   mode: "enforce" | "warn";
@@ -116,6 +132,25 @@ export interface GetResult {
   entry: unknown;
 }
 
+/** A session's newest messages as a chat client shows them (from the transcript's tail). */
+export interface HistoryParams {
+  key: string;
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `200`. From 1 to 1000. */
+  limit?: number;
+  /** Default `8000`. From 1 to 500000. */
+  maxChars?: number;
+}
+
+/** `messages`: transcript message objects (`role`, `content`, ...), oldest first. */
+export interface HistoryResult {
+  key: string;
+  agentId: string;
+  sessionId: string | null;
+  messages: Array<Record<string, unknown>>;
+}
+
 /** One page, newest `updatedAt` first (rows without it last, then by key). */
 export interface ListParams {
   /** Default `null`. At least 1. */
@@ -159,6 +194,54 @@ export interface PatchResult {
   durable: boolean;
 }
 
+export interface PreviewLine {
+  role: string;
+  text: string;
+}
+
+/** The last messages of each session as short lines (1 to 64 keys, bounded reads). */
+export interface PreviewParams {
+  keys: string[];
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `12`. From 1 to 50. */
+  limit?: number;
+  /** Default `240`. From 20 to 2000. */
+  maxChars?: number;
+}
+
+export interface PreviewResult {
+  previews: SessionPreviewLines[];
+}
+
+/**
+ * Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and identity
+ * kept; the old transcript is archived as `<file>.reset.<time>` once the row is on disk. `reason:
+ * "new"` announces it as a new session rather than a reset.
+ */
+export interface ResetParams {
+  key: string;
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `"reset"`. */
+  reason?: "new" | "reset";
+}
+
+export interface ResetResult {
+  key: string;
+  agentId: string;
+  entry: unknown;
+  durable: boolean;
+  archived: string[];
+}
+
+/** `status`: ok, empty (nothing to show), missing (no row or no transcript), error. */
+export interface SessionPreviewLines {
+  key: string;
+  status: "empty" | "error" | "missing" | "ok";
+  items: PreviewLine[];
+}
+
 /** The few fields a session list shows; `sessions.get` returns the whole row. */
 export interface SessionSummary {
   key: string;
@@ -179,7 +262,7 @@ export interface SessionsChanged {
   storePath: string;
   seq: number;
   keys: string[];
-  reason: "cleanup" | "conflict" | "delete" | "external" | "patch" | "reload";
+  reason: "cleanup" | "conflict" | "delete" | "external" | "new" | "patch" | "reload" | "reset";
 }
 
 export type StatusParams = Record<string, never>;
@@ -247,6 +330,11 @@ export interface UnsubscribeResult {
 
 /** Every method: its params, result, and whether it changes state. */
 export interface Methods {
+  "agents.list": {
+    params: AgentsParams;
+    result: AgentsResult;
+    mutates: false;
+  };
   auth: {
     params: AuthParams;
     result: AuthResult;
@@ -272,6 +360,11 @@ export interface Methods {
     result: GetResult;
     mutates: false;
   };
+  "sessions.history": {
+    params: HistoryParams;
+    result: HistoryResult;
+    mutates: false;
+  };
   "sessions.list": {
     params: ListParams;
     result: ListResult;
@@ -280,6 +373,16 @@ export interface Methods {
   "sessions.patch": {
     params: PatchParams;
     result: PatchResult;
+    mutates: true;
+  };
+  "sessions.preview": {
+    params: PreviewParams;
+    result: PreviewResult;
+    mutates: false;
+  };
+  "sessions.reset": {
+    params: ResetParams;
+    result: ResetResult;
     mutates: true;
   };
   "sessions.subscribe": {
@@ -380,6 +483,11 @@ export class SessiondClient extends ClientBase {
     super(url, options, ERRORS);
   }
 
+  /** The configured agents and their stores. */
+  agentsList(): Promise<AgentsResult> {
+    return this.request("agents.list", {}, false);
+  }
+
   /** Authenticate with the shared token. */
   auth(params: AuthParams): Promise<AuthResult> {
     return this.request("auth", params, false);
@@ -413,6 +521,11 @@ export class SessiondClient extends ClientBase {
     return this.request("sessions.get", params, false);
   }
 
+  /** A session's newest messages. */
+  sessionsHistory(params: HistoryParams): Promise<HistoryResult> {
+    return this.request("sessions.history", params, false);
+  }
+
   /** Session summaries, a page at a time. */
   sessionsList(params: ListParams = {}): Promise<ListResult> {
     return this.request("sessions.list", params, false);
@@ -425,6 +538,20 @@ export class SessiondClient extends ClientBase {
    */
   sessionsPatch(params: PatchParams): Promise<PatchResult> {
     return this.request("sessions.patch", params, true);
+  }
+
+  /** Each session's last messages, short. */
+  sessionsPreview(params: PreviewParams): Promise<PreviewResult> {
+    return this.request("sessions.preview", params, false);
+  }
+
+  /**
+   * Replace a session with a fresh one.
+   *
+   * It changes state, so it is not sent again after a dropped connection.
+   */
+  sessionsReset(params: ResetParams): Promise<ResetResult> {
+    return this.request("sessions.reset", params, true);
   }
 
   /** Receive `sessions.changed` for these stores on this connection. */
