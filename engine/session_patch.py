@@ -10,7 +10,6 @@ unavailable"), and thinking levels are checked against the default model's list.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import msgspec
@@ -29,12 +28,15 @@ THINKING_LEVELS_TEXT: Final = "off|minimal|low|medium|high|xhigh"
 LABEL_MAX: Final = 512
 
 
-@dataclass(frozen=True, slots=True)
 class PatchRefused(Exception):
     """The patch is refused; `code` is the gateway error code, `message` the reference's text."""
 
-    message: str
-    code: Literal["INVALID_REQUEST", "UNAVAILABLE"] = "INVALID_REQUEST"
+    def __init__(
+        self, message: str, code: Literal["INVALID_REQUEST", "UNAVAILABLE"] = "INVALID_REQUEST"
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 def _lower(value: Any) -> str | None:
