@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from differential import client_fixtures, harness
-from harness import DaemonProcess
+from harness import DaemonProcess, read_rows
 
 pytestmark = pytest.mark.clients
 
@@ -30,8 +30,9 @@ FAILED_MARKERS = ("failed:", "unknown method")
 class Tmux:
     """One detached tmux session running a command in a fixed-size terminal."""
 
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], state: Path) -> None:
         self.name = f"sessiond-tui-{uuid.uuid4().hex[:8]}"
+        self.state = state  # the state dir sessiond serves (read back by the checks)
         exports = [f"{k}={v}" for k, v in env.items()]
         shell = " ".join(["env", "-i", *exports, *command])
         subprocess.run(
@@ -89,7 +90,7 @@ def tui(tmp_path: Path) -> Iterator[Tmux]:
             "LANG": "C.UTF-8",
         }
         argv = [str(ref_bin), "tui", "--url", daemon.url, "--token", TOKEN]
-        session = Tmux(argv, env)
+        session = Tmux(argv, env, state)
         try:
             yield session
         finally:
@@ -136,3 +137,16 @@ def test_tui_lists_searches_and_opens_sessions_served_by_sessiond(tui: Tmux) -> 
     assert "[Telegram Ann" not in opened
     failures = [line for line in opened.splitlines() if any(m in line for m in FAILED_MARKERS)]
     assert not failures, failures
+
+    tui.keys("/think high", "Enter")
+    tui.until(
+        lambda _s: (
+            read_rows(tui.state, "main")["agent:main:telegram:group:-1001"].get("thinkingLevel")
+            == "high"
+        ),
+        "the thinking level written to sessions.json",
+    )
+    tui.keys("/gateway-status", "Enter")
+    status = tui.until(lambda s: "Session stores: 5" in s, "the /gateway-status report")
+    _show("/think high, then /gateway-status", status)
+    assert "Default model: gpt-5.5" in status
