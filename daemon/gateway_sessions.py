@@ -228,9 +228,15 @@ class GatewaySessions:
         return RowContext(self.registry.config, now, children)
 
     def full_row(
-        self, found: Found, now: int, *, title: bool = False, last_message: bool = False
+        self,
+        found: Found,
+        ctx: RowContext,
+        *,
+        title: bool = False,
+        last_message: bool = False,
     ) -> GatewaySessionRow | None:
-        """A row as describe and events show it (blocking: it may read the transcript)."""
+        """A row as describe and events show it. Blocking (it may read the transcript), so it
+        runs in a thread: it touches only `found` (bytes captured on the loop) and `ctx`."""
         if found.raw is None or found.live is None:
             return None
         entry = found.entry
@@ -248,7 +254,7 @@ class GatewaySessions:
         return build_row(
             found.canonical,
             entry,
-            self.row_context(found.live, now),
+            ctx,
             lightweight=False,
             title=fields,
             include_title=title,
@@ -276,8 +282,10 @@ class GatewaySessions:
     async def _announce(self) -> None:
         while not self._changes.empty():
             path, rows, reason = self._changes.get_nowait()
+            live = self.registry.stores.get(path)
+            ctx = self.row_context(live, now_ms())  # on the loop: it walks the store's rows
             try:
-                payloads = await asyncio.to_thread(self._payloads, path, rows, reason)
+                payloads = await asyncio.to_thread(self._payloads, live, rows, reason, ctx)
             except Exception:
                 log.exception("building sessions.changed failed", path=path)
                 continue
@@ -285,19 +293,22 @@ class GatewaySessions:
                 self._send(payload)
 
     def _payloads(
-        self, path: str, rows: list[tuple[str, msgspec.Raw | None]], reason: str
+        self,
+        live: LiveStore | None,
+        rows: list[tuple[str, msgspec.Raw | None]],
+        reason: str,
+        ctx: RowContext,
     ) -> list[SessionsChangedPayload]:
         stamp = now_ms()
         if not rows:
             return [changed_payload(None, reason, stamp, None)]
-        live = self.registry.stores.get(path)
         out = []
         for key, raw in rows:
             if raw is None or live is None:
                 out.append(changed_payload(key, "delete", stamp, None))
                 continue
             found = Found(live, key, live.agent_id, key, raw)
-            out.append(changed_payload(key, reason, stamp, self.full_row(found, stamp)))
+            out.append(changed_payload(key, reason, stamp, self.full_row(found, ctx)))
         return out
 
     def _send(self, payload: SessionsChangedPayload) -> None:
@@ -447,11 +458,11 @@ async def sessions_describe(daemon: Daemon, conn: Connection, p: SessionsDescrib
     gw = _sessions(daemon)
     key = _require_key(p.key)
     found = gw.find(key)
-    now = now_ms()
+    ctx = gw.row_context(found.live, now_ms())
     row = await asyncio.to_thread(
         gw.full_row,
         found,
-        now,
+        ctx,
         title=p.include_derived_titles is True,
         last_message=p.include_last_message is True,
     )
@@ -567,21 +578,25 @@ async def sessions_delete(daemon: Daemon, conn: Connection, p: SessionsDeletePar
     entry = found.entry if isinstance(found.entry, dict) else {}
     await _commit(live, {found.stored_key: None}, "delete")
     archived: list[str] = []
-    if p.delete_transcript is not False:
+    if p.delete_transcript is not False and not _shared(gw, live, entry.get("sessionId")):
         archived = await asyncio.to_thread(
             _archive, gw, live, entry.get("sessionId"), entry.get("sessionFile"), "deleted"
         )
     return SessionsDeleteResult(ok=True, key=found.canonical, deleted=True, archived=archived)
 
 
+def _shared(gw: GatewaySessions, live: LiveStore, session_id: Any) -> bool:
+    """Whether another row still uses this session id: its transcript is not ours to archive.
+    On the loop (it walks the store's rows)."""
+    return any(f is not None and f.session_id == session_id for _k, f in gw.facts(live))
+
+
 def _archive(
     gw: GatewaySessions, live: LiveStore, session_id: Any, session_file: Any, reason: str
 ) -> list[str]:
-    """Rename the session's transcripts to `<file>.<reason>.<time>`, unless another row still
-    uses that session id (its transcript is not this row's to archive)."""
+    """Rename the session's transcripts to `<file>.<reason>.<time>` (blocking; a thread).
+    The caller has checked, on the loop, that no other row uses the session id."""
     if not isinstance(session_id, str) or not session_id:
-        return []
-    if any(f is not None and f.session_id == session_id for _k, f in gw.facts(live)):
         return []
     where = gw.registry.where
     directory = os.path.dirname(os.path.abspath(live.path))
@@ -635,7 +650,9 @@ async def reset_row(
     await _commit(live, changes, "new" if as_new else "reset")
     old_id = current.get("sessionId") if current else None
     old_file = current.get("sessionFile") if current else None
-    archived = await asyncio.to_thread(_archive, gw, live, old_id, old_file, "reset")
+    archived: list[str] = []
+    if not _shared(gw, live, old_id):
+        archived = await asyncio.to_thread(_archive, gw, live, old_id, old_file, "reset")
     await asyncio.to_thread(_new_transcript, session_file, new_id, clock)
     return encoded, True, archived
 

@@ -255,7 +255,7 @@ _STAMP = re.compile(r"\.(deleted|reset)\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d
 async def _record(url: str, calls: list[Call]) -> list[Json]:
     """Each call's `res` frame, and the `sessions.changed` events that arrived meanwhile."""
     client = await GatewayClient.connect(url, TOKEN, timeout=60)
-    out: list[Json] = []
+    out: list[Json] = [{"method": "connect", "params": None, "hello": client.hello}]
     events: list[Json] = []
     try:
         for index, (method, params) in enumerate(calls):
@@ -402,6 +402,8 @@ def _status(payload: Json) -> Json:
 
 def _comparable(entry: Json) -> Json:
     """One call's answer as compared: validation wording (G6) and runtime reports left out."""
+    if "hello" in entry:
+        return entry["hello"]["snapshot"].get("sessionDefaults")
     if "events" in entry:
         return [_without(e["payload"], CATALOG_FIELDS) for e in entry["events"]]
     res = dict(entry["res"])
@@ -489,6 +491,7 @@ METHODS = [
     "status",
     "sessions.changed",
     "nope.method",
+    "connect",
 ]
 
 
@@ -504,6 +507,24 @@ def test_answers_match_the_reference(observed: dict[str, Json], method: str) -> 
     print(f"{method}: {compared} answers compared")
     assert compared > 0, f"no call of {method} in the fixtures"
     assert not report, "\n".join(report)
+
+
+def test_hello_ok_announces_only_what_sessiond_serves(observed: dict[str, Json]) -> None:
+    """Every method and event sessiond announces is one the reference has (same names), and
+    every served method answers: the list is the truth a client's `requiredMethods` checks."""
+    answered: set[str] = set()
+    announced: set[str] = set()
+    for sides in observed.values():
+        ref = sides["reference"]["calls"][0]["hello"]["features"]
+        ours = sides["sessiond"]["calls"][0]["hello"]["features"]
+        assert set(ours["methods"]) <= set(ref["methods"]), set(ours["methods"]) - set(
+            ref["methods"]
+        )
+        assert set(ours["events"]) <= set(ref["events"])
+        announced |= set(ours["methods"])
+        answered |= {c["method"] for c in sides["sessiond"]["calls"] if c.get("res", {}).get("ok")}
+    # sessions.cleanup has its own live comparison (tests/daemon/test_openclaw_gateway.py).
+    assert announced - {"sessions.cleanup"} <= answered, announced - answered
 
 
 def test_methods_that_need_a_model_are_unknown_as_the_reference_words_it(
