@@ -47,13 +47,17 @@ from sessiond.engine.session_rows import (
     EntryFacts,
     ListQuery,
     RowContext,
+    agent_main_session_key,
     agents_listing,
     build_row,
+    canonical_spawned_by,
+    canonical_stored_key,
     changed_payload,
     child_index,
     default_model,
     entry_facts,
     main_session_key,
+    merge_into_combined,
     needs_transcript_usage,
     normalize_loaded_entry,
     resolve_session_key,
@@ -139,6 +143,16 @@ _ENCODER = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
+class Combined:
+    """One row of the combined view: its canonical key, facts, owning store and bytes."""
+
+    key: str
+    facts: EntryFacts | None
+    live: LiveStore
+    raw: msgspec.Raw
+
+
+@dataclass(frozen=True, slots=True)
 class Found:
     """A row a client named: its store, the key it is stored under, its bytes (None: absent)."""
 
@@ -159,6 +173,7 @@ class GatewaySessions:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self._facts: dict[str, dict[str, tuple[msgspec.Raw, EntryFacts | None]]] = {}
+        self._canonical: dict[str, dict[str, str]] = {}
         self.subscribers: set[int] = set()
         self._changes: asyncio.Queue[tuple[str, list[tuple[str, msgspec.Raw | None]], str]] = (
             asyncio.Queue()
@@ -198,8 +213,9 @@ class GatewaySessions:
             yield key, hit[1]
 
     def find(self, key: str) -> Found:
-        """The row a client's key names: canonical key first, then the key as sent, then any
-        spelling that differs only in case (a legacy key the reference would migrate)."""
+        """The row a client's key names, as the reference finds it: among the canonical key,
+        the key as sent, the agent's `main` alias and every spelling of these that differs
+        only in case, the freshest row (the first of equals)."""
         cfg = self.registry.config
         canonical, agent_id = resolve_session_key(cfg, key)
         live = self.store_of(agent_id)
@@ -207,21 +223,57 @@ class GatewaySessions:
             return Found(None, canonical, agent_id, None, None)
         rows = live.store.rows
         raw_key = js_trim(key)
-        for candidate in (canonical, raw_key):
-            if candidate in rows:
-                return Found(live, canonical, agent_id, candidate, rows[candidate])
-        wanted = {canonical.lower(), raw_key.lower()}
+        seeds = [canonical, raw_key]
+        if canonical == agent_main_session_key(cfg, agent_id):
+            seeds.append(f"agent:{agent_id}:main")
+        wanted = {seed.lower() for seed in seeds if seed}
+        candidates = [seed for seed in seeds if seed in rows]
+        candidates += [stored for stored in rows if stored.lower() in wanted]
         best: tuple[float, str] | None = None
-        for stored in rows:
-            if stored.lower() in wanted:
-                facts = entry_facts(rows[stored])
-                updated = facts.updated_at if facts is not None else None
-                number = updated if isinstance(updated, int | float) else 0
-                if best is None or number > best[0]:
-                    best = (number, stored)
+        for stored in candidates:
+            facts = self.facts_of(live, stored)
+            number = _number(facts.updated_at if facts is not None else None)
+            if best is None or number > best[0]:
+                best = (number, stored)
         if best is not None:
             return Found(live, canonical, agent_id, best[1], rows[best[1]])
         return Found(live, canonical, agent_id, None, None)
+
+    def facts_of(self, live: LiveStore, key: str) -> EntryFacts | None:
+        raw = live.store.rows[key]
+        cache = self._facts.setdefault(live.path, {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not raw:
+            hit = (raw, entry_facts(raw))
+            cache[key] = hit
+        return hit[1]
+
+    def combined(self, stores: list[LiveStore]) -> list[Combined]:
+        """The reference's combined view of these stores: canonical keys in first-seen order;
+        rows under one key merged (the fresher wins), `spawnedBy` canonicalised. Only rows
+        that need it are decoded; the others keep their facts and bytes."""
+        cfg = self.registry.config
+        out: dict[str, Combined] = {}
+        for live in stores:
+            names = self._canonical.setdefault(live.path, {})
+            for key, facts in self.facts(live):
+                canon = names.get(key)
+                if canon is None:
+                    canon = names[key] = canonical_stored_key(cfg, live.agent_id, key)
+                raw = live.store.rows[key]
+                spawned = facts.spawned_by if facts is not None else None
+                plain = canon not in out and (
+                    spawned is None or canonical_spawned_by(cfg, live.agent_id, spawned) == spawned
+                )
+                if plain:
+                    out[canon] = Combined(canon, facts, live, raw)
+                    continue
+                before = out.get(canon)
+                existing = _ROW.decode(before.raw) if before is not None else None
+                merged = merge_into_combined(cfg, live.agent_id, existing, _ROW.decode(raw))
+                encoded = msgspec.Raw(_ENCODER.encode(merged))
+                out[canon] = Combined(canon, entry_facts(encoded), live, encoded)
+        return list(out.values())
 
     def row_context(self, live: LiveStore | None, now: int) -> RowContext:
         children = child_index(self.facts(live), now) if live is not None else {}
@@ -342,9 +394,8 @@ async def sessions_list(daemon: Daemon, conn: Connection, p: SessionsListParams)
         stores = list(daemon.registry)
     # One store: its path; none (an agent without a store) or several: "(multiple)".
     path = stores[0].path if len(stores) == 1 else "(multiple)"
-    candidates: list[tuple[str, EntryFacts | None, LiveStore]] = []
-    for live in stores:
-        candidates.extend((key, facts, live) for key, facts in gw.facts(live))
+    rows_seen = gw.combined(stores)
+    candidates = [(row.key, row.facts, row) for row in rows_seen]
     label = js_trim(p.label) if isinstance(p.label, str) else ""
     query = ListQuery(
         limit=p.limit if isinstance(p.limit, int) else LIST_DEFAULT_LIMIT,
@@ -361,7 +412,7 @@ async def sessions_list(daemon: Daemon, conn: Connection, p: SessionsListParams)
     ctx = RowContext(cfg, now, children)
     titles = p.include_derived_titles is True
     last = p.include_last_message is True
-    picked = [(key, live, live.store.rows[key]) for key, _facts, live in selection.rows]
+    picked = [(key, row.live, row.raw) for key, _facts, row in selection.rows]
 
     def build() -> list[GatewaySessionRow]:
         rows = []

@@ -46,13 +46,16 @@ __all__ = [
     "ModelRef",
     "RowContext",
     "Selection",
+    "agent_main_session_key",
     "agents_listing",
     "build_row",
+    "canonical_stored_key",
     "changed_payload",
     "child_index",
     "derive_title",
     "entry_facts",
     "main_session_key",
+    "merge_into_combined",
     "needs_transcript_usage",
     "normalize_loaded_entry",
     "resolve_session_key",
@@ -190,6 +193,11 @@ def main_session_key(cfg: SessionsConfig) -> str:
     return f"agent:{normalize_agent_id(str(agent))}:{main_key(cfg)}"
 
 
+def agent_main_session_key(cfg: SessionsConfig, agent_id: str) -> str:
+    """`agent:<id>:<mainKey>`: an agent's main session."""
+    return f"agent:{normalize_agent_id(agent_id)}:{main_key(cfg)}"
+
+
 def _canonical_main_alias(cfg: SessionsConfig, agent_id: str, key: str) -> str:
     raw = js_trim(key)
     if not raw:
@@ -209,10 +217,13 @@ def _canonical_main_alias(cfg: SessionsConfig, agent_id: str, key: str) -> str:
     return raw
 
 
-def resolve_session_key(cfg: SessionsConfig, key: str) -> tuple[str, str]:
+def resolve_session_key(
+    cfg: SessionsConfig, key: str, store_agent_id: str | None = None
+) -> tuple[str, str]:
     """(canonical key, owning agent id) for a key a client sent: lower-cased, `main` and bare
-    keys made agent keys of the default agent, `global`/`unknown` kept (the default agent's
-    store holds them)."""
+    keys made agent keys of the default agent, main-session aliases (`agent:<id>:main`) made
+    `agent:<id>:<mainKey>`, `global`/`unknown` kept (the default agent's store holds them).
+    `store_agent_id`: the store the key was found in, when it is a stored key."""
     default = default_agent_id(cfg)
     raw = js_trim(key)
     lowered = raw.lower()
@@ -222,7 +233,8 @@ def resolve_session_key(cfg: SessionsConfig, key: str) -> tuple[str, str]:
     if parsed is not None:
         agent = normalize_agent_id(parsed.agent_id)
         canonical = lowered
-        if agent == "main" and "main" not in list_agent_ids(cfg):
+        foreign_store = store_agent_id is not None and normalize_agent_id(store_agent_id) != default
+        if agent == "main" and "main" not in list_agent_ids(cfg) and not foreign_store:
             rest = parsed.rest.lower()
             if rest in ("main", main_key(cfg)):
                 agent, canonical = default, f"agent:{default}:{rest}"
@@ -235,6 +247,73 @@ def resolve_session_key(cfg: SessionsConfig, key: str) -> tuple[str, str]:
         found = parse_agent_session_key(canonical)
         return canonical, normalize_agent_id(found.agent_id) if found else default
     return f"agent:{default}:{lowered}", default
+
+
+def canonical_stored_key(cfg: SessionsConfig, agent_id: str, key: str) -> str:
+    """A key found in `agent_id`'s store as the reference lists it (its combined view):
+    lower-cased, agent-qualified, main-session aliases resolved. Callers cache it per key."""
+    raw = js_trim(key)
+    if not raw:
+        return raw
+    lowered = raw.lower()
+    if lowered in ("global", "unknown"):
+        return lowered
+    full = (
+        raw if parse_agent_session_key(raw) else f"agent:{normalize_agent_id(agent_id)}:{lowered}"
+    )
+    return resolve_session_key(cfg, full, agent_id)[0]
+
+
+def canonical_spawned_by(cfg: SessionsConfig, agent_id: str, spawned_by: Any) -> str | None:
+    """`spawnedBy` as the reference's combined view shows it (lower-cased, agent-qualified,
+    main aliases resolved); None when empty."""
+    raw = _text(spawned_by)
+    if not raw:
+        return None
+    lower = raw.lower()
+    if lower in ("global", "unknown"):
+        return lower
+    full = lower if lower.startswith("agent:") else f"agent:{normalize_agent_id(agent_id)}:{lower}"
+    parsed = parse_agent_session_key(full)
+    owner = normalize_agent_id(parsed.agent_id) if parsed else agent_id
+    return _canonical_main_alias(cfg, owner, full)
+
+
+def merge_into_combined(
+    cfg: SessionsConfig, agent_id: str, existing: Mapping[str, Any] | None, entry: Any
+) -> Any:
+    """One stored row merged into the reference's combined view under its canonical key: the
+    fresher row's fields win, `spawnedBy` canonicalised. Returns `entry` itself when nothing
+    changes (the usual case: one row per key, `spawnedBy` already canonical)."""
+    if not isinstance(entry, Mapping):
+        return entry
+    if existing is not None and _updated_number(existing.get("updatedAt")) > _updated_number(
+        entry.get("updatedAt")
+    ):
+        spawned = canonical_spawned_by(
+            cfg, agent_id, _either_none(existing.get("spawnedBy"), entry.get("spawnedBy"))
+        )
+        return _with_spawned({**entry, **existing}, spawned)
+    spawned = canonical_spawned_by(
+        cfg,
+        agent_id,
+        _either_none(entry.get("spawnedBy"), (existing or {}).get("spawnedBy")),
+    )
+    if existing is None and entry.get("spawnedBy") == spawned:
+        return entry
+    return _with_spawned({**(existing or {}), **entry}, spawned)
+
+
+def _with_spawned(row: dict[str, Any], spawned: str | None) -> dict[str, Any]:
+    """`{...row, spawnedBy}`: an undefined `spawnedBy` is absent from the JSON."""
+    row["spawnedBy"] = spawned
+    if spawned is None:
+        del row["spawnedBy"]
+    return row
+
+
+def _either_none(first: Any, second: Any) -> Any:
+    return second if first is None else first
 
 
 def is_cron_run_key(key: str) -> bool:

@@ -389,9 +389,38 @@ def _transcripts(b: ClientState) -> None:
     b.write()
 
 
+def _settings(b: ClientState) -> None:
+    """Settings that move defaults: a default agent that is not first, its own model, a main
+    key other than `main`, configured context tokens and default model, model overrides."""
+    b.config(
+        {
+            "agents": {
+                "list": [
+                    {"id": "ops"},
+                    {"id": "home", "default": True, "model": "anthropic/claude-sonnet-4"},
+                ],
+                "defaults": {"model": "openai/gpt-5.2", "contextTokens": 123456},
+            },
+            "session": {"mainKey": "Desk"},
+        }
+    )
+    chat = Chat(b.now, "h")
+    chat.user("Good morning, desk")
+    chat.assistant("Good morning!")
+    b.row("home", "agent:home:desk", HOUR, chat.lines, label="desk")
+    b.row("home", "agent:home:explicit:pinned", 3 * HOUR, [],
+          providerOverride="anthropic", modelOverride="claude-opus-4",
+          modelOverrideSource="user", model="claude-opus-4", modelProvider="anthropic",
+          contextTokens=999)  # fmt: skip
+    b.row("ops", "agent:ops:desk", 4 * HOUR, [], modelOverride="gpt-5.2")
+    b.row("ops", "agent:ops:telegram:group:7", 5 * HOUR, [], channel="telegram")
+    b.write()
+
+
 CASES: dict[str, Callable[[ClientState], None]] = {
     "agents": _agents,
     "transcripts": _transcripts,
+    "settings": _settings,
 }
 
 

@@ -172,7 +172,34 @@ READS: dict[str, list[Call]] = {
     ],
 }
 
+READS["settings"] = [
+    ("sessions.list", {}),
+    ("sessions.list", {"includeDerivedTitles": True, "includeLastMessage": True}),
+    ("sessions.list", {"search": "desk"}),
+    ("sessions.describe", {"key": "main"}),
+    ("sessions.describe", {"key": "desk"}),
+    ("sessions.describe", {"key": "agent:home:explicit:pinned"}),
+    ("sessions.describe", {"key": "agent:ops:desk"}),
+    ("sessions.preview", {"keys": ["main", "desk", "agent:home:main"]}),
+    ("chat.history", {"sessionKey": "main"}),
+    ("chat.history", {"sessionKey": "desk", "limit": 1}),
+    ("agents.list", {}),
+    ("health", {}),
+    ("status", {}),
+]
+
 WRITES: dict[str, list[Call]] = {
+    "settings": [
+        ("sessions.subscribe", {}),
+        ("sessions.delete", {"key": "main"}),
+        ("sessions.delete", {"key": "agent:home:desk"}),
+        ("sessions.patch", {"key": "agent:home:explicit:pinned", "model": None}),
+        ("sessions.patch", {"key": "agent:ops:desk", "model": None, "label": "ops desk"}),
+        ("sessions.reset", {"key": "agent:home:explicit:pinned"}),
+        ("sessions.reset", {"key": "desk", "reason": "new"}),
+        ("sessions.list", {"includeGlobal": True}),
+        ("nope.method", {}),
+    ],
     "agents": [
         ("sessions.subscribe", {}),
         ("sessions.patch", {"key": "agent:main:main", "label": "renamed home"}),

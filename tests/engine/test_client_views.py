@@ -20,10 +20,12 @@ from sessiond.engine.session_rows import (
     ModelRef,
     RowContext,
     build_row,
+    canonical_stored_key,
     child_index,
     derive_title,
     entry_facts,
     group_display_name,
+    merge_into_combined,
     normalize_loaded_entry,
     resolve_session_key,
     select_rows,
@@ -435,3 +437,25 @@ def test_reset_keeps_identity_and_settings_and_zeroes_the_counts() -> None:
         "totalTokens": 0,
         "totalTokensFresh": True,
     }
+
+
+def test_the_combined_view_canonicalises_keys_and_merges_aliases() -> None:
+    cfg = parse_config(
+        {"agents": {"list": [{"id": "home", "default": True}]}, "session": {"mainKey": "Desk"}},
+        "cfg.json",
+    )
+    assert canonical_stored_key(cfg, "home", "agent:home:main") == "agent:home:desk"
+    assert canonical_stored_key(cfg, "home", "Telegram:Direct:5") == "agent:home:telegram:direct:5"
+    assert canonical_stored_key(cfg, "home", "GLOBAL") == "global"
+    older = {"sessionId": "a", "updatedAt": 1, "label": "old", "spawnedBy": "desk"}
+    newer = {"sessionId": "b", "updatedAt": 2}
+    merged = merge_into_combined(cfg, "home", older, newer)
+    assert merged == {
+        "sessionId": "b",
+        "updatedAt": 2,
+        "label": "old",
+        "spawnedBy": "agent:home:desk",
+    }
+    assert merge_into_combined(cfg, "home", newer, older) == merged | {"updatedAt": 2}
+    plain = {"sessionId": "c", "spawnedBy": "agent:home:desk"}
+    assert merge_into_combined(cfg, "home", None, plain) is plain
