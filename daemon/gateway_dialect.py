@@ -7,7 +7,8 @@ received frames into outputs, and the caller carries them out in order:
 - `Connected()`: `connect` succeeded (mark the connection authenticated, start `tick()`s every
   `facts.tick_interval_ms`);
 - `Dispatch(...)`: run `dispatch.call` through the daemon's method handlers (the JSON-RPC
-  dialect's own), then send `answer(...)`, `refuse(...)` or `crashed(...)` for it;
+  dialect's own, or the gateway-only `openclaw.*` ones in daemon/gateway_sessions.py that
+  answer in the reference's shapes), then send `answer(...)`, `refuse(...)` or `crashed(...)`;
 - `SwitchToJsonRpc(frame)`: the peer speaks JSON-RPC 2.0 after all (it stayed silent until the
   challenge came); hand this frame and the connection to the JSON-RPC dialect.
 

@@ -1,8 +1,9 @@
 """The asyncio shell around `GatewayConnection`: one OpenClaw gateway-protocol connection.
 
 It only moves bytes and time: frames in, the state machine's outputs carried out in order,
-requests run through `Daemon.dispatch` (the JSON-RPC dialect's method handlers, so no method
-is implemented twice), a `tick` every `policy.tickIntervalMs`, and the handshake deadline.
+requests run through `Daemon.dispatch` (the JSON-RPC dialect's method handlers, or the
+gateway-only ones that share their cores), a `tick` every `policy.tickIntervalMs`, subscribers'
+`sessions.changed` events (through the outbox), and the handshake deadline.
 Auth uses the wall clock even when `SESSIOND_NOW_MS` pins the cleanup clock: a device's
 `signedAt` is compared with real time.
 """
