@@ -6,6 +6,7 @@ from bounded reads (`transcript_reads`, in a thread) and every write through the
 (`LiveStore.apply`, then `wait_durable`), so a write is durable, announced and merge-safe as
 any other. `sessions.changed` events go to the gateway connections that subscribed, built from
 the live stores' own change stream: an external edit of sessions.json reaches them too.
+The JSON-RPC dialect serves the same operations (`RPC_HANDLERS`) over the same cores.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sessiond.daemon.transcript_reads import (
 )
 from sessiond.engine.chat_display import HISTORY_TEXT_MAX_CHARS, fit_history_budget, project_history
 from sessiond.engine.cleanup.plan import FileOps
-from sessiond.engine.config import resolve_store_path
+from sessiond.engine.config import default_agent_id, resolve_store_path
 from sessiond.engine.js_semantics import js_trim
 from sessiond.engine.keys import normalize_agent_id, parse_agent_session_key
 from sessiond.engine.session_patch import PatchRefused, apply_patch, reset_entry
@@ -859,7 +860,7 @@ async def health(daemon: Daemon, conn: Connection, p: EmptyParams) -> Any:
     gw = _sessions(daemon)
     cfg = daemon.registry.config
     now = now_ms()
-    default = next((s for s in daemon.registry if s.agent_id == _default_id(cfg)), None)
+    default = next((s for s in daemon.registry if s.agent_id == default_agent_id(cfg)), None)
     agents = [
         HealthAgent(
             agent_id=live.agent_id,
@@ -879,7 +880,7 @@ async def health(daemon: Daemon, conn: Connection, p: EmptyParams) -> Any:
         ts=now,
         duration_ms=int((time.monotonic() - started) * 1000),
         heartbeat_seconds=0,
-        default_agent_id=_default_id(cfg),
+        default_agent_id=default_agent_id(cfg),
         agents=agents,
         sessions=top,
     )
@@ -895,12 +896,6 @@ def _agent_name(cfg: Any, agent_id: str) -> Any:
             if isinstance(name, str) and js_trim(name):
                 return js_trim(name)
     return msgspec.UNSET
-
-
-def _default_id(cfg: Any) -> str:
-    from sessiond.engine.config import default_agent_id
-
-    return default_agent_id(cfg)
 
 
 async def status(daemon: Daemon, conn: Connection, p: EmptyParams) -> Any:
