@@ -39,15 +39,18 @@ clients: $(STAMP)
 	$(BIN)/pytest -q -rP -m clients tests/clients
 
 # Generated files are committed: protocol/schema.json from the Structs, then both clients from it
-# (the Python one goes through ruff inside the generator, so its output is stable).
+# (the Python one goes through ruff inside the generator, so its output is stable), and
+# docs/cli.md from the command line's argument parser.
 gen: $(STAMP)
 	$(BIN)/python -m sessiond.protocol.schema_export
 	$(BIN)/python -m sessiond.client.codegen
+	$(BIN)/python -m sessiond.cli.docs --write docs/cli.md
 
 # Fails, with a diff, when a generated file is not what `make gen` would write now.
 check-gen: $(STAMP)
 	$(BIN)/python -m sessiond.protocol.schema_export --check
 	$(BIN)/python -m sessiond.client.codegen --check
+	$(BIN)/python -m sessiond.cli.docs --check docs/cli.md
 
 # The TypeScript client under `tsc --noEmit --strict`, with the TypeScript pinned in its lockfile.
 ts:

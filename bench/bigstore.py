@@ -1,11 +1,15 @@
 """A generated state dir with one large, realistic store, for benchmarks (never for tests).
 
 Rows look like what OpenClaw writes: ~8 KB each, mostly a skills snapshot and delivery fields,
-keys from every family, a quarter stale, transcripts for most rows.
+keys from every family, a quarter stale, transcripts for most rows. Run it as a script to build
+one in a fresh process (whose memory is not the caller's):
+
+    python bench/bigstore.py STATE_DIR ROWS NOW_MS [--row-bytes 2000]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -66,3 +70,17 @@ def build(root: Path, rows: int, now_ms: int, row_bytes: int = 8000, seed: int =
     path.write_text(json.dumps(store, indent=2))
     (root / "openclaw.json").write_text("{session: {maintenance: {maxEntries: 5000}}}")
     return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build a state dir with one large store.")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("rows", type=int)
+    parser.add_argument("now_ms", type=int)
+    parser.add_argument("--row-bytes", type=int, default=8000)
+    args = parser.parse_args(argv)
+    build(args.root, args.rows, args.now_ms, row_bytes=args.row_bytes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """Local CLI dry run, sessiond vs OpenClaw 2026.5.12, as fresh processes on one generated store.
 
 Prints wall time (median of N runs), peak RSS of each and the ratio. What it does not prove:
-daemon latencies (see bench/daemon.py) or behaviour (the differential tests do that).
+daemon latencies (see bench/report.py) or behaviour (the differential tests do that).
 
     .venv/bin/python bench/cleanup_cli.py --rows 10000 --runs 3 [--ref ~/.cache/openclaw-ref]
 """
@@ -40,16 +40,8 @@ def main() -> None:
     now = time.time_ns() // 1_000_000
     # Built in a child process: a child forked from a parent holding the generated rows would
     # report the parent's pages in its own peak RSS.
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-            f"from bigstore import build; from pathlib import Path; build(Path({str(root)!r}),"
-            f" {args.rows}, {now})",
-        ],
-        check=True,
-    )
+    bigstore = Path(__file__).resolve().parent / "bigstore.py"
+    subprocess.run([sys.executable, str(bigstore), str(root), str(args.rows), str(now)], check=True)
     store = root / "agents" / "main" / "sessions" / "sessions.json"
     env = dict(os.environ, OPENCLAW_STATE_DIR=str(root), HOME=str(root), OPENCLAW_GATEWAY_PORT="9")
     flags = ["sessions", "cleanup", "--dry-run", "--json", "--fix-dm-scope"]

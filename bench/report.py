@@ -14,13 +14,14 @@ for nine rows in ten) it measures, medians of several runs:
   first `sessions.list` answer);
 - peak RSS (VmHWM) of the daemon and of the gateway's process group, and of each CLI;
 - sessions.list (limit 100) latency p50/p99: over the gateway protocol to both servers through
-  one client (bench/gateway_client.py), and over JSON-RPC to sessiond.
+  one client (tests/harness/gateway_client.py), and over JSON-RPC to sessiond.
 
 Every apply run starts from a fresh copy of the generated state dir. Reference runs are capped
 by `--ref-timeout`; a capped run is reported as such. Output: bench/out/report.md, a PNG chart
 (bench/out/report.png, when matplotlib is installed) and bench/out/results.json.
 
-    .venv/bin/python bench/report.py [--sizes 1000,10000,100000] [--runs 3] [--ref /work/ref]
+    PYTHONPATH=tests .venv/bin/python bench/report.py [--sizes 1000,10000,100000] [--runs 3]
+        [--ref /work/ref]
 """
 
 from __future__ import annotations
@@ -39,15 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from harness.daemon_process import DaemonProcess, http_status
+from harness.gateway_client import GatewayClient
 
-from gateway_client import GatewayClient  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 TOKEN = "bench-token-0123456789abcdef"
 ROW_BYTES = 2000
@@ -157,23 +156,11 @@ def copy_state(src: Path, dst: Path) -> Path:
 
 def build(root: Path, rows: int) -> dict[str, Any]:
     now = time.time_ns() // 1_000_000
-    code = (
-        f"import sys; sys.path.insert(0, {str(HERE)!r}); from bigstore import build; "
-        f"from pathlib import Path; "
-        f"build(Path({str(root)!r}), {rows}, {now}, row_bytes={ROW_BYTES})"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    argv = [str(root), str(rows), str(now), "--row-bytes", str(ROW_BYTES)]
+    subprocess.run([sys.executable, str(HERE / "bigstore.py"), *argv], check=True)
     store = root / "agents" / "main" / "sessions" / "sessions.json"
     files = sum(1 for _ in store.parent.iterdir())
     return {"rows": rows, "mb": store.stat().st_size / 1e6, "files": files}
-
-
-def http_ok(port: int, path: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -191,31 +178,23 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 class Ours:
-    """`sessiond serve` with a token; `start_s` is Popen to /readyz 200."""
+    """`sessiond serve` (tests/harness) with a token; `start_s` is Popen to /readyz 200."""
 
-    def __init__(self, root: Path, sessiond: str) -> None:
-        self.port = free_port()
-        log = open(root / "sessiond.log", "wb")  # noqa: SIM115 - closed with the process
+    def __init__(self, root: Path) -> None:
         started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sessiond, "serve", "--port", str(self.port), "--token", TOKEN],
-            env=env_for(root),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-        while not http_ok(self.port, "/readyz"):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sessiond exited: {(root / 'sessiond.log').read_text()}")
+        self.daemon = DaemonProcess(root, "--token", TOKEN, env={"HOME": str(root)})
+        while http_status(self.daemon.port, "/readyz") != 200:
             time.sleep(0.005)
         self.start_s = time.perf_counter() - started
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.port = self.daemon.port
+        self.url = self.daemon.url
 
     def hwm(self) -> int:
-        return group_hwm(self.proc.pid)
+        """Peak RSS in bytes (sessiond is one process, so its own VmHWM is its group's)."""
+        return self.daemon.rss_kb()[1] * 1024
 
     def stop(self) -> None:
-        kill_group(self.proc)
+        self.daemon.stop()
 
 
 class Reference:
@@ -322,14 +301,12 @@ async def gateway_cleanup(url: str, params: dict[str, Any], cap_s: float) -> dic
         await client.close()
 
 
-def apply_methods(
-    base: Path, work: Path, ref: Path | None, timeout: float, sessiond: str
-) -> dict[str, Any]:
+def apply_methods(base: Path, work: Path, ref: Path | None, timeout: float) -> dict[str, Any]:
     """The apply as the issue defines it: the same request to each gateway, on fresh copies."""
     found: dict[str, Any] = {}
     for label, params in APPLY_PARAMS.items():
         root = copy_state(base, work / "ours")
-        ours = Ours(root, sessiond)
+        ours = Ours(root)
         try:
             found[f"ours_{label}"] = asyncio.run(gateway_cleanup(ours.url, params, timeout))
         finally:
@@ -395,7 +372,7 @@ def run_size(
     for i in range(runs):
         # sessiond: cold start, dry run and list over WebSocket, then the openclaw CLI's apply.
         root = copy_state(base, work / "ours")
-        ours = Ours(root, sessiond)
+        ours = Ours(root)
         try:
             ours_start.append(ours.start_s)
             ours_dry_rpc += asyncio.run(rpc_cleanup(ours.url, {"dryRun": True}, 3))
@@ -413,7 +390,7 @@ def run_size(
             ours.stop()
         # sessiond's own method latency for the apply, on a fresh copy.
         root = copy_state(base, work / "ours")
-        ours = Ours(root, sessiond)
+        ours = Ours(root)
         try:
             ours_apply_rpc += asyncio.run(rpc_cleanup(ours.url, {}, 1))
             ours_hwm.append(ours.hwm())
@@ -456,7 +433,7 @@ def run_size(
             ref_hwm.append(gateway.hwm())
         finally:
             gateway.stop()
-    r["apply_methods"] = apply_methods(base, work, ref, timeout, sessiond)
+    r["apply_methods"] = apply_methods(base, work, ref, timeout)
     r.update(
         start_ours=ours_start,
         start_ref=ref_start,
@@ -744,13 +721,13 @@ def write_report(results: dict[int, dict[str, Any]], args: argparse.Namespace, o
         "```",
         "make bench",
         "# or, for one size:",
-        ".venv/bin/python bench/report.py --sizes 10000 --runs 3",
+        "PYTHONPATH=tests .venv/bin/python bench/report.py --sizes 10000 --runs 3",
         "```",
         "",
     ]
     lines += [
         "The `sessions.cleanup {}` row is the apply target's measure: one gateway-protocol "
-        "client (bench/gateway_client.py) sends the same request to each server on a fresh "
+        "client (tests/harness/gateway_client.py) sends the same request to each server on a fresh "
         "copy and waits up to the reference cap; 'no answer after' gives a lower bound. "
         "The other apply rows run the reference's own CLI, with its defaults, against each "
         "gateway: "

@@ -7,6 +7,7 @@ read it keep working.
 from __future__ import annotations
 
 import math
+import os
 
 from sessiond.engine.js_semantics import (
     js_round,
@@ -69,7 +70,7 @@ def render_dry_run(summary: CleanupSummary, now_ms: int, agent_header: bool) -> 
         )
     actions = summary.actions if isinstance(summary.actions, list) else []
     if not actions:
-        return lines
+        return lines + render_deletions(summary)
     lines += ["", "Planned session actions:"]
     header = [pad_end("Action", ACTION_PAD), pad_end("Key", 26), pad_end("Age", 9)]
     lines.append(" ".join([*header, pad_end("Model", 14), "Flags"]))
@@ -84,6 +85,23 @@ def render_dry_run(summary: CleanupSummary, now_ms: int, agent_header: bool) -> 
             row.flags,
         ]
         lines.append(" ".join(cells).rstrip(" \t\n\r\v\f"))
+    return lines + render_deletions(summary)
+
+
+def render_deletions(summary: CleanupSummary) -> list[str]:
+    """Files the apply would delete outright (sessiond's addition; only when there are any)."""
+    deletions = summary.deletions if isinstance(summary.deletions, list) else []
+    if not deletions:
+        return []
+    lines = ["", "Files deleted outright (no archive is kept; a restore cannot bring them back):"]
+    lines.append(" ".join([pad_end("Reason", 10), pad_end("Bytes", 10), "File"]))
+    for gone in deletions:
+        cells = [
+            pad_end(gone.reason, 10),
+            pad_end(str(gone.bytes), 10),
+            os.path.basename(gone.path),
+        ]
+        lines.append(" ".join(cells))
     return lines
 
 

@@ -3,6 +3,10 @@
 The state dir looks like one an OpenClaw gateway leaves behind after `session.dmScope` went from
 per-channel-peer back to main: stale peer-keyed DM rows, old cron runs, a row whose transcript
 vanished, group and thread rows that maintenance must keep, and a second agent.
+
+`--dir` may name a directory that does not exist (it is created and marked with `MARK`), an
+empty one, or one this command marked before (what it made there is rebuilt, anything else is
+left alone). Any other directory is refused: `--dir ~/.openclaw` must never touch real data.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from sessiond.daemon.clock import now_ms
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -51,11 +57,39 @@ def _rows(now: int, agent: str, base: int) -> tuple[dict[str, Any], list[tuple[s
     return rows, files
 
 
+MARK = ".sessiond-demo"
+"""The file that says a directory is the demo's own."""
+MADE = ("agents", "openclaw.json", "sessiond.log", "sessiond.port")
+"""What the demo puts in its directory: all it ever removes there."""
+
+
+class NotTheDemosDir(Exception):
+    """The directory holds something the demo did not make; the message says what to do."""
+
+
+def claim_demo_dir(root: Path) -> None:
+    """Make `root` the demo's: create and mark it, or clear what an earlier demo made there."""
+    if root.exists() and not root.is_dir():
+        raise NotTheDemosDir(f"{root} exists and is not a directory; choose another --dir")
+    if root.is_dir() and not (root / MARK).is_file() and any(root.iterdir()):
+        raise NotTheDemosDir(
+            f"{root} exists and was not made by `sessiond demo`; refusing to touch it. "
+            "Choose a new --dir (it is created), or an empty directory"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARK).write_text(
+        "Made by `sessiond demo`, which may rebuild what it made here: " + ", ".join(MADE) + ".\n"
+    )
+    for name in MADE:
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def build_demo_state(root: Path, now: int) -> None:
-    """A fresh demo state dir at `root` (replaced if it exists)."""
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "openclaw.json").parent.mkdir(parents=True, exist_ok=True)
+    """The demo's files in `root`, a directory `claim_demo_dir` made ready."""
     (root / "openclaw.json").write_text(
         "// sessiond demo config (JSON5, like OpenClaw's)\n"
         "{\n  session: { dmScope: 'main', maintenance: { mode: 'enforce' } },\n"
@@ -85,7 +119,7 @@ async def _show(url: str, token: str) -> None:
         print("sessiond sessions cleanup --all-agents --fix-dm-scope --fix-missing --dry-run")
         print("(planned by the daemon, over WebSocket):\n")
         summaries = result.stores if isinstance(result, AllAgentsCleanup) else [result]
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         for index, summary in enumerate(summaries):
             if index:
                 print()
@@ -96,9 +130,36 @@ async def _show(url: str, token: str) -> None:
             print(f"  {row.agent_id:5s} {row.key}")
 
 
+def next_steps(root: Path, url: str, token: str) -> list[str]:
+    """What to try next, with this demo's URL and token: every command works as printed."""
+    flags = "--all-agents --fix-dm-scope --fix-missing"
+    sessions = root / "agents" / "main" / "sessions"
+    return [
+        "Next, in another terminal while this demo serves:",
+        f"  export SESSIOND_URL={url} OPENCLAW_GATEWAY_TOKEN={token}",
+        f"  sessiond sessions cleanup {flags} --dry-run   # the preview above, again",
+        f"  sessiond sessions cleanup {flags}             # apply it, through the daemon",
+        "There is no restore command yet: an apply archives the transcript of each row it",
+        "removes as <sessionId>.jsonl.deleted.<time> beside it (rename it back to keep the file;",
+        "the row is gone from sessions.json), and deletes only unreferenced old files, e.g.",
+        f"  ls {sessions}",
+    ]
+
+
 def demo_command(directory: str, serve_seconds: float | None) -> int:
-    root = Path(directory).resolve()
-    build_demo_state(root, time.time_ns() // 1_000_000)
+    from sessiond.daemon.store_lock import holder_of, state_dir_lock_path
+
+    root = Path(directory).expanduser().resolve()
+    holder = holder_of(state_dir_lock_path(str(root)))
+    if holder is not None:
+        print(f"sessiond: {root} is served by {holder.describe()}; stop it first", file=sys.stderr)
+        return 1
+    try:
+        claim_demo_dir(root)
+    except NotTheDemosDir as exc:
+        print(f"sessiond: {exc}", file=sys.stderr)
+        return 1
+    build_demo_state(root, now_ms())
     token = secrets.token_urlsafe(18)
     port_file = root / "sessiond.port"
     exe = str(Path(sys.executable).with_name("sessiond"))
@@ -122,8 +183,16 @@ def demo_command(directory: str, serve_seconds: float | None) -> int:
         asyncio.run(_show(url, token))
         if serve_seconds is None:
             serve_seconds = float("inf") if sys.stdin.isatty() else 0.0
-        if serve_seconds > 0:
-            print(f"\nserving until Ctrl-C; logs in {root / 'sessiond.log'}")
+        print()
+        print("\n".join(next_steps(root, url, token)))
+        if serve_seconds <= 0:
+            print(
+                f"(This run stops serving now: `sessiond demo --dir {root}` on a terminal, or "
+                "with --serve-seconds, keeps the daemon up for them.)"
+            )
+        else:
+            until = "until Ctrl-C" if serve_seconds == float("inf") else f"{serve_seconds:g} s"
+            print(f"\nserving {until}; logs in {root / 'sessiond.log'}", flush=True)
             with contextlib.suppress(KeyboardInterrupt, subprocess.TimeoutExpired):
                 daemon.wait(timeout=None if serve_seconds == float("inf") else serve_seconds)
         return 0

@@ -1,82 +1,293 @@
-"""`sessiond`: the command line. `serve` runs the daemon; `sessions cleanup` mirrors OpenClaw's."""
+"""`sessiond`: the command line. `serve` runs the daemon; `sessions cleanup` mirrors OpenClaw's;
+`sessions restore` and `sessions cleanups` undo a cleanup and list the cleanup journal.
+
+The parser is also the source of docs/cli.md (`python -m sessiond.cli.docs`): every flag's help,
+where its value comes from when it is not given (`SOURCES`) and each command's exit statuses
+(`EXIT_CODES`) are declared here, once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import msgspec
-from sessiond.cli.cleanup_text import render_applied, render_dry_run
-from sessiond.cli.daemon_route import (
-    DaemonFailed,
-    cleanup_via_daemon,
-    daemon_token,
-    daemon_url,
-    something_listens,
+from sessiond.cli.serve import EXIT_FLUSH_FAILED, EXIT_REFUSED
+from sessiond.protocol.gateway_frames import DEFAULT_PORT
+
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a setting comes from when its flag is not given, in the order they are tried."""
+
+    flags: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    config: str | None = None
+    default: str | None = None
+
+
+SOURCES: dict[tuple[str, str], Source] = {}
+"""By (command, flag): filled in by `_flag` as the parser is built."""
+
+EXIT_CODES: dict[str, list[tuple[int, str]]] = {
+    "serve": [
+        (0, "stopped by SIGTERM or SIGINT with every store flushed"),
+        (EXIT_FLUSH_FAILED, "stopped, but a store could not be flushed (its changes are lost)"),
+        (
+            EXIT_REFUSED,
+            "refused to start, having changed nothing: a bad command line, invalid config, "
+            "missing state dir, port in use, a store another sessiond serves, unreadable token "
+            "file, or a non-loopback address without a token",
+        ),
+    ],
+    "sessions cleanup": [
+        (0, "done (or previewed, with --dry-run)"),
+        (
+            1,
+            "not done: invalid config, bad --agent/--store, a path that does not exist, a daemon "
+            "named by --url or SESSIOND_URL that cannot be reached, a daemon's error, a store "
+            "held by a daemon that does not answer, a store that does not parse, a failed write",
+        ),
+        (EXIT_USAGE, "bad command line"),
+    ],
+    "sessions restore": [
+        (
+            0,
+            "restored (or previewed, with --dry-run); keys that exist again are reported, not "
+            "overwritten",
+        ),
+        (
+            1,
+            "not done: invalid config, bad --agent/--store, --all-agents, a path that does not "
+            "exist, no such journal entry or one that cannot be restored, a daemon named by "
+            "--url or SESSIOND_URL that cannot be reached, a daemon's error, a store held by a "
+            "daemon that does not answer, a store that does not parse, a failed write",
+        ),
+        (EXIT_USAGE, "bad command line"),
+    ],
+    "sessions cleanups": [
+        (0, "listed"),
+        (
+            1,
+            "not listed: invalid config, bad --agent/--store, --all-agents, a path that does not "
+            "exist, a daemon named by --url or SESSIOND_URL that cannot be reached, a daemon's "
+            "error, a store held by a daemon that does not answer",
+        ),
+        (EXIT_USAGE, "bad command line"),
+    ],
+    "demo": [
+        (0, "the demo ran"),
+        (1, "the directory is not one the demo may use, or the daemon did not start"),
+        (EXIT_USAGE, "bad command line"),
+    ],
+}
+
+ENVIRONMENT: list[tuple[str, str]] = [
+    ("OPENCLAW_STATE_DIR", "the state dir, when --state-dir is not given"),
+    (
+        "OPENCLAW_CONFIG_PATH",
+        "the config file (default: openclaw.json in the state dir, clawdbot.json when only "
+        "that exists)",
+    ),
+    ("OPENCLAW_HOME", "the home dir that `~` in paths means (default: HOME)"),
+    ("OPENCLAW_GATEWAY_TOKEN", "the shared token, when --token is not given"),
+    (
+        "OPENCLAW_GATEWAY_PORT",
+        f"the port of cleanup's default daemon address (default {DEFAULT_PORT})",
+    ),
+    ("SESSIOND_URL", "the daemon cleanup runs on, when --url is not given"),
+    ("SESSIOND_NOW_MS", "pins cleanup's clock (milliseconds), for reproducible runs"),
+    (
+        "LISTEN_FDS, NOTIFY_SOCKET, WATCHDOG_USEC",
+        "set by systemd for serve: socket activation, readiness and watchdog (systemd/README.md)",
+    ),
+]
+"""Every environment variable the command reads, for docs/cli.md."""
+
+STATE_DIR_SOURCE = Source(
+    env=("OPENCLAW_STATE_DIR",), default="~/.openclaw (~/.clawdbot when only that exists)"
 )
-from sessiond.cli.local_cleanup import apply_locally
-from sessiond.daemon.config_file import load_config_file
-from sessiond.daemon.durable_file import StoreWriteError, read_store
-from sessiond.daemon.os_disk_view import OsDiskView
-from sessiond.engine.cleanup.plan import CleanupOptions
-from sessiond.engine.cleanup.report import combine, preview_summary
-from sessiond.engine.cleanup.targets import plan_targets
-from sessiond.engine.config import (
-    ConfigError,
-    Locations,
-    TargetError,
-    resolve_config_path,
-    resolve_targets,
+PATHS_NOTE = (
+    "A --store file or a state dir that does not exist is an error (a typo must not look like an "
+    "empty store). A configured agent whose sessions dir does not exist yet is an empty store: "
+    "OpenClaw creates those on first write."
 )
-from sessiond.engine.errors import StoreReadOnly
-from sessiond.engine.js_semantics import printable
-from sessiond.protocol.cleanup import AllAgentsCleanup
+SERVE_PATHS_NOTE = (
+    "A state dir that does not exist is an error, never created (a typo must not look like an "
+    "empty state dir). A configured agent whose sessions dir does not exist yet is served as an "
+    "empty store; its sessions dir is created, as OpenClaw does on its first write."
+)
 
 
-def now_ms() -> int:
-    """The clock; `SESSIOND_NOW_MS` pins it so a run can be compared with a recorded one."""
-    pinned = os.environ.get("SESSIOND_NOW_MS")
-    return int(pinned) if pinned else time.time_ns() // 1_000_000
+def _flag(
+    parser: argparse.ArgumentParser,
+    command: str,
+    *names: str,
+    source: Source | None = None,
+    **kwargs: Any,
+) -> None:
+    parser.add_argument(*names, **kwargs)
+    if source is not None:
+        SOURCES[(command, names[0])] = source
 
 
-def _print_json(value: object) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+class _Version(argparse.Action):
+    """`--version`, importing the daemon (for its version string) only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("sessiond")
+        except metadata.PackageNotFoundError:
+            version = "0+unknown"
+        print(f"sessiond {version}")
+        parser.exit()
 
 
-def _add_target_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
+def _add_target_flags(
+    parser: argparse.ArgumentParser, suppress: bool, command: str = "sessions cleanup"
+) -> None:
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--store", default=default, help="Explicit sessions.json path")
-    parser.add_argument("--agent", default=default, help="One configured agent's store")
+    _flag(
+        parser,
+        command,
+        "--state-dir",
+        default=default,
+        source=STATE_DIR_SOURCE,
+        help="OpenClaw state dir (openclaw.json and agents/*/sessions are read from it)",
+    )
+    parser.add_argument("--store", default=default, help="Explicit sessions.json path (must exist)")
+    parser.add_argument("--agent", default=default, help="One agent's store")
     parser.add_argument(
-        "--all-agents", action="store_true", default=default, help="Every configured agent"
+        "--all-agents", action="store_true", default=default, help="Every agent's store"
     )
     parser.add_argument("--json", action="store_true", default=default, help="Output JSON")
 
 
+SERVE_DESCRIPTION = f"""\
+Run the session-store daemon: JSON-RPC 2.0 and OpenClaw's gateway protocol on one WebSocket port.
+
+It reads openclaw.json from the state dir, locks the state dir and every configured store (one
+sessiond per store), binds the port, and only then loads the stores. {SERVE_PATHS_NOTE}"""
+
+CLEANUP_DESCRIPTION = f"""\
+Run session-store maintenance now. Without --dry-run it APPLIES: rows are removed from
+sessions.json and transcripts are archived or deleted. Preview with --dry-run first.
+
+Where it runs: on the sessiond named by --url or SESSIOND_URL (an error if it cannot be
+reached); else on the one at ws://127.0.0.1:$OPENCLAW_GATEWAY_PORT (18789) if it answers;
+else on the files, and it says so on stderr. An apply to a store that a running sessiond
+holds always runs on that daemon, even with --local or --store.
+
+The state dir comes from --state-dir, else OPENCLAW_STATE_DIR, else ~/.openclaw; the config
+is openclaw.json in it (or OPENCLAW_CONFIG_PATH). {PATHS_NOTE}
+
+A dry run ends with a plan id (on stderr; `planId` with --json). --plan ID applies only that
+very plan: if the store changed so that the plan would differ, nothing is written and the
+error says which counts changed. Every apply is journaled beside the store first, so
+`sessions restore` can undo it."""
+
+
+UNDO_ROUTE_NOTE = """\
+Where it runs: chosen as for `sessions cleanup` (a daemon named by --url or SESSIOND_URL, else
+the one at the default address if it answers, else the files). A store that a running sessiond
+holds is always handled by that daemon, even with --local or --store."""
+
+RESTORE_DESCRIPTION = f"""\
+Put back what one journal entry removed: rows byte for byte, archived transcripts renamed back.
+ID names the entry (`sessions cleanups` lists them); without it, or with --last, the newest
+restorable entry. A key that exists again, or a transcript name now taken, is reported and left
+as it is; the rest is restored. Files the cleanup deleted outright cannot come back: the output
+names them. A restore is journaled too, so restoring it undoes the restore.
+
+{UNDO_ROUTE_NOTE}"""
+
+CLEANUPS_DESCRIPTION = f"""\
+List the store's cleanup journal, newest first: each applied cleanup, delete and restore, with
+its time, options, counts, the files it deleted outright, and whether it can be restored (and
+why not).
+
+{UNDO_ROUTE_NOTE}"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sessiond", description=__doc__)
+    SOURCES.clear()
+    parser = argparse.ArgumentParser(prog="sessiond", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action=_Version, help="Print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
 
-    serve = commands.add_parser("serve", help="Run the session-store daemon (WebSocket JSON-RPC)")
-    serve.add_argument("--state-dir", help="OpenClaw state dir (default: OPENCLAW_STATE_DIR)")
-    serve.add_argument("--bind", default="127.0.0.1", help="Address to listen on")
-    serve.add_argument("--port", type=int, default=18789, help="Port (0: any free port)")
-    serve.add_argument("--token", help="Shared token clients must present")
-    serve.add_argument("--token-file", help="File holding the shared token")
-    serve.add_argument(
-        "--max-frame-bytes", type=int, default=4 * 1024 * 1024, help="Larger frames get 1009"
+    serve = commands.add_parser(
+        "serve",
+        help="Run the session-store daemon (WebSocket JSON-RPC)",
+        description=SERVE_DESCRIPTION,
+        formatter_class=raw,
     )
-    serve.add_argument(
-        "--allow-origin", action="append", default=[], help="Allowed browser Origin (repeatable)"
+    _flag(serve, "serve", "--state-dir", source=STATE_DIR_SOURCE, help="OpenClaw state dir")
+    _flag(serve, "serve", "--bind", default="127.0.0.1", help="Address (default %(default)s)")
+    _flag(
+        serve,
+        "serve",
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="Port (default %(default)s; 0: any free port)",
     )
-    serve.add_argument("--port-file", help="Write the bound port here once listening")
+    _flag(
+        serve,
+        "serve",
+        "--token",
+        source=Source(
+            flags=("--token-file",),
+            env=("OPENCLAW_GATEWAY_TOKEN",),
+            config="gateway.auth.token",
+            default="none (allowed on loopback only)",
+        ),
+        help="Shared token clients must present",
+    )
+    _flag(serve, "serve", "--token-file", help="File holding the shared token")
+    _flag(
+        serve,
+        "serve",
+        "--max-frame-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        help="Larger frames get 1009 (default %(default)s)",
+    )
+    _flag(
+        serve,
+        "serve",
+        "--allow-origin",
+        action="append",
+        default=[],
+        help="Allowed browser Origin (repeatable; default: none)",
+    )
+    _flag(serve, "serve", "--port-file", help="Write the bound port here once listening")
 
-    demo = commands.add_parser("demo", help="Serve a generated demo state dir; dry-run through it")
-    demo.add_argument("--dir", default="demo-state", help="Where to create the demo state dir")
-    demo.add_argument(
+    demo = commands.add_parser(
+        "demo",
+        help="Serve a generated demo state dir; dry-run through it",
+        description="Create a demo state dir, serve it, and preview a cleanup through the "
+        "daemon. It only ever creates a new directory, or reuses one it created (it marks it); "
+        "anything else is refused.",
+    )
+    _flag(
+        demo,
+        "demo",
+        "--dir",
+        default="demo-state",
+        help="Where to create the demo state dir (default %(default)s)",
+    )
+    _flag(
+        demo,
+        "demo",
         "--serve-seconds",
         type=float,
         help="Keep serving this long after the demo (default: until Ctrl-C on a terminal)",
@@ -85,7 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     sessions = commands.add_parser("sessions", help="Session store commands")
     _add_target_flags(sessions, suppress=False)
     session_commands = sessions.add_subparsers(dest="sessions_command", required=True)
-    cleanup = session_commands.add_parser("cleanup", help="Run session-store maintenance now")
+    cleanup = session_commands.add_parser(
+        "cleanup",
+        help="Run session-store maintenance now (applies unless --dry-run)",
+        description=CLEANUP_DESCRIPTION,
+        formatter_class=raw,
+    )
+    # Sub-command flags default to SUPPRESS, so `sessions --json cleanup` keeps the parent's.
     _add_target_flags(cleanup, suppress=True)
     cleanup.add_argument("--dry-run", action="store_true", help="Preview without writing")
     cleanup.add_argument(
@@ -100,119 +317,92 @@ def build_parser() -> argparse.ArgumentParser:
         help="Retire stale direct-DM rows that no longer match session.dmScope=main",
     )
     cleanup.add_argument("--active-key", help="Protect this session key from eviction")
-    cleanup.add_argument(
-        "--url", help="sessiond to use (default: SESSIOND_URL, else ws://127.0.0.1:18789)"
+    command = "sessions cleanup"
+    _flag(
+        cleanup,
+        command,
+        "--url",
+        source=Source(
+            env=("SESSIOND_URL",),
+            default="ws://127.0.0.1:$OPENCLAW_GATEWAY_PORT (port 18789), if it answers",
+        ),
+        help="sessiond to run on; it must answer (an error otherwise)",
     )
-    cleanup.add_argument("--token", help="sessiond's token (default: OPENCLAW_GATEWAY_TOKEN)")
-    cleanup.add_argument(
-        "--local", action="store_true", help="Work on the files even if a daemon is running"
+    _flag(
+        cleanup,
+        command,
+        "--token",
+        source=Source(env=("OPENCLAW_GATEWAY_TOKEN",), config="gateway.auth.token"),
+        help="sessiond's token",
     )
+    cleanup.add_argument(
+        "--local",
+        action="store_true",
+        help="Do not look for a daemon at the URL (an apply to a store a running sessiond holds "
+        "still runs there)",
+    )
+    cleanup.add_argument(
+        "--plan",
+        metavar="ID",
+        help="Apply only if the plan is still the one the dry run printed as ID (else: an error "
+        "with the counts that changed, and nothing written)",
+    )
+
+    restore = session_commands.add_parser(
+        "restore",
+        help="Undo a cleanup, delete or restore recorded in the store's journal",
+        description=RESTORE_DESCRIPTION,
+        formatter_class=raw,
+    )
+    _add_target_flags(restore, suppress=True, command="sessions restore")
+    which = restore.add_mutually_exclusive_group()
+    which.add_argument(
+        "id", nargs="?", metavar="ID", help="The journal entry to undo (see `sessions cleanups`)"
+    )
+    which.add_argument(
+        "--last", action="store_true", help="The newest restorable entry (also without ID)"
+    )
+    restore.add_argument(
+        "--dry-run", action="store_true", help="Say what would come back; change nothing"
+    )
+    _add_route_flags(restore, "sessions restore")
+
+    cleanups = session_commands.add_parser(
+        "cleanups",
+        help="List the store's cleanup journal, newest first",
+        description=CLEANUPS_DESCRIPTION,
+        formatter_class=raw,
+    )
+    _add_target_flags(cleanups, suppress=True, command="sessions cleanups")
+    _add_route_flags(cleanups, "sessions cleanups")
     return parser
 
 
-def cleanup_command(args: argparse.Namespace) -> int:
-    cwd = os.getcwd()
-    env = os.environ
-    where = Locations.from_env(env, cwd)
-    try:
-        config = load_config_file(resolve_config_path(env, where.state_dir, cwd))
-    except ConfigError as exc:
-        print(exc.render(where.home), file=sys.stderr)
-        return 1
-    store, agent = args.store, args.agent
-    all_agents, as_json = bool(args.all_agents), bool(args.json)
-    try:
-        targets = resolve_targets(config, where, store=store, agent=agent, all_agents=all_agents)
-    except TargetError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    if not store and not args.local:
-        url = daemon_url(args.url, env)
-        if something_listens(url):
-            return _cleanup_through_daemon(args, url, daemon_token(args.token, env, config))
-    options = CleanupOptions(
-        fix_missing=args.fix_missing,
-        fix_dm_scope=args.fix_dm_scope,
-        active_key=args.active_key,
-        enforce=args.enforce,
+def _add_route_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """Where an undo command runs: chosen as for `sessions cleanup` (cli/daemon_route.py)."""
+    _flag(
+        parser,
+        command,
+        "--url",
+        source=Source(
+            env=("SESSIOND_URL",),
+            default="ws://127.0.0.1:$OPENCLAW_GATEWAY_PORT (port 18789), if it answers",
+        ),
+        help="sessiond to run on; it must answer (an error otherwise)",
     )
-    clock = now_ms()
-    try:
-        planned = plan_targets(
-            targets, lambda t: read_store(t.store_path), config, options, OsDiskView(), clock, where
-        )
-    except StoreReadOnly as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    mode = planned[0].plan.mode if planned else config.maintenance.mode
-    if args.dry_run:
-        summaries = [preview_summary(p.plan, config, include_actions=not as_json) for p in planned]
-        if as_json:
-            _print_json(combine(summaries, mode, dry_run=True))
-            return 0
-        out: list[str] = []
-        for index, summary in enumerate(summaries):
-            if index > 0:
-                out.append("")
-            out += render_dry_run(summary, clock, agent_header=len(summaries) > 1)
-        sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
-        return 0
-    applied = []
-    for p in planned:
-        try:
-            result = apply_locally(p)
-        except (StoreReadOnly, StoreWriteError) as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            return 1
-        for path, reason in result.files.failed:
-            print(f"[sessiond] could not remove or archive {path}: {reason}", file=sys.stderr)
-        applied.append(result.summary)
-    for p in planned:
-        for level, message in p.plan.applied.log:
-            # The reference's info lines reach stdout in text mode; warnings, and everything
-            # under --json, go to stderr so stdout stays parseable.
-            stream = sys.stdout if level == "info" and not as_json else sys.stderr
-            stream.write(f"[sessions/store] {message}\n")
-    if as_json:
-        _print_json(combine(applied, mode, dry_run=False))
-    else:
-        sys.stdout.write("".join(f"{line}\n" for line in render_applied(applied)))
-    return 0
-
-
-def _cleanup_through_daemon(args: argparse.Namespace, url: str, token: str | None) -> int:
-    """Gateway mode: the daemon plans and applies; this process only prints."""
-    as_json = bool(args.json)
-    try:
-        result = cleanup_via_daemon(
-            url,
-            token,
-            agent=args.agent,
-            all_agents=bool(args.all_agents),
-            enforce=args.enforce,
-            active_key=args.active_key,
-            fix_missing=args.fix_missing,
-            fix_dm_scope=args.fix_dm_scope,
-            dry_run=args.dry_run,
-            include_actions=args.dry_run and not as_json,
-        )
-    except DaemonFailed as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    if as_json:
-        _print_json(result)
-        return 0
-    summaries = result.stores if isinstance(result, AllAgentsCleanup) else [result]
-    if args.dry_run:
-        out: list[str] = []
-        for index, summary in enumerate(summaries):
-            if index > 0:
-                out.append("")
-            out += render_dry_run(summary, now_ms(), agent_header=len(summaries) > 1)
-    else:
-        out = render_applied(summaries)
-    sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
-    return 0
+    _flag(
+        parser,
+        command,
+        "--token",
+        source=Source(env=("OPENCLAW_GATEWAY_TOKEN",), config="gateway.auth.token"),
+        help="sessiond's token",
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="Do not look for a daemon at the URL (a store a running sessiond holds is still "
+        "read and restored there)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,15 +412,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sessiond.cli.demo import demo_command
 
         return demo_command(args.dir, args.serve_seconds)
-    # Sub-command flags default to SUPPRESS, so `sessions --json cleanup` keeps the parent's.
     if args.command == "serve":
-        from sessiond.daemon.server import serve_command  # websockets only when serving
+        from sessiond.cli.serve import serve_command
 
         return serve_command(args)
     if args.command == "sessions" and args.sessions_command == "cleanup":
+        from sessiond.cli.cleanup import cleanup_command
+
         return cleanup_command(args)
+    if args.command == "sessions" and args.sessions_command in ("restore", "cleanups"):
+        from sessiond.cli.undo_commands import undo_command
+
+        return undo_command(args)
     parser.error("unknown command")
-    return 2
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

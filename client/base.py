@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack
 
 import msgspec
 from sessiond.client.changes import ChangeStream
-from sessiond.client.connection import Backoff, Connection
+from sessiond.client.connection import Backoff, DaemonConnection
 from sessiond.client.errors import ProtocolError, RpcError, SessiondError
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
+    PROGRESS_NOTIFICATION,
+    STORES_CHANGED_NOTIFICATION,
+    ProgressParams,
     SessionsChanged,
+    StoresChanged,
     SubscribeParams,
     SubscribeResult,
     UnsubscribeParams,
@@ -36,6 +40,8 @@ C = TypeVar("C", bound="ClientBase")
 
 _ENCODER = msgspec.json.Encoder()
 _CHANGED = msgspec.json.Decoder(SessionsChanged)
+_PROGRESS = msgspec.json.Decoder(ProgressParams)
+_STORES_CHANGED = msgspec.json.Decoder(StoresChanged)
 _SUBSCRIBED = msgspec.json.Decoder(SubscribeResult)
 _UNSUBSCRIBED = msgspec.json.Decoder(UnsubscribeResult)
 _ANY = msgspec.json.Decoder()
@@ -93,7 +99,7 @@ class ClientBase:
     def __init__(self, url: str, **options: Unpack[ClientOptions]) -> None:
         self.url = url
         self.call_timeout = options.get("call_timeout")
-        self._connection = Connection(
+        self._connection = DaemonConnection(
             url,
             token=options.get("token"),
             error_for=self._error_for,
@@ -104,6 +110,7 @@ class ClientBase:
         self._connection.on_notification = self._on_notification
         self._connection.on_reconnect = self._on_reconnect
         self._streams: list[ChangeStream] = []
+        self._progress: dict[str | int, Callable[[ProgressParams], None]] = {}
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -135,7 +142,8 @@ class ClientBase:
         """`sessions.changed` for one agent's store, every store, or (neither) the default's.
 
         `async with client.changes() as changes: async for item in changes: ...` yields
-        `SessionsChanged`, and a `SeqGap` before any point where changes may have been missed.
+        `SessionsChanged`, and a `SeqGap` before any point where changes may have been missed;
+        with `all_agents`, a `StoresChanged` when a config reload adds or removes stores.
         """
         params = SubscribeParams(agent=agent, all_agents=all_agents)
 
@@ -149,6 +157,20 @@ class ClientBase:
             lambda: self._connection.final is not None,
             max_queued,
         )
+
+    def on_progress(
+        self, token: str | int, listener: Callable[[ProgressParams], None]
+    ) -> Callable[[], None]:
+        """Hear `$/progress` for calls made with `progress_token=token`; returns the remover.
+
+        Steps arrive in order (`begin`, `report`..., `end`), before the call's own reply.
+        """
+        self._progress[token] = listener
+
+        def remove() -> None:
+            self._progress.pop(token, None)
+
+        return remove
 
     async def call(self, method: str, params: Any = None, *, mutates: bool = True) -> Any:
         """An untyped call, for a method newer than this client; the result as plain JSON."""
@@ -169,10 +191,23 @@ class ClientBase:
         return self.errors.get(code, RpcError)(code, message, data)
 
     def _on_notification(self, method: str, params: msgspec.Raw) -> None:
-        if method != CHANGED_NOTIFICATION:
+        if method == PROGRESS_NOTIFICATION:
+            try:
+                step = _PROGRESS.decode(params)
+            except msgspec.ValidationError:
+                return
+            listener = self._progress.get(step.token)
+            if listener is not None:
+                listener(step)
             return
+        change: SessionsChanged | StoresChanged
         try:
-            change = _CHANGED.decode(params)
+            if method == CHANGED_NOTIFICATION:
+                change = _CHANGED.decode(params)
+            elif method == STORES_CHANGED_NOTIFICATION:
+                change = _STORES_CHANGED.decode(params)
+            else:
+                return
         except msgspec.ValidationError:
             return
         for stream in self._streams:

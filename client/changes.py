@@ -15,6 +15,9 @@ Gaps are found three ways:
   cannot tell "nothing happened" from "restarted and changed as often".
 
 Notifications whose seq is not past the last one seen are stale duplicates and are dropped.
+
+A `StoresChanged` (a config reload added or removed stores) is yielded as it comes: the stores
+it adds are followed from the seq it carries, the ones it removes are no longer followed.
 """
 
 from __future__ import annotations
@@ -27,9 +30,14 @@ from types import TracebackType
 from typing import Literal, Self
 
 from sessiond.client.errors import ConnectError
-from sessiond.protocol.methods import SessionsChanged, SubscribedStore, SubscribeResult
+from sessiond.protocol.methods import (
+    SessionsChanged,
+    StoresChanged,
+    SubscribedStore,
+    SubscribeResult,
+)
 
-__all__ = ["ChangeStream", "GapReason", "SeqGap", "SeqTracker"]
+__all__ = ["ChangeItem", "ChangeStream", "GapReason", "SeqGap", "SeqTracker"]
 
 GapReason = Literal["skipped", "overflow", "reconnected"]
 
@@ -49,6 +57,10 @@ class SeqGap:
     reason: GapReason
 
 
+ChangeItem = SessionsChanged | SeqGap | StoresChanged
+"""What a ChangeStream yields."""
+
+
 class SeqTracker:
     """The last seq seen per store, without I/O: says which notifications are new or missed."""
 
@@ -65,8 +77,13 @@ class SeqTracker:
         self.last = {store.store_path: store.seq for store in stores}
         return gaps
 
-    def observe(self, change: SessionsChanged) -> list[SessionsChanged | SeqGap]:
+    def observe(self, change: SessionsChanged | StoresChanged) -> list[ChangeItem]:
         """What to yield for one notification: nothing (stale, or not ours), it, or a gap and it."""
+        if isinstance(change, StoresChanged):
+            for store in change.removed:
+                self.last.pop(store.store_path, None)
+            self.last.update((store.store_path, store.seq) for store in change.added)
+            return [change]
         seen = self.last.get(change.store_path)
         if seen is None or change.seq <= seen:
             return []
@@ -90,7 +107,7 @@ class ChangeStream:
 
     `async with client.changes(...) as changes` subscribes on entry and unsubscribes on exit
     (when no other stream of the client is open); `async for item in changes` yields
-    `SessionsChanged | SeqGap` until the client closes.
+    `SessionsChanged | SeqGap | StoresChanged` until the client closes.
     """
 
     def __init__(
@@ -107,9 +124,9 @@ class ChangeStream:
         self._is_final = is_final
         self._max_queued = max_queued
         self._tracker = SeqTracker()
-        self._inbox: deque[SessionsChanged | _Resubscribe] = deque()
+        self._inbox: deque[SessionsChanged | StoresChanged | _Resubscribe] = deque()
         self._queued = 0
-        self._ready: deque[SessionsChanged | SeqGap] = deque()
+        self._ready: deque[ChangeItem] = deque()
         self._wake = asyncio.Event()
         self._started = False
         self._ended: BaseException | None = None
@@ -126,7 +143,7 @@ class ChangeStream:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> SessionsChanged | SeqGap:
+    async def __anext__(self) -> ChangeItem:
         await self.start()
         while not self._ready:
             item = await self._next()
@@ -158,7 +175,7 @@ class ChangeStream:
 
     # --------------------------------------------------------------- fed by the client
 
-    def push(self, change: SessionsChanged) -> None:
+    def push(self, change: SessionsChanged | StoresChanged) -> None:
         if self._ended is not None:
             return
         if self._queued >= self._max_queued:
@@ -186,14 +203,14 @@ class ChangeStream:
 
     # ---------------------------------------------------------------------------- internals
 
-    async def _next(self) -> SessionsChanged | _Resubscribe:
+    async def _next(self) -> SessionsChanged | StoresChanged | _Resubscribe:
         while not self._inbox:
             if self._ended is not None:
                 raise self._ended
             self._wake.clear()
             await self._wake.wait()
         item = self._inbox.popleft()
-        if isinstance(item, SessionsChanged):
+        if not isinstance(item, _Resubscribe):
             self._queued -= 1
         return item
 

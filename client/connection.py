@@ -72,7 +72,9 @@ class _Lost(Exception):
     """The connection that carried a call closed before the reply came."""
 
 
-class Connection:
+class DaemonConnection:
+    """The client's end of a daemon socket, kept up across drops, under the module's rules."""
+
     def __init__(
         self,
         url: str,

@@ -20,6 +20,8 @@ from sessiond.protocol.methods import (
     AuthParams,
     AuthResult,
     CleanupParams,
+    CleanupsParams,
+    CleanupsResult,
     CleanupSummary,
     DeleteParams,
     DeleteResult,
@@ -35,6 +37,8 @@ from sessiond.protocol.methods import (
     PreviewResult,
     ResetParams,
     ResetResult,
+    RestoreParams,
+    RestoreResult,
     StatusParams,
     StatusResult,
     SubscribeParams,
@@ -50,11 +54,15 @@ __all__ = [
     "InternalError",
     "InvalidParamsError",
     "InvalidRequestError",
+    "JournalEntryNotFoundError",
     "KeyNotFoundError",
     "MethodNotFoundError",
+    "NotRestorableError",
     "ParseError",
+    "RuntimeUnavailableError",
     "SessiondClient",
     "SessiondSyncClient",
+    "StalePlanError",
     "StoreNotFoundError",
     "StoreNotWritableError",
     "StoreWriteFailedError",
@@ -79,6 +87,31 @@ class MethodNotFoundError(RpcError):
 
 class InvalidRequestError(RpcError):
     """`INVALID_REQUEST` (-32600): The frame is not a valid JSON-RPC 2.0 request."""
+
+
+class RuntimeUnavailableError(RpcError):
+    """`APP_RUNTIME_UNAVAILABLE` (-32009): The request needs OpenClaw's own runtime (its model
+    catalog), which sessiond does not run. Only the gateway dialect's `sessions.patch` of a
+    `model` sends it today (as UNAVAILABLE).
+    """
+
+
+class NotRestorableError(RpcError):
+    """`APP_NOT_RESTORABLE` (-32008): The journal entry cannot be restored (unfinished, rolled back,
+    or restored already).
+    """
+
+
+class JournalEntryNotFoundError(RpcError):
+    """`APP_JOURNAL_ENTRY_NOT_FOUND` (-32007): No cleanup journal entry by that id (or none at all)
+    for the store.
+    """
+
+
+class StalePlanError(RpcError):
+    """`APP_STALE_PLAN` (-32006): `planId` no longer names the plan a cleanup would carry out;
+    `data.actions` says what changed.
+    """
 
 
 class StoreWriteFailedError(RpcError):
@@ -119,6 +152,10 @@ ERRORS: dict[int, type[RpcError]] = {
     -32602: InvalidParamsError,
     -32601: MethodNotFoundError,
     -32600: InvalidRequestError,
+    -32009: RuntimeUnavailableError,
+    -32008: NotRestorableError,
+    -32007: JournalEntryNotFoundError,
+    -32006: StalePlanError,
     -32005: StoreWriteFailedError,
     -32004: KeyNotFoundError,
     -32003: ConflictError,
@@ -134,6 +171,7 @@ _DAEMON_STATUS = msgspec.json.Decoder(StatusResult)
 _SESSIONS_CLEANUP: FirstMatch[CleanupSummary | AllAgentsCleanup] = FirstMatch(
     CleanupSummary, AllAgentsCleanup
 )
+_SESSIONS_CLEANUPS = msgspec.json.Decoder(CleanupsResult)
 _SESSIONS_DELETE = msgspec.json.Decoder(DeleteResult)
 _SESSIONS_GET = msgspec.json.Decoder(GetResult)
 _SESSIONS_HISTORY = msgspec.json.Decoder(HistoryResult)
@@ -141,6 +179,7 @@ _SESSIONS_LIST = msgspec.json.Decoder(ListResult)
 _SESSIONS_PATCH = msgspec.json.Decoder(PatchResult)
 _SESSIONS_PREVIEW = msgspec.json.Decoder(PreviewResult)
 _SESSIONS_RESET = msgspec.json.Decoder(ResetResult)
+_SESSIONS_RESTORE = msgspec.json.Decoder(RestoreResult)
 _SESSIONS_SUBSCRIBE = msgspec.json.Decoder(SubscribeResult)
 _SESSIONS_UNSUBSCRIBE = msgspec.json.Decoder(UnsubscribeResult)
 
@@ -159,6 +198,8 @@ class SessiondClient(ClientBase):
         """Authenticate with the shared token.
 
         The shared token, for clients that cannot send `Authorization: Bearer` at upgrade.
+
+        Raises `AuthRequiredError`.
         """
         params = AuthParams(token=token)
         return await self._call("auth", params, _AUTH, mutates=False)
@@ -179,10 +220,19 @@ class SessiondClient(ClientBase):
         fix_dm_scope: bool = False,
         fix_missing: bool = False,
         include_actions: bool = False,
+        plan_id: str | None = None,
+        progress_token: str | int | None = None,
     ) -> CleanupSummary | AllAgentsCleanup:
-        """Run session-store maintenance now, or preview it with `dryRun`.
+        """Run session-store maintenance now, or preview it with `dryRun` (which returns a `planId`;
+        pass it back to apply only that very plan).
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
+
+        `planId` (from a dry run) applies only if the plan is still exactly that one;
+        `progressToken` asks for `$/progress` notifications carrying it.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `StalePlanError`, `InvalidParamsError`.
 
         It changes state, so it is not sent again after a dropped connection.
         """
@@ -195,11 +245,27 @@ class SessiondClient(ClientBase):
             fix_dm_scope=fix_dm_scope,
             fix_missing=fix_missing,
             include_actions=include_actions,
+            plan_id=plan_id,
+            progress_token=progress_token,
         )
         return await self._call("sessions.cleanup", params, _SESSIONS_CLEANUP, mutates=True)
 
+    async def sessions_cleanups(
+        self, *, agent: str | None = None, limit: int = 50
+    ) -> CleanupsResult:
+        """The cleanup journal of one store, newest first, and what each entry could restore.
+
+        One agent's journal (default: the default agent's), newest entry first.
+
+        Raises `StoreNotFoundError`.
+        """
+        params = CleanupsParams(agent=agent, limit=limit)
+        return await self._call("sessions.cleanups", params, _SESSIONS_CLEANUPS, mutates=False)
+
     async def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
 
         It changes state, so it is not sent again after a dropped connection.
         """
@@ -207,7 +273,10 @@ class SessiondClient(ClientBase):
         return await self._call("sessions.delete", params, _SESSIONS_DELETE, mutates=True)
 
     async def sessions_get(self, *, key: str, agent: str | None = None) -> GetResult:
-        """One session's whole row."""
+        """One session's whole row.
+
+        Raises `StoreNotFoundError`, `KeyNotFoundError`.
+        """
         params = GetParams(key=key, agent=agent)
         return await self._call("sessions.get", params, _SESSIONS_GET, mutates=False)
 
@@ -217,6 +286,8 @@ class SessiondClient(ClientBase):
         """A session's newest messages.
 
         A session's newest messages as a chat client shows them (from the transcript's tail).
+
+        Raises `StoreNotFoundError`.
         """
         params = HistoryParams(key=key, agent=agent, limit=limit, max_chars=max_chars)
         return await self._call("sessions.history", params, _SESSIONS_HISTORY, mutates=False)
@@ -233,6 +304,8 @@ class SessiondClient(ClientBase):
         """Session summaries, a page at a time.
 
         One page, newest `updatedAt` first (rows without it last, then by key).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         params = ListParams(
             active_minutes=active_minutes,
@@ -258,6 +331,8 @@ class SessiondClient(ClientBase):
         `ifUpdatedAt`, when present, must equal the row's current `updatedAt` (null: the row must
         not exist yet), else the patch fails with a conflict and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         params = PatchParams(key=key, fields=fields, agent=agent, if_updated_at=if_updated_at)
@@ -269,6 +344,8 @@ class SessiondClient(ClientBase):
         """Each session's last messages, short.
 
         The last messages of each session as short lines (1 to 64 keys, bounded reads).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         params = PreviewParams(keys=keys, agent=agent, limit=limit, max_chars=max_chars)
         return await self._call("sessions.preview", params, _SESSIONS_PREVIEW, mutates=False)
@@ -276,23 +353,50 @@ class SessiondClient(ClientBase):
     async def sessions_reset(
         self, *, key: str, agent: str | None = None, reason: Literal["new", "reset"] = "reset"
     ) -> ResetResult:
-        """Replace a session with a fresh one.
+        """Replace a session with a fresh one (journaled: `sessions.restore` puts it back).
 
         Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and
         identity kept; the old transcript is archived as `<file>.reset.<time>` once the row is on
         disk. `reason: "new"` announces it as a new session rather than a reset.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
 
         It changes state, so it is not sent again after a dropped connection.
         """
         params = ResetParams(key=key, agent=agent, reason=reason)
         return await self._call("sessions.reset", params, _SESSIONS_RESET, mutates=True)
 
+    async def sessions_restore(
+        self,
+        *,
+        agent: str | None = None,
+        dry_run: bool = False,
+        id: str | None = None,
+        progress_token: str | int | None = None,
+    ) -> RestoreResult:
+        """Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.
+
+        Undo one journal entry: `id`, or (without it) the newest restorable one.
+
+        `dryRun` reports what would happen and changes nothing.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `JournalEntryNotFoundError`, `NotRestorableError`.
+
+        It changes state, so it is not sent again after a dropped connection.
+        """
+        params = RestoreParams(agent=agent, dry_run=dry_run, id=id, progress_token=progress_token)
+        return await self._call("sessions.restore", params, _SESSIONS_RESTORE, mutates=True)
+
     async def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
+
+        Raises `StoreNotFoundError`.
         """
         params = SubscribeParams(agent=agent, all_agents=all_agents)
         return await self._call("sessions.subscribe", params, _SESSIONS_SUBSCRIBE, mutates=False)
@@ -319,6 +423,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Authenticate with the shared token.
 
         The shared token, for clients that cannot send `Authorization: Bearer` at upgrade.
+
+        Raises `AuthRequiredError`.
         """
         return self._run(self.client.auth(token=token))
 
@@ -337,10 +443,19 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         fix_dm_scope: bool = False,
         fix_missing: bool = False,
         include_actions: bool = False,
+        plan_id: str | None = None,
+        progress_token: str | int | None = None,
     ) -> CleanupSummary | AllAgentsCleanup:
-        """Run session-store maintenance now, or preview it with `dryRun`.
+        """Run session-store maintenance now, or preview it with `dryRun` (which returns a `planId`;
+        pass it back to apply only that very plan).
 
         The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
+
+        `planId` (from a dry run) applies only if the plan is still exactly that one;
+        `progressToken` asks for `$/progress` notifications carrying it.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `StalePlanError`, `InvalidParamsError`.
 
         It changes state, so it is not sent again after a dropped connection.
         """
@@ -354,18 +469,34 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
                 fix_dm_scope=fix_dm_scope,
                 fix_missing=fix_missing,
                 include_actions=include_actions,
+                plan_id=plan_id,
+                progress_token=progress_token,
             )
         )
 
+    def sessions_cleanups(self, *, agent: str | None = None, limit: int = 50) -> CleanupsResult:
+        """The cleanup journal of one store, newest first, and what each entry could restore.
+
+        One agent's journal (default: the default agent's), newest entry first.
+
+        Raises `StoreNotFoundError`.
+        """
+        return self._run(self.client.sessions_cleanups(agent=agent, limit=limit))
+
     def sessions_delete(self, *, key: str, agent: str | None = None) -> DeleteResult:
         """Remove one row, then archive its transcripts.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
 
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(self.client.sessions_delete(key=key, agent=agent))
 
     def sessions_get(self, *, key: str, agent: str | None = None) -> GetResult:
-        """One session's whole row."""
+        """One session's whole row.
+
+        Raises `StoreNotFoundError`, `KeyNotFoundError`.
+        """
         return self._run(self.client.sessions_get(key=key, agent=agent))
 
     def sessions_history(
@@ -374,6 +505,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """A session's newest messages.
 
         A session's newest messages as a chat client shows them (from the transcript's tail).
+
+        Raises `StoreNotFoundError`.
         """
         return self._run(
             self.client.sessions_history(key=key, agent=agent, limit=limit, max_chars=max_chars)
@@ -391,6 +524,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Session summaries, a page at a time.
 
         One page, newest `updatedAt` first (rows without it last, then by key).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         return self._run(
             self.client.sessions_list(
@@ -417,6 +552,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         `ifUpdatedAt`, when present, must equal the row's current `updatedAt` (null: the row must
         not exist yet), else the patch fails with a conflict and changes nothing.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(
@@ -431,6 +568,8 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """Each session's last messages, short.
 
         The last messages of each session as short lines (1 to 64 keys, bounded reads).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
         """
         return self._run(
             self.client.sessions_preview(keys=keys, agent=agent, limit=limit, max_chars=max_chars)
@@ -439,22 +578,52 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
     def sessions_reset(
         self, *, key: str, agent: str | None = None, reason: Literal["new", "reset"] = "reset"
     ) -> ResetResult:
-        """Replace a session with a fresh one.
+        """Replace a session with a fresh one (journaled: `sessions.restore` puts it back).
 
         Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and
         identity kept; the old transcript is archived as `<file>.reset.<time>` once the row is on
         disk. `reason: "new"` announces it as a new session rather than a reset.
 
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
+
         It changes state, so it is not sent again after a dropped connection.
         """
         return self._run(self.client.sessions_reset(key=key, agent=agent, reason=reason))
 
+    def sessions_restore(
+        self,
+        *,
+        agent: str | None = None,
+        dry_run: bool = False,
+        id: str | None = None,
+        progress_token: str | int | None = None,
+    ) -> RestoreResult:
+        """Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.
+
+        Undo one journal entry: `id`, or (without it) the newest restorable one.
+
+        `dryRun` reports what would happen and changes nothing.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+        `JournalEntryNotFoundError`, `NotRestorableError`.
+
+        It changes state, so it is not sent again after a dropped connection.
+        """
+        return self._run(
+            self.client.sessions_restore(
+                agent=agent, dry_run=dry_run, id=id, progress_token=progress_token
+            )
+        )
+
     def sessions_subscribe(
         self, *, agent: str | None = None, all_agents: bool = False
     ) -> SubscribeResult:
-        """Receive `sessions.changed` for these stores on this connection.
+        """Receive `sessions.changed` for these stores on this connection (with `allAgents`, also
+        for stores added later, announced by `sessions.storesChanged`).
 
         Which stores to hear about: one agent, every agent, or (neither) the default agent.
+
+        Raises `StoreNotFoundError`.
         """
         return self._run(self.client.sessions_subscribe(agent=agent, all_agents=all_agents))
 

@@ -8,14 +8,33 @@ a file that is gone. A file operation that fails is reported, never counted as d
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import platform
 import secrets
+import sys
+import time
 from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
+import structlog
+from sessiond.daemon.file_version import (
+    HASH_LIMIT,
+    DiskSig,
+    ExternalChange,
+    Replaced,
+    Snapshot,
+    digest_of,
+    read_with_stat,
+    still_version,
+)
 from sessiond.engine.cleanup.apply_flow import FileOpsOutcome
 from sessiond.engine.cleanup.plan import FileOps
 from sessiond.engine.store import Store, load_store_bytes
+
+log = structlog.get_logger("sessiond.stores")
+_T = TypeVar("_T")
 
 STORE_FILE_MODE = 0o600
 TEMP_PREFIX = ".sessiond-"
@@ -44,16 +63,23 @@ def read_store(path: str) -> Store:
 # Test-only fault injection: the crash tests pause or die at named points of a write.
 # Points of a store write, in order: temp-open, before-fsync, after-temp-write (the temp file is
 # written and fsynced), after-precheck, after-rename, durable; and of a plan's file operations:
-# after-archive (each rename) and after-unlink (each removal).
+# after-archive (each rename) and after-unlink (each removal); and of the cleanup journal
+# (daemon/journal.py): journal-begin (an entry is durable) and journal-finish (it is closed).
 # `SESSIOND_TEST_FAULT_PHASE=<file>` records "<write number> <point>" there at each point (one
 # pwrite, so a test that SIGKILLs the daemon can tell where the write was, and an external
 # writer can tell whether its rename raced the window between the precheck and the rename).
 _FAULT_HOOK = os.environ.get("SESSIOND_TEST_FAULT_HOOK")
 _PHASE_PATH = os.environ.get("SESSIOND_TEST_FAULT_PHASE")
 _phase_state: list[int] = []  # [fd, writes so far], opened on first use (after any fork)
+# In-process tests (tests/daemon/test_live_store_states.py) act at a point through this:
+# another writer's rename landing exactly between the check and the swap, for instance.
+FAULT_ACTIONS: dict[str, Callable[[], None]] = {}
 
 
 def _fault_point(name: str) -> None:
+    action = FAULT_ACTIONS.get(name)
+    if action is not None:
+        action()
     if _PHASE_PATH is not None:
         if not _phase_state:
             _phase_state.extend([os.open(_PHASE_PATH, os.O_WRONLY | os.O_CREAT, 0o600), 0])
@@ -62,8 +88,6 @@ def _fault_point(name: str) -> None:
         os.pwrite(_phase_state[0], f"{_phase_state[1]} {name}".ljust(40).encode(), 0)
     if _FAULT_HOOK is None:
         return
-    import time
-
     hooks = _FAULT_HOOK.split(",")
     if f"{name}:pause" in hooks:
         time.sleep(float(os.environ.get("SESSIOND_TEST_FAULT_PAUSE", "0.05")))
@@ -81,6 +105,11 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+WriteObserver = Callable[[str, float, bool], None]
+write_observers: list[WriteObserver] = []
+"""Told (path, seconds, succeeded) after every durable write: /metrics' flush durations."""
+
+
 def write_durably(
     path: str, data: bytes, precheck: Callable[[], None] | None = None
 ) -> os.stat_result:
@@ -89,6 +118,55 @@ def write_durably(
     `precheck` runs after the temp file is durable and just before the rename; whatever it
     raises aborts the write (the daemon checks there that nobody replaced the target meanwhile).
     """
+    return _observed(path, lambda: _write_durably(path, data, precheck))
+
+
+def _observed(path: str, write: Callable[[], _T]) -> _T:
+    """Run one durable write of `path`, then tell `write_observers` how long it took."""
+    if not write_observers:
+        return write()
+    started = time.perf_counter()
+    ok = False
+    try:
+        result = write()
+        ok = True
+        return result
+    finally:
+        for observer in write_observers:
+            observer(path, time.perf_counter() - started, ok)
+
+
+def _write_durably(path: str, data: bytes, precheck: Callable[[], None] | None) -> os.stat_result:
+    temp, fd = _durable_temp(path, data)
+    try:
+        try:
+            if precheck is not None:
+                precheck()
+            _fault_point("after-precheck")
+            os.replace(temp, path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise _write_error(path, exc) from exc
+            raise
+        _durable_rename(path)
+        return os.fstat(fd)
+    except OSError as exc:  # renamed but not known durable: the caller retries the write
+        raise _write_error(path, exc) from exc
+    finally:
+        os.close(fd)
+
+
+def _write_error(path: str, exc: OSError) -> StoreWriteError:
+    if isinstance(exc, StoreWriteError):
+        return exc
+    return StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}")
+
+
+def _durable_temp(path: str, data: bytes) -> tuple[str, int]:
+    """A fsynced temp file beside `path` holding `data`, and its fd (still open: its fstat after
+    the rename is the new version's). Any failure is a `StoreWriteError` and leaves no temp."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     temp = os.path.join(
         directory,
@@ -100,41 +178,274 @@ def write_durably(
         os.makedirs(directory, exist_ok=True)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
     except OSError as exc:
-        raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+        raise _write_error(path, exc) from exc
     try:
-        try:
-            _fault_point("temp-open")
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            _fault_point("before-fsync")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fault_point("temp-open")
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        _fault_point("before-fsync")
+        os.fsync(fd)
         _fault_point("after-temp-write")
-        if precheck is not None:
-            precheck()
-        _fault_point("after-precheck")
-        os.replace(temp, path)
     except BaseException as exc:
+        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(exc, OSError):
-            raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+            raise _write_error(path, exc) from exc
         raise
+    return temp, fd
+
+
+def _durable_rename(path: str) -> None:
+    """After the rename: the directory fsynced, so the rename itself survives a power cut."""
+    _fault_point("after-rename")
+    fsync_directory(os.path.dirname(os.path.abspath(path)) or ".")
+    _fault_point("durable")
+
+
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+# renameat2's system call number where glibc (before 2.28) or musl lack the wrapper.
+_SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "riscv64": 276, "ppc64le": 357, "s390x": 347}
+# What renameat2 answers where a flag, or the call itself, is not supported.
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+
+
+def _load_renameat2() -> Callable[[bytes, bytes, int], int] | None:
     try:
-        _fault_point("after-rename")
-        fsync_directory(directory)
-        _fault_point("durable")
-        return os.stat(path)
-    except OSError as exc:  # renamed but not known durable: the caller retries the write
-        raise StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    wrapper = getattr(libc, "renameat2", None)
+    if wrapper is not None:
+        wrapper.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+        wrapper.argtypes.append(ctypes.c_uint)
+        wrapper.restype = ctypes.c_int
+        return lambda src, dst, flags: int(wrapper(AT_FDCWD, src, AT_FDCWD, dst, flags))
+    number = _SYS_RENAMEAT2.get(platform.machine())
+    if number is None or not hasattr(libc, "syscall"):
+        return None
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    return lambda src, dst, flags: int(
+        syscall(
+            ctypes.c_long(number),
+            ctypes.c_int(AT_FDCWD),
+            ctypes.c_char_p(src),
+            ctypes.c_int(AT_FDCWD),
+            ctypes.c_char_p(dst),
+            ctypes.c_uint(flags),
+        )
+    )
 
 
-def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
-    """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised."""
+_renameat2 = _load_renameat2() if sys.platform == "linux" else None
+
+
+def rename_atomically(source: str, target: str, flags: int) -> bool:
+    """`renameat2(source, target, flags)`; False when this system or file system does not
+    support it (the caller falls back to a plain rename), OSError for any other failure."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(os.fsencode(source), os.fsencode(target), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), target)
+
+
+class DiskStoreFile:
+    """`StoreFile` over the real file system: one sessions.json, written by temp and rename.
+
+    The check before the rename cannot close the window between itself and the rename; where
+    Linux offers it, the rename is a `RENAME_EXCHANGE` instead: the new file takes the target's
+    name and the file it replaced lands at the temp name, where it is compared with the version
+    expected. Another writer's rename that landed after the check is thus handed back
+    (`Replaced.displaced`) instead of being lost. A file system without it (EINVAL) gets the
+    check and a plain rename, and the window of those two system calls remains.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self.exchanges = True  # until the file system says it cannot
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def prepare(self) -> None:
+        directory = os.path.dirname(self._path)
+        os.makedirs(directory, exist_ok=True)
+        remove_dead_temps(directory, os.path.basename(self._path))
+
+    def read(self) -> Snapshot | None:
+        found = read_with_stat(self._path)
+        return None if found is None else Snapshot(found[0], DiskSig.of(found[1], found[0]))
+
+    def unchanged(self, version: DiskSig | None) -> bool:
+        return still_version(self._path, version)
+
+    def replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
+        return _observed(self._path, lambda: self._replace(data, expected))
+
+    def _replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
+        temp, fd = _durable_temp(self._path, data)
+        try:
+            try:
+                if not self.unchanged(expected):
+                    raise ExternalChange(self._path)
+                _fault_point("after-precheck")
+                swapped = self._swap(temp, expected)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                if isinstance(exc, OSError):
+                    raise _write_error(self._path, exc) from exc
+                raise
+            # From here on our file is in place: what the swap handed back is looked at, never
+            # deleted unseen.
+            displaced = self._handed_back(temp, expected) if swapped else None
+            _durable_rename(self._path)
+            return Replaced(DiskSig.of(os.fstat(fd), data), displaced)
+        except OSError as exc:  # renamed but not known durable: the caller retries the write
+            raise _write_error(self._path, exc) from exc
+        finally:
+            os.close(fd)
+
+    def _swap(self, temp: str, expected: DiskSig | None) -> bool:
+        """Put `temp` in place; True when the replaced file now sits at `temp` (an exchange)."""
+        if self.exchanges:
+            try:
+                if expected is None:
+                    done = rename_atomically(temp, self._path, RENAME_NOREPLACE)
+                    if done:
+                        return False
+                elif rename_atomically(temp, self._path, RENAME_EXCHANGE):
+                    return True
+            except (FileExistsError, FileNotFoundError) as exc:
+                # Created (NOREPLACE) or removed (EXCHANGE) since the check: merge first.
+                raise ExternalChange(self._path) from exc
+            self.exchanges = False
+            log.warning(
+                "file system cannot exchange files atomically; using check then rename",
+                path=self._path,
+            )
+        os.replace(temp, self._path)
+        return False
+
+    def _handed_back(self, temp: str, expected: DiskSig | None) -> Snapshot | None:
+        """The file the exchange replaced, now at `temp`: None when it is the version expected,
+        else its bytes (another writer's rename landed after the check). Removed either way."""
+        try:
+            with open(temp, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                same_inode = expected is not None and (
+                    st.st_dev,
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                ) == (expected.dev, expected.ino, expected.size, expected.mtime_ns)
+                # The rename itself moved the ctime, so a big file's inode, size and mtime must
+                # do; a small one is hashed (an in-place rewrite could keep all three).
+                if same_inode and st.st_size > HASH_LIMIT:
+                    data = None
+                else:
+                    data, st = _settled_read(handle, st)
+        except OSError as exc:
+            kept = f"{self._path}.displaced.{time.time_ns()}"
+            with contextlib.suppress(OSError):
+                os.rename(temp, kept)
+            log.error("could not read the file our write replaced", path=kept, error=str(exc))
+            return None
+        os.unlink(temp)
+        if data is None or (expected is not None and digest_of(data) == expected.digest):
+            return None
+        return Snapshot(data, DiskSig.of(st, data))
+
+    def keep_aside(self, data: bytes, suffix: str) -> str:
+        copy = f"{self._path}{suffix}"
+        write_durably(copy, data)
+        return copy
+
+
+# How long a handed-back file must keep its size and mtime before it counts as complete.
+SETTLE_S = 0.05
+SETTLE_TRIES = 40
+
+
+def _settled_read(handle: BinaryIO, st: os.stat_result) -> tuple[bytes, os.stat_result]:
+    """The file's bytes once nobody is writing it any more. A file the exchange replaced may be
+    one another process is still rewriting in place (truncated, half written): its writes go on
+    into this very inode, so it is read again until its size and mtime hold for `SETTLE_S`."""
+    data = handle.read()
+    for _ in range(SETTLE_TRIES):
+        if st.st_mtime_ns < time.time_ns() - 1_000_000_000:
+            break  # untouched for a second: nobody is writing it
+        time.sleep(SETTLE_S)
+        now = os.fstat(handle.fileno())
+        if (now.st_size, now.st_mtime_ns) == (st.st_size, st.st_mtime_ns) and len(
+            data
+        ) == now.st_size:
+            break
+        handle.seek(0)
+        data, st = handle.read(), now
+    return data, st
+
+
+def remove_dead_temps(directory: str, name: str) -> None:
+    """Temp files of a writer that died mid-write (SIGKILL); a live writer's are left alone."""
+    prefix = f"{TEMP_PREFIX}{name}."
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
+            continue
+        pid_text = entry[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and temp_writer_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, entry))
+
+
+def temp_writer_alive(pid: int) -> bool:
+    """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
+    parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
+    dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        # Gone since the signal, if /proc is mounted at all.
+        return not os.path.exists("/proc/self/stat")
+    except OSError:
+        return True
+    # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses, so split at the last ")".
+    fields = stat.rpartition(b")")[2].split()
+    return not fields or fields[0] != b"Z"
+
+
+def apply_file_ops(
+    ops: FileOps, allowed_dir: str, on_step: Callable[[int], None] | None = None
+) -> FileOpsOutcome:
+    """Renames then removals, each confined to `allowed_dir`; failures are collected, not raised.
+
+    A rename never replaces a file: a target that exists is a failure (a restore must not
+    overwrite a transcript that took the name since). `on_step(n)` hears after each operation.
+    """
     outcome = FileOpsOutcome()
+    steps = 0
     root = os.path.realpath(allowed_dir)
     parents: dict[str, bool] = {}
 
@@ -148,8 +459,14 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
         return known
 
     for source, archive in ops.archives:
+        if on_step is not None:
+            on_step(steps)
+        steps += 1
         if not inside(source) or not inside(archive):
             outcome.failed.append((source, "outside the sessions dir"))
+            continue
+        if os.path.lexists(archive):
+            outcome.failed.append((source, f"{os.path.basename(archive)} exists"))
             continue
         try:
             os.rename(source, archive)
@@ -160,6 +477,9 @@ def apply_file_ops(ops: FileOps, allowed_dir: str) -> FileOpsOutcome:
         except OSError as exc:
             outcome.failed.append((source, exc.strerror or str(exc)))
     for removal in ops.removals:
+        if on_step is not None:
+            on_step(steps)
+        steps += 1
         path = removal.path
         if not inside(path):
             outcome.failed.append((path, "outside the sessions dir"))

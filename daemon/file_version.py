@@ -1,10 +1,15 @@
-"""Knowing a version of a file when we see it again: stat fields plus a hash of the bytes.
+"""Knowing a version of a file when we see it again, and the one seam a store's disk sits behind.
 
 Our own writes are recognised by the file's `(st_dev, st_ino, st_size, st_mtime_ns,
 st_ctime_ns)` plus a SHA-256 of its bytes, so they are not reloaded. The stat alone vouches for a
-version only once the file's last change is older than `RACY_NS`: a rewrite within the same clock
-tick keeps inode, size and both times (OpenClaw #32191), so until then the bytes are hashed and
-compared.
+version once the file's last change is older than `RACY_NS`: a rewrite within the same clock
+tick keeps inode, size and both times (OpenClaw #32191), so until then the bytes of a file up to
+`HASH_LIMIT` are hashed and compared. A larger file is never read just to be compared (that was
+a whole read of a big store before every write): its stat decides, and the one change it cannot
+see is a same-size in-place rewrite within the same timestamp tick as the version we know.
+
+`StoreFile` is everything a `LiveStore` does to its file; `durable_file.DiskStoreFile` is the
+one implementation, over the real file system.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 # How long after a file's last change (its ctime) a stat can prove the file unchanged: longer
 # than the kernel's coarse clock tick plus the coarsest file-system timestamp (1 s on ext3 and
 # others), so that any later change is bound to carry a different ctime.
 RACY_NS = 2_000_000_000
+# Files up to this size are hashed when their stat alone cannot prove them unchanged.
+HASH_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +48,7 @@ class DiskSig:
             st.st_size,
             st.st_mtime_ns,
             st.st_ctime_ns,
-            hashlib.sha256(data).digest(),
+            digest_of(data),
             time.time_ns(),
         )
 
@@ -49,15 +57,77 @@ class DiskSig:
 
         A writer can put the mtime back (utime) but not the ctime, and a rewrite in the same
         clock tick keeps both; so equal stats count only for a version whose ctime was already
-        `RACY_NS` old when it was seen (git's "racily clean" rule).
+        `RACY_NS` old when it was seen (git's "racily clean" rule), or that is too big to hash.
         """
-        return self.ctime_ns < self.seen_ns - RACY_NS and (
-            self.dev,
-            self.ino,
-            self.size,
-            self.mtime_ns,
-            self.ctime_ns,
-        ) == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return self.same_fields(st) and (not self.racy or self.size > HASH_LIMIT)
+
+    def same_fields(self, st: os.stat_result) -> bool:
+        return (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns) == (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        )
+
+    @property
+    def racy(self) -> bool:
+        return self.ctime_ns >= self.seen_ns - RACY_NS
+
+
+def digest_of(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One version of the file: its bytes, and the identity they were read under."""
+
+    data: bytes
+    version: DiskSig
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """A completed write: the version now on disk and, when the file it replaced was not the
+    one expected (another writer's rename landed after the check), that file: never dropped
+    unseen, the caller merges it and writes again."""
+
+    version: DiskSig
+    displaced: Snapshot | None = None
+
+
+class ExternalChange(Exception):
+    """The file is no longer the version expected; nothing was written. Merge, then write."""
+
+
+class StoreFile(Protocol):
+    """Everything a `LiveStore` does to its file (the seam a future store backend implements)."""
+
+    @property
+    def path(self) -> str: ...
+
+    def prepare(self) -> None:
+        """Make the directory; remove temp files left by writers that died mid-write."""
+        ...
+
+    def read(self) -> Snapshot | None:
+        """The file's bytes and version; None when there is no file."""
+        ...
+
+    def unchanged(self, version: DiskSig | None) -> bool:
+        """Whether the file is still `version` (None: absent). Stat first; bytes hashed only
+        when the stat cannot tell."""
+        ...
+
+    def replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
+        """Durably put `data` where `expected` is. Raises `ExternalChange` (nothing written)
+        when the file is no longer `expected`, `StoreWriteError` when the write failed."""
+        ...
+
+    def keep_aside(self, data: bytes, suffix: str) -> str:
+        """Durably copy `data` to `<path><suffix>` (a file found corrupt); returns that path."""
+        ...
 
 
 def read_with_stat(path: str) -> tuple[bytes, os.stat_result] | None:
@@ -71,14 +141,22 @@ def read_with_stat(path: str) -> tuple[bytes, os.stat_result] | None:
 
 
 def still_version(path: str, sig: DiskSig | None) -> bool:
-    """True when the file on disk is the version `sig` names (None: the file is absent)."""
+    """True when the file on disk is the version `sig` names (None: the file is absent).
+
+    Stat first: a stat that differs, or cannot be taken, is a change (the caller reads the file
+    then, to merge it, and learns there whether the bytes differ too).
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return sig is None
+    except OSError:
+        return False
     if sig is None:
+        return False
+    if not sig.same_fields(st):
         return False
     if sig.same_stat(st):
         return True
     found = read_with_stat(path)
-    return found is not None and hashlib.sha256(found[0]).digest() == sig.digest
+    return found is not None and digest_of(found[0]) == sig.digest

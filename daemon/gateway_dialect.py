@@ -6,9 +6,11 @@ received frames into outputs, and the caller carries them out in order:
 - `Send(data)`: send one text frame; `Close(code, reason)`: close the connection, then stop;
 - `Connected()`: `connect` succeeded (mark the connection authenticated, start `tick()`s every
   `facts.tick_interval_ms`);
-- `Dispatch(...)`: run `dispatch.call` through the daemon's method handlers (the JSON-RPC
-  dialect's own, or the gateway-only `openclaw.*` ones in daemon/gateway_sessions.py that
-  answer in the reference's shapes), then send `answer(...)`, `refuse(...)` or `crashed(...)`;
+- `Dispatch(...)`: run `dispatch.call` through the daemon's one implementation of that method
+  (the JSON-RPC dialect runs the same; for OpenClaw's clients' methods it is given the
+  reference's params and answers in the reference's shapes, daemon/gateway_sessions.py), then
+  send `answer(...)`, `refuse(...)` (a domain error, coded from protocol/errors.py) or
+  `crashed(...)` for it;
 - `SwitchToJsonRpc(frame)`: the peer speaks JSON-RPC 2.0 after all (it stayed silent until the
   challenge came); hand this frame and the connection to the JSON-RPC dialect.
 
@@ -46,13 +48,14 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sessiond.daemon.jsonrpc_dialect import Call, RpcError
+from sessiond.daemon.jsonrpc_dialect import Call
+from sessiond.engine.errors import DomainError
 from sessiond.protocol.cleanup import CleanupParams
+from sessiond.protocol.errors import ERRORS
 from sessiond.protocol.gateway_frames import (
     INVALID_REQUEST,
     NOT_PAIRED,
     PROTOCOL_VERSION,
-    UNAVAILABLE,
     ChallengePayload,
     ChatHistoryParams,
     ConnectAuth,
@@ -81,8 +84,7 @@ from sessiond.protocol.gateway_frames import (
     StateVersion,
     TickPayload,
 )
-from sessiond.protocol.jsonrpc import APP_STORE_WRITE_FAILED, INVALID_PARAMS
-from sessiond.protocol.methods import METHODS, MethodSpec
+from sessiond.protocol.methods import keyed_by_table, served_by
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -97,7 +99,6 @@ __all__ = [
     "Credentials",
     "Dispatch",
     "GatewayConnection",
-    "GatewayRefusal",
     "Output",
     "Send",
     "ServerFacts",
@@ -154,7 +155,7 @@ class SwitchToJsonRpc:
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    """One accepted request: `call` is what the daemon's JSON-RPC handlers take."""
+    """One accepted request: `call` is what `Daemon.dispatch` takes, in either dialect."""
 
     request_id: str
     method: str
@@ -194,39 +195,24 @@ class ServerFacts:
     session_defaults: SessionDefaultsSnapshot | None = None
 
 
-# ---------------------------------------------------------------------------- method table
-
-
-class Refusal(Exception):
-    """Params that validate but that sessiond will not serve; answered INVALID_REQUEST."""
-
-
-class GatewayRefusal(RpcError):
-    """A handler's refusal worded as the reference words it, with its gateway error code
-    (INVALID_REQUEST, or UNAVAILABLE for what only a retry or the reference's runtime could
-    fix); JSON-RPC sees it as -32602 or -32004."""
-
-    def __init__(self, message: str, gateway_code: str = INVALID_REQUEST) -> None:
-        code = APP_STORE_WRITE_FAILED if gateway_code == UNAVAILABLE else INVALID_PARAMS
-        super().__init__(code, message)
-        self.gateway_code = gateway_code
+# ------------------------------------------------------------------------- method adapters
 
 
 @dataclass(frozen=True, slots=True)
-class GatewayMethod:
-    """How one gateway method maps onto a daemon handler: params in, payload out.
+class GatewayAdapter:
+    """The gateway's shape of one method of the table: its params in, its payload out.
 
-    `target` names a JSON-RPC method (its spec in `METHODS`), or a gateway-only handler whose
-    spec is `spec` (JSON-RPC cannot call those: their names are not in `METHODS`).
+    `to_params` may raise a domain error (`InvalidParams`) for params that validate but that
+    sessiond does not serve; it is answered as the error table codes its kind. The methods
+    OpenClaw's clients call keep the reference's params and payload as they are (`_native`):
+    the daemon's implementation serves those in the reference's shapes.
     """
 
     params: type[Any]
-    target: str
     scope: str
     to_params: Callable[[Any], Any]
     to_payload: Callable[[Any, Any, int, Mapping[str, str]], Any]
     """(sessiond result, the sessiond params, now in ms, agent id -> store path) -> payload."""
-    spec: MethodSpec | None = None
 
 
 def _unset_none(value: Any) -> Any:
@@ -257,34 +243,36 @@ def _as_is(result: Any, _params: Any, _now_ms: int, _paths: Mapping[str, str]) -
     return result
 
 
-def _native(params: type[Any], name: str, scope: str, *, mutates: bool = False) -> GatewayMethod:
-    """A method the gateway-only handler `openclaw.<name>` answers in the reference's shape."""
-    target = f"openclaw.{name}"
-    return GatewayMethod(params, target, scope, _same, _as_is, MethodSpec(params, Any, mutates))
+def _native(params: type[Any], scope: str) -> GatewayAdapter:
+    """A method the daemon answers in the reference's shape: its params and payload as they are."""
+    return GatewayAdapter(params, scope, _same, _as_is)
 
 
-GATEWAY_METHODS: Final[dict[str, GatewayMethod]] = {
-    "sessions.cleanup": GatewayMethod(
-        SessionsCleanupParams, "sessions.cleanup", ADMIN_SCOPE, _cleanup_params, _cleanup_payload
-    ),
-    # ---- OpenClaw's clients (issue 14): TUI, Control UI, macOS app; daemon/gateway_sessions.py
-    "sessions.list": _native(SessionsListParams, "sessions.list", READ_SCOPE),
-    "sessions.preview": _native(SessionsPreviewParams, "sessions.preview", READ_SCOPE),
-    "sessions.describe": _native(SessionsDescribeParams, "sessions.describe", READ_SCOPE),
-    "sessions.subscribe": _native(EmptyParams, "sessions.subscribe", READ_SCOPE),
-    "sessions.unsubscribe": _native(EmptyParams, "sessions.unsubscribe", READ_SCOPE),
-    "sessions.patch": _native(SessionsPatchParams, "sessions.patch", ADMIN_SCOPE, mutates=True),
-    "sessions.reset": _native(SessionsResetParams, "sessions.reset", ADMIN_SCOPE, mutates=True),
-    "sessions.delete": _native(SessionsDeleteParams, "sessions.delete", ADMIN_SCOPE, mutates=True),
-    "agents.list": _native(EmptyParams, "agents.list", READ_SCOPE),
-    "chat.history": _native(ChatHistoryParams, "chat.history", READ_SCOPE),
-    "health": _native(EmptyParams, "health", READ_SCOPE),
-    "status": _native(EmptyParams, "status", READ_SCOPE),
-    # ---- end of OpenClaw's clients
-}
-"""Exactly the methods `hello-ok.features.methods` announces. Anything else (chat.send,
-models.list, compaction, usage: they need a model) is answered as the reference answers an
-unknown method, `unknown method: <name>`, which the clients branch on."""
+GATEWAY_METHODS: Final[dict[str, GatewayAdapter]] = keyed_by_table(
+    {
+        "sessions.cleanup": GatewayAdapter(
+            SessionsCleanupParams, ADMIN_SCOPE, _cleanup_params, _cleanup_payload
+        ),
+        # ---- OpenClaw's clients (issue 14): TUI, Control UI, macOS app (gateway_sessions.py)
+        "sessions.list": _native(SessionsListParams, READ_SCOPE),
+        "sessions.preview": _native(SessionsPreviewParams, READ_SCOPE),
+        "sessions.describe": _native(SessionsDescribeParams, READ_SCOPE),
+        "sessions.subscribe": _native(EmptyParams, READ_SCOPE),
+        "sessions.unsubscribe": _native(EmptyParams, READ_SCOPE),
+        "sessions.patch": _native(SessionsPatchParams, ADMIN_SCOPE),
+        "sessions.reset": _native(SessionsResetParams, ADMIN_SCOPE),
+        "sessions.delete": _native(SessionsDeleteParams, ADMIN_SCOPE),
+        "agents.list": _native(EmptyParams, READ_SCOPE),
+        "chat.history": _native(ChatHistoryParams, READ_SCOPE),
+        "health": _native(EmptyParams, READ_SCOPE),
+        "status": _native(EmptyParams, READ_SCOPE),
+    },
+    served_by("gateway"),
+)
+"""The methods the table says this dialect serves, with their adapters: exactly the ones
+`hello-ok.features.methods` announces. Anything else (chat.send, models.list, compaction,
+usage: they need a model) is answered as the reference answers an unknown method, `unknown
+method: <name>`, which the clients branch on."""
 
 
 # ---------------------------------------------------------------------------- device proofs
@@ -531,7 +519,7 @@ class GatewayConnection:
         facts: ServerFacts,
         nonce: str,
         conn_id: str,
-        methods: Mapping[str, GatewayMethod] = GATEWAY_METHODS,
+        methods: Mapping[str, GatewayAdapter] = GATEWAY_METHODS,
     ) -> None:
         self.credentials = credentials
         self.facts = facts
@@ -814,11 +802,9 @@ class GatewayConnection:
             return [self._error(frame.id, message)]
         except RecursionError:
             return [self._error(frame.id, f"invalid {frame.method} params: nested too deeply")]
-        except Refusal as exc:
-            return [self._error(frame.id, str(exc))]
-        spec = METHODS.get(method.target) or method.spec
-        assert spec is not None, method.target
-        call = Call(method.target, target, frame.id, spec)
+        except DomainError as exc:
+            return [Send(self._refusal(frame.id, exc))]
+        call = Call(frame.method, target, frame.id)
         return [Dispatch(frame.id, frame.method, call)]
 
     def _authorize(self, method: str) -> str | None:
@@ -844,25 +830,29 @@ class GatewayConnection:
     def answer(
         self, dispatch: Dispatch, result: Any, now_ms: int, paths: Mapping[str, str]
     ) -> bytes:
-        """The `res` for a handler's result; `paths` maps each agent id to its store path."""
+        """The `res` for a method's result; `paths` maps each agent id to its store path."""
         method = self.methods[dispatch.method]
         payload = msgspec.Raw(
             _encode(method.to_payload(result, dispatch.call.params, now_ms, paths))
         )
         return _encode(ResponseFrame(id=dispatch.request_id, ok=True, payload=payload))
 
-    def refuse(self, dispatch: Dispatch, error: RpcError) -> bytes:
-        """The `res` for an error the handler meant (the peer's fault or a store's state)."""
-        details = error.data
-        if isinstance(error, GatewayRefusal):
-            shape = ErrorShape(error.gateway_code, error.message, details=details)
-        elif error.code == APP_STORE_WRITE_FAILED:
-            shape = ErrorShape(UNAVAILABLE, error.message, details=details, retryable=True)
-        else:
-            shape = ErrorShape(INVALID_REQUEST, error.message, details=details)
-        return _encode(ResponseFrame(id=dispatch.request_id, ok=False, error=shape))
+    def refuse(self, dispatch: Dispatch, error: DomainError) -> bytes:
+        """The `res` for a domain error (the peer's fault or a store's state), coded by kind."""
+        return self._refusal(dispatch.request_id, error)
+
+    def _refusal(self, request_id: str, error: DomainError) -> bytes:
+        codes = ERRORS[error.kind]
+        shape = ErrorShape(
+            codes.gateway,
+            error.message,
+            details=msgspec.UNSET if error.data is None else error.data,
+            retryable=True if codes.retryable else msgspec.UNSET,
+        )
+        return _encode(ResponseFrame(id=request_id, ok=False, error=shape))
 
     def crashed(self, dispatch: Dispatch, exc: BaseException) -> bytes:
-        """The `res` for a bug in a handler: UNAVAILABLE, as the reference answers one."""
-        shape = ErrorShape(UNAVAILABLE, f"internal error: {type(exc).__name__}")
+        """The `res` for a bug in a method: the `internal` row (UNAVAILABLE), as the reference
+        answers one."""
+        shape = ErrorShape(ERRORS["internal"].gateway, f"internal error: {type(exc).__name__}")
         return _encode(ResponseFrame(id=dispatch.request_id, ok=False, error=shape))

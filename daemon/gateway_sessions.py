@@ -1,12 +1,16 @@
 """What OpenClaw's own clients (TUI, Control UI, macOS app) call to browse and manage sessions.
 
-The gateway dialect hands these handlers its decoded params; each answers in the reference's
-shape (`protocol.gateway_frames`), with row fields from `engine.session_rows`, transcript text
-from bounded reads (`transcript_reads`, in a thread) and every write through the live store
+The gateway dialect hands these implementations the reference's params as it decoded them
+(`REFERENCE_SHAPES`, keyed by the method table's names); each answers in the reference's shape
+(`protocol.gateway_frames`), with row fields from `engine.session_rows`, transcript text from
+bounded reads (`transcript_reads`, in a thread) and every write through the live store
 (`LiveStore.apply`, then `wait_durable`), so a write is durable, announced and merge-safe as
-any other. `sessions.changed` events go to the gateway connections that subscribed, built from
-the live stores' own change stream: an external edit of sessions.json reaches them too.
-The JSON-RPC dialect serves the same operations (`RPC_HANDLERS`) over the same cores.
+any other. A delete and a reset are journaled as daemon/methods.py journals a delete, so
+`sessions.restore` puts either back. Refusals are domain errors worded as the reference words
+them; the error table codes them. `sessions.changed` events go to the gateway connections that
+subscribed, built from the live stores' own change stream: an external edit of sessions.json
+reaches them too. The JSON-RPC dialect serves the same operations (`JSONRPC_SHAPES`) over the
+same cores.
 """
 
 from __future__ import annotations
@@ -23,11 +27,17 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 import structlog
 from sessiond.daemon.clock import now_ms
-from sessiond.daemon.durable_file import apply_file_ops, write_durably
-from sessiond.daemon.gateway_dialect import GatewayRefusal
-from sessiond.daemon.jsonrpc_dialect import RpcError
-from sessiond.daemon.live_store import LiveStore, NotWritable
-from sessiond.daemon.methods import store_for
+from sessiond.daemon.durable_file import write_durably
+from sessiond.daemon.live_store import LiveStore
+from sessiond.daemon.methods import (
+    Written,
+    archive_plan,
+    journaled_change,
+    not_writable,
+    remove_row,
+    store_for,
+    writable,
+)
 from sessiond.daemon.os_disk_view import OsDiskView
 from sessiond.daemon.transcript_reads import (
     read_history_lines,
@@ -37,8 +47,14 @@ from sessiond.daemon.transcript_reads import (
     transcript_path,
 )
 from sessiond.engine.chat_display import HISTORY_TEXT_MAX_CHARS, fit_history_budget, project_history
-from sessiond.engine.cleanup.plan import FileOps
 from sessiond.engine.config import default_agent_id, resolve_store_path
+from sessiond.engine.errors import (
+    InvalidParams,
+    RuntimeUnavailable,
+    StoreNotFound,
+    StoreReadOnly,
+    StoreWriteFailed,
+)
 from sessiond.engine.js_semantics import js_trim
 from sessiond.engine.keys import normalize_agent_id, parse_agent_session_key
 from sessiond.engine.session_patch import PatchRefused, apply_patch, reset_entry
@@ -75,7 +91,7 @@ from sessiond.engine.transcript_tail import (
     preview_items,
     recent_history_messages,
 )
-from sessiond.engine.transcripts import SessionsDir, archive_name
+from sessiond.engine.transcripts import SessionsDir
 from sessiond.protocol.gateway_frames import (
     AgentsListResult,
     ChatHistoryParams,
@@ -105,11 +121,11 @@ from sessiond.protocol.gateway_frames import (
     StatusPayload,
     StatusSessions,
 )
-from sessiond.protocol.jsonrpc import APP_STORE_WRITE_FAILED, INVALID_PARAMS
 from sessiond.protocol.methods import (
     AgentInfo,
     AgentsParams,
     AgentsResult,
+    ChangeReason,
     HistoryParams,
     HistoryResult,
     PreviewLine,
@@ -126,7 +142,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("sessiond.gateway")
 
-__all__ = ["HANDLERS", "RPC_HANDLERS", "GatewaySessions"]
+__all__ = ["JSONRPC_SHAPES", "REFERENCE_SHAPES", "GatewaySessions"]
 
 MAX_EVENT_KEYS: Final = 32
 """A change touching more rows is announced once without a key: subscribers list again."""
@@ -524,7 +540,7 @@ async def sessions_describe(daemon: Daemon, conn: Connection, p: SessionsDescrib
 def _require_key(raw: Any) -> str:
     key = js_trim(raw) if isinstance(raw, str) else ""
     if not key:
-        raise GatewayRefusal("key required")
+        raise InvalidParams("key required")
     return key
 
 
@@ -533,13 +549,8 @@ def _require_key(raw: Any) -> str:
 
 def _writable_store(gw: GatewaySessions, found: Found) -> LiveStore:
     if found.live is None:
-        raise GatewayRefusal(f'Agent "{found.agent_id}" no longer exists in configuration')
-    if not found.live.writable:
-        raise GatewayRefusal(
-            f"store does not parse; it is read-only until it does: {found.live.path}",
-            "UNAVAILABLE",
-        )
-    return found.live
+        raise StoreNotFound(f'Agent "{found.agent_id}" no longer exists in configuration')
+    return writable(found.live)  # StoreReadOnly for a store that does not parse
 
 
 async def _commit(live: LiveStore, changes: dict[str, msgspec.Raw | None], reason: Any) -> None:
@@ -547,14 +558,17 @@ async def _commit(live: LiveStore, changes: dict[str, msgspec.Raw | None], reaso
     (UNAVAILABLE, retryable): the change stays in memory and is retried."""
     try:
         gen = live.apply(changes, reason)
-    except NotWritable as exc:
-        raise GatewayRefusal(f"store is read-only: {exc}", "UNAVAILABLE") from exc
+    except StoreReadOnly as exc:
+        raise not_writable(live) from exc
     if not await live.wait_durable(gen):
-        raise RpcError(
-            APP_STORE_WRITE_FAILED,
-            "the change could not be written yet; it is kept in memory and retried",
-            {"storePath": live.path, "error": live.flush_error},
-        )
+        raise _not_durable(live)
+
+
+def _not_durable(live: LiveStore) -> StoreWriteFailed:
+    return StoreWriteFailed(
+        "the change could not be written yet; it is kept in memory and retried",
+        {"storePath": live.path, "error": live.flush_error},
+    )
 
 
 async def sessions_patch(daemon: Daemon, conn: Connection, p: SessionsPatchParams) -> Any:
@@ -584,7 +598,9 @@ async def sessions_patch(daemon: Daemon, conn: Connection, p: SessionsPatchParam
             new_session_id=str(uuid.uuid4()),
         )
     except PatchRefused as exc:
-        raise GatewayRefusal(exc.message, exc.code) from exc
+        if exc.code == "UNAVAILABLE":
+            raise RuntimeUnavailable(exc.message) from exc
+        raise InvalidParams(exc.message) from exc
     changes: dict[str, msgspec.Raw | None] = {found.canonical: _encode_row(loaded, row, found)}
     if found.stored_key is not None and found.stored_key != found.canonical:
         changes[found.stored_key] = None  # the legacy spelling is migrated to the canonical key
@@ -623,56 +639,36 @@ async def sessions_delete(daemon: Daemon, conn: Connection, p: SessionsDeletePar
     found = gw.find(key)
     main = main_session_key(cfg)
     if found.canonical == main:
-        raise GatewayRefusal(f"Cannot delete the main session ({main}).")
+        raise InvalidParams(f"Cannot delete the main session ({main}).")
     if found.live is None or found.stored_key is None:
         return SessionsDeleteResult(ok=True, key=found.canonical, deleted=False, archived=[])
     live = _writable_store(gw, found)
-    entry = found.entry if isinstance(found.entry, dict) else {}
-    await _commit(live, {found.stored_key: None}, "delete")
-    archived: list[str] = []
-    if p.delete_transcript is not False and not _shared(gw, live, entry.get("sessionId")):
-        archived = await asyncio.to_thread(
-            _archive, gw, live, entry.get("sessionId"), entry.get("sessionFile"), "deleted"
-        )
-    return SessionsDeleteResult(ok=True, key=found.canonical, deleted=True, archived=archived)
-
-
-def _shared(gw: GatewaySessions, live: LiveStore, session_id: Any) -> bool:
-    """Whether another row still uses this session id: its transcript is not ours to archive.
-    On the loop (it walks the store's rows)."""
-    return any(f is not None and f.session_id == session_id for _k, f in gw.facts(live))
-
-
-def _archive(
-    gw: GatewaySessions, live: LiveStore, session_id: Any, session_file: Any, reason: str
-) -> list[str]:
-    """Rename the session's transcripts to `<file>.<reason>.<time>` (blocking; a thread).
-    The caller has checked, on the loop, that no other row uses the session id."""
-    if not isinstance(session_id, str) or not session_id:
-        return []
-    where = gw.registry.where
-    directory = os.path.dirname(os.path.abspath(live.path))
-    sessions = SessionsDir(directory, OsDiskView(), where.state_dir)
-    clock = now_ms()
-    candidates = sessions.archive_candidates(session_id, session_file, where.home)
-    ops = FileOps(archives=tuple((path, archive_name(path, reason, clock)) for path in candidates))
-    outcome = apply_file_ops(ops, directory)
-    return [archived for _source, archived in outcome.archived]
+    archive = p.delete_transcript is not False
+    removed = await remove_row(daemon.registry, live, found.stored_key, archive=archive)
+    if not removed.durable:
+        raise _not_durable(live)
+    return SessionsDeleteResult(
+        ok=True, key=found.canonical, deleted=True, archived=removed.archived
+    )
 
 
 async def sessions_reset(daemon: Daemon, conn: Connection, p: SessionsResetParams) -> Any:
     gw = _sessions(daemon)
     found = gw.find(_require_key(p.key))
     live = _writable_store(gw, found)
-    encoded, _durable, _archived = await reset_row(gw, live, found, p.reason == "new")
+    encoded, written = await reset_row(gw, live, found, p.reason == "new")
+    if not written.durable:
+        raise _not_durable(live)
     return SessionsResetResult(ok=True, key=found.canonical, entry=encoded)
 
 
 async def reset_row(
     gw: GatewaySessions, live: LiveStore, found: Found, as_new: bool
-) -> tuple[msgspec.Raw, bool, list[str]]:
-    """Replace the row with a fresh session (the reference's reset), durably, then archive the
-    old transcript as `.reset.` and start the new one; (new row, durable, archived paths).
+) -> tuple[msgspec.Raw, Written]:
+    """Replace the row with a fresh session (the reference's reset), journaled as a `reset`
+    (so `sessions.restore` puts the old row and transcript back): the row durably, then the
+    old transcript archived as `.reset.` unless another row shares it; then the new transcript
+    started. Returns the new row and what was written.
 
     The new transcript keeps the recorded `sessionFile` path when the row had one inside the
     sessions dir (the reference reuses it), else `<new id>.jsonl`."""
@@ -699,14 +695,29 @@ async def reset_row(
     changes: dict[str, msgspec.Raw | None] = {found.canonical: encoded}
     if found.stored_key is not None and found.stored_key != found.canonical:
         changes[found.stored_key] = None
-    await _commit(live, changes, "new" if as_new else "reset")
     old_id = current.get("sessionId") if current else None
     old_file = current.get("sessionFile") if current else None
-    archived: list[str] = []
-    if not _shared(gw, live, old_id):
-        archived = await asyncio.to_thread(_archive, gw, live, old_id, old_file, "reset")
-    await asyncio.to_thread(_new_transcript, session_file, new_id, clock)
-    return encoded, True, archived
+    archives: list[tuple[str, str]] = []
+    if isinstance(old_id, str) and old_id and not _shared(gw, live, old_id, changes):
+        archives = await asyncio.to_thread(
+            archive_plan, gw.registry, live.path, old_id, old_file, "reset", clock
+        )
+    owners = {old_id.strip(): found.canonical} if isinstance(old_id, str) and old_id else {}
+    reason: ChangeReason = "new" if as_new else "reset"
+    written = await journaled_change(
+        gw.registry, live, "reset", changes, archives, owners, clock, reason
+    )
+    if written.durable:
+        await asyncio.to_thread(_new_transcript, session_file, new_id, clock)
+    return encoded, written
+
+
+def _shared(gw: GatewaySessions, live: LiveStore, session_id: str, changes: dict[str, Any]) -> bool:
+    """Whether a row the change leaves alone uses this session id: its transcript is not
+    ours to archive. On the loop (it walks the store's rows)."""
+    return any(
+        f is not None and f.session_id == session_id and k not in changes for k, f in gw.facts(live)
+    )
 
 
 def _new_transcript(path: str, session_id: str, clock: int) -> None:
@@ -970,15 +981,14 @@ async def rpc_reset(daemon: Daemon, conn: Connection, p: ResetParams) -> Any:
     gw = _sessions(daemon)
     found = _rpc_found(gw, p.agent, p.key)
     live = _writable_store(gw, found)
-    encoded, durable, archived = await reset_row(gw, live, found, p.reason == "new")
-    return ResetResult(p.key, live.agent_id, encoded, durable, archived)
+    encoded, written = await reset_row(gw, live, found, p.reason == "new")
+    return ResetResult(p.key, live.agent_id, encoded, written.durable, written.archived)
 
 
 async def rpc_preview(daemon: Daemon, conn: Connection, p: PreviewParams) -> Any:
     gw = _sessions(daemon)
     if not 1 <= len(p.keys) <= PREVIEW_MAX_KEYS:
-        raise RpcError(
-            INVALID_PARAMS,
+        raise InvalidParams(
             "Invalid params",
             {"path": "$.keys", "reason": f"expected 1 to {PREVIEW_MAX_KEYS} keys"},
         )
@@ -1029,35 +1039,32 @@ async def rpc_agents(daemon: Daemon, conn: Connection, p: AgentsParams) -> Any:
     return AgentsResult(listing.default_id, listing.main_key, agents)
 
 
-RPC_HANDLERS: Final[dict[str, Handler]] = {}
-"""JSON-RPC methods (`protocol.methods.METHODS`) these operations also serve; filled below."""
-
-
-# ---------------------------------------------------------------------------- the table
+# ---------------------------------------------------------------------------- the tables
 
 Handler = Callable[["Daemon", "Connection", Any], Awaitable[Any]]
 
-HANDLERS: Final[dict[str, Handler]] = {
-    "openclaw.sessions.list": sessions_list,
-    "openclaw.sessions.preview": sessions_preview,
-    "openclaw.sessions.describe": sessions_describe,
-    "openclaw.sessions.patch": sessions_patch,
-    "openclaw.sessions.reset": sessions_reset,
-    "openclaw.sessions.delete": sessions_delete,
-    "openclaw.sessions.subscribe": sessions_subscribe,
-    "openclaw.sessions.unsubscribe": sessions_unsubscribe,
-    "openclaw.agents.list": agents_list,
-    "openclaw.chat.history": chat_history,
-    "openclaw.health": health,
-    "openclaw.status": status,
+REFERENCE_SHAPES: Final[dict[str, Handler]] = {
+    "sessions.list": sessions_list,
+    "sessions.preview": sessions_preview,
+    "sessions.describe": sessions_describe,
+    "sessions.patch": sessions_patch,
+    "sessions.reset": sessions_reset,
+    "sessions.delete": sessions_delete,
+    "sessions.subscribe": sessions_subscribe,
+    "sessions.unsubscribe": sessions_unsubscribe,
+    "agents.list": agents_list,
+    "chat.history": chat_history,
+    "health": health,
+    "status": status,
 }
-"""Gateway-only handlers (what the v4 dialect dispatches; JSON-RPC cannot reach these names)."""
+"""The methods of the table the gateway dialect serves in the reference's shapes: each takes
+the params its adapter decoded (protocol/gateway_frames.py). The server runs these for the
+gateway's params and its own JSON-RPC implementation for a name both dialects serve."""
 
-RPC_HANDLERS.update(
-    {
-        "sessions.reset": rpc_reset,
-        "sessions.preview": rpc_preview,
-        "sessions.history": rpc_history,
-        "agents.list": rpc_agents,
-    }
-)
+JSONRPC_SHAPES: Final[dict[str, Handler]] = {
+    "sessions.reset": rpc_reset,
+    "sessions.preview": rpc_preview,
+    "sessions.history": rpc_history,
+    "agents.list": rpc_agents,
+}
+"""The same operations for JSON-RPC (`protocol.methods` params and results)."""

@@ -1,23 +1,22 @@
 """The asyncio shell around `GatewayConnection`: one OpenClaw gateway-protocol connection.
 
 It only moves bytes and time: frames in, the state machine's outputs carried out in order,
-requests run through `Daemon.dispatch` (the JSON-RPC dialect's method handlers, or the
-gateway-only ones that share their cores), a `tick` every `policy.tickIntervalMs`, subscribers'
-`sessions.changed` events (through the outbox), and the handshake deadline.
-Auth uses the wall clock even when `SESSIOND_NOW_MS` pins the cleanup clock: a device's
-`signedAt` is compared with real time.
+requests run through `Daemon.dispatch` (the same implementations the JSON-RPC dialect runs, so
+no method is implemented twice; OpenClaw's clients' methods answer in the reference's shapes), a
+`tick` every `policy.tickIntervalMs`, subscribers' `sessions.changed` events (through the
+outbox), and the handshake deadline. Auth uses `wall_ms` even when `SESSIOND_NOW_MS` pins
+`now_ms`: a device's `signedAt` is compared with real time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sessiond.daemon.clock import now_ms
+from sessiond.daemon.clock import now_ms, wall_ms
 from sessiond.daemon.gateway_dialect import (
     HANDSHAKE_TIMEOUT_MS,
     Close,
@@ -30,9 +29,9 @@ from sessiond.daemon.gateway_dialect import (
     State,
     SwitchToJsonRpc,
 )
-from sessiond.daemon.jsonrpc_dialect import RpcError
 from sessiond.engine import session_rows
 from sessiond.engine.config import default_agent_id
+from sessiond.engine.errors import DomainError
 from sessiond.protocol.gateway_frames import SessionDefaultsSnapshot
 from websockets.exceptions import ConnectionClosed
 
@@ -41,12 +40,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("sessiond.gateway")
 
-MAX_IN_FLIGHT = 64
-_STARTED_MS = time.time_ns() // 1_000_000
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+_STARTED_MS = wall_ms()
 
 
 def new_machine(daemon: Daemon) -> GatewayConnection:
@@ -81,6 +75,8 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
 
     `first` is a frame the client sent before the challenge, if any: handled right after it.
     """
+    from sessiond.daemon.server import MAX_IN_FLIGHT  # late: the server imports this module
+
     ws = conn.ws
     jsonrpc_authenticated = conn.authenticated  # restored if the peer turns out to be JSON-RPC
     conn.authenticated = False  # only a successful `connect` authenticates in this dialect
@@ -98,7 +94,7 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
                     result = await daemon.dispatch(conn, dispatch.call)
                     paths = {s.agent_id: s.path for s in daemon.registry}
                     reply = machine.answer(dispatch, result, now_ms(), paths)
-                except RpcError as exc:
+                except DomainError as exc:
                     reply = machine.refuse(dispatch, exc)
                 except Exception as exc:
                     log.exception("internal error", method=dispatch.method, req=dispatch.request_id)

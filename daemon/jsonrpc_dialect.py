@@ -11,7 +11,9 @@ rules, all enforced here so the socket code never has to know them:
   `"id": null` is a request and is answered with `"id": null`;
 - `params` must be an object when present (by-name only; an array is -32602, a scalar -32600);
 - unknown method -> -32601; params that do not validate -> -32602 with `data.path` (msgspec's
-  JSON path, e.g. `$.limit`) and `data.reason`; an exception the handler did not mean -> -32603.
+  JSON path, e.g. `$.limit`) and `data.reason`;
+- a domain error the handler raises (`DomainError`) -> the code of its kind in the error table
+  (protocol/errors.py), with its message and data; any other exception is a bug -> -32603.
 Batch members run concurrently; responses come back in request order (the spec allows any).
 """
 
@@ -24,6 +26,8 @@ from typing import Any
 
 import msgspec
 import structlog
+from sessiond.engine.errors import DomainError
+from sessiond.protocol.errors import ERRORS
 from sessiond.protocol.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -36,7 +40,7 @@ from sessiond.protocol.jsonrpc import (
     RequestId,
     SuccessResponse,
 )
-from sessiond.protocol.methods import METHODS, MethodSpec
+from sessiond.protocol.methods import MethodSpec, served_by
 
 log = structlog.get_logger("sessiond.rpc")
 
@@ -47,17 +51,10 @@ _LOOSE = msgspec.json.Decoder(dict[str, Any])
 _ENCODER = msgspec.json.Encoder()
 
 
-class RpcError(Exception):
-    """An error the handler means to send: the peer's fault or a store state, never a bug."""
-
-    def __init__(self, code: int, message: str, data: Any = msgspec.UNSET) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def to_object(self) -> ErrorObject:
-        return ErrorObject(self.code, self.message, self.data)
+def error_object(error: DomainError) -> ErrorObject:
+    """A domain error as JSON-RPC sends it: its kind's code, its own message and data."""
+    data = msgspec.UNSET if error.data is None else error.data
+    return ErrorObject(ERRORS[error.kind].jsonrpc, error.message, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +64,6 @@ class Call:
     method: str
     params: Any
     id: RequestId | msgspec.UnsetType
-    spec: MethodSpec
 
     @property
     def is_notification(self) -> bool:
@@ -103,7 +99,7 @@ class RpcProtocol:
     """Parses frames against a method table and runs calls through one handler."""
 
     def __init__(self, methods: dict[str, MethodSpec] | None = None) -> None:
-        self.methods = METHODS if methods is None else methods
+        self.methods = served_by("jsonrpc") if methods is None else methods
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {
             name: msgspec.json.Decoder(spec.params) for name, spec in self.methods.items()
         }
@@ -174,7 +170,7 @@ class RpcProtocol:
             params = self._decoders[request.method].decode(params_raw)
         except msgspec.ValidationError as exc:
             return ErrorObject(INVALID_PARAMS, "Invalid params", _validation_data(exc))
-        return Call(request.method, params, request.id, spec)
+        return Call(request.method, params, request.id)
 
     async def _one(self, member: bytes, handler: Handler) -> bytes | None:
         try:
@@ -190,10 +186,10 @@ class RpcProtocol:
         try:
             result = await handler(call)
             encoded = msgspec.Raw(_ENCODER.encode(result))
-        except RpcError as exc:
+        except DomainError as exc:
             if call.is_notification:
                 return None
-            return _ENCODER.encode(ErrorResponse(id=answer_id, error=exc.to_object()))
+            return _ENCODER.encode(ErrorResponse(id=answer_id, error=error_object(exc)))
         except Exception as exc:
             log.exception("internal error", method=call.method, req=answer_id)
             if call.is_notification:

@@ -6,9 +6,16 @@ a thread, so requests keep being served) and marks that generation durable. Chan
 during a write ride on the next one, so a burst costs one or two writes, and a change that
 changes nothing is never a change (no generation, no write, no notification).
 
-Disk work on one store (a flush or a reload) is serialised by the store's lock. Before each
-rename the target is checked to still be the version last loaded or written; if not, the write
-is abandoned, the file is reloaded and merged (`watcher.merge_external`), and written again.
+Disk work on one store (a flush or a reload) is serialised by the store's lock, and every disk
+effect goes through the store's `StoreFile` (`durable_file.DiskStoreFile` on a real disk). Before
+each rename the target is checked to still be the version last loaded or written; if not, the
+write is abandoned, the file is reloaded and merged (`engine.merge.merge_external`), and written
+again; a file renamed in after the check is handed back by the rename itself (an exchange) and
+merged the same way. Each store keeps the recent versions it wrote or loaded (`history`) and
+which rows its requests made (`authored`), so that a file built on an older read cannot take
+back what its writer never saw. The lifecycle (clean, dirty, flushing, failed, reloading,
+merging, broken) is the transition table of `live_store_state`; every change of state goes
+through it.
 
 A flush that fails keeps the change in memory, answers the waiting requests `durable: false`,
 and retries with backoff (0.1 s doubling to 5 s); it shows in `/readyz` and `daemon.status`.
@@ -22,22 +29,25 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import InitVar, dataclass, field
 
 import msgspec
 import structlog
 from sessiond.daemon.clock import now_ms
-from sessiond.daemon.durable_file import TEMP_PREFIX, TEMP_SUFFIX, StoreWriteError, write_durably
-from sessiond.daemon.file_version import DiskSig, read_with_stat, still_version
+from sessiond.daemon.durable_file import DiskStoreFile, StoreWriteError
+from sessiond.daemon.durable_file import temp_writer_alive as temp_writer_alive  # test seam
+from sessiond.daemon.file_version import DiskSig, ExternalChange, Replaced, Snapshot, StoreFile
+from sessiond.daemon.live_store_state import Event, Lifecycle, State
 from sessiond.engine.cleanup.apply_flow import restore_order
 from sessiond.engine.config import (
     StoreTarget,
 )
+from sessiond.engine.errors import StoreReadOnly
 from sessiond.engine.keys import is_protected
 from sessiond.engine.listing import ListKey, list_key
-from sessiond.engine.merge import changed_keys, merge_external
+from sessiond.engine.merge import MergeOutcome, changed_keys, merge_external
 from sessiond.engine.store import (
     RowView,
     Store,
@@ -46,6 +56,7 @@ from sessiond.engine.store import (
     serialize_store,
 )
 from sessiond.engine.transcripts import InvalidSessionId, iso_stamp, validate_session_id
+from sessiond.engine.write_history import Changes, WriteHistory, diff
 from sessiond.protocol.methods import ChangeReason, SessionsChanged, StoreStatus
 
 log = structlog.get_logger("sessiond.stores")
@@ -53,14 +64,6 @@ log = structlog.get_logger("sessiond.stores")
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
 EMPTY_SETTLE_S = 0.1
-
-
-class ExternalChange(Exception):
-    """The target changed under us between snapshot and rename; merge before writing."""
-
-
-class NotWritable(Exception):
-    """The store's file does not parse; it is served read-only until it does."""
 
 
 @dataclass(slots=True)
@@ -91,13 +94,28 @@ class LiveStore:
     last_external_reload_ms: int | None = None
     external_reloads: int = 0
     conflicts: int = 0
+    stale_writes_repaired: int = 0
+    history: WriteHistory = field(default_factory=WriteHistory)
+    # The row each request put (None: deleted), by key: a row is sessiond's own while memory
+    # holds that very object; only own rows are protected from a stale file.
+    authored: dict[str, msgspec.Raw | None] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     settled: asyncio.Condition = field(default_factory=asyncio.Condition)
     task: asyncio.Task[None] | None = None
     on_changed: Callable[[SessionsChanged], None] | None = None
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    file: InitVar[StoreFile | None] = None  # default: the real file at target.store_path
+    disk: StoreFile = field(init=False)
     _index: _Index | None = None
     _views: dict[str, tuple[msgspec.Raw, RowView]] = field(default_factory=dict)
+
+    def __post_init__(self, file: StoreFile | None) -> None:
+        self.disk = file if file is not None else DiskStoreFile(self.target.store_path)
+
+    @property
+    def state(self) -> State:
+        return self.lifecycle.state
 
     @property
     def agent_id(self) -> str:
@@ -119,19 +137,15 @@ class LiveStore:
 
     def load_initial(self) -> None:
         """Read the file at start; a corrupt one is copied aside and served read-only (empty)."""
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        _remove_stale_temps(directory, os.path.basename(self.path))
-        found = read_with_stat(self.path)
-        data = found[0] if found else None
+        self.disk.prepare()
+        found = self.disk.read()
+        data = found.data if found else None
         loaded = load_store_bytes(data, self.path)
-        self.sig = DiskSig.of(found[1], found[0]) if found else None
+        self.sig = found.version if found else None
         if loaded.error is not None and data is not None:
             self.broken = loaded.error
-            copy = f"{self.path}.corrupt.{iso_stamp(now_ms())}"
             try:
-                write_durably(copy, data)
-                self.corrupt_copy = copy
+                self.corrupt_copy = self.disk.keep_aside(data, f".corrupt.{iso_stamp(now_ms())}")
             except StoreWriteError as exc:
                 log.error("could not copy corrupt store aside", path=self.path, error=str(exc))
             log.error(
@@ -144,6 +158,8 @@ class LiveStore:
         _warm(loaded)
         self.store = loaded
         self.base = loaded.copy()
+        self.history.start(time.time_ns())
+        self.lifecycle.fire(Event.LOADED if self.broken is None else Event.LOADED_BROKEN)
 
     # ------------------------------------------------------------------------------ changes
 
@@ -159,7 +175,7 @@ class LiveStore:
         restores a row must leave the file as the local apply would), not at the end.
         """
         if not self.writable:
-            raise NotWritable(str(self.broken or self.store.error or self.path))
+            raise StoreReadOnly(str(self.broken or self.store.error or self.path))
         touched: list[str] = []
         if len(changes) > max(1_000, len(self.store) // 8):
             # A bulk change (a cleanup removing most rows): rebuilding the list index once, on
@@ -175,6 +191,7 @@ class LiveStore:
                 old = self.store.rows.get(key)
                 self.store.put(key, raw)
             self._reindex(key, old, raw)
+            self.authored[key] = raw
             touched.append(key)
         if not touched:
             return self.durable_gen
@@ -182,6 +199,7 @@ class LiveStore:
             restore_order(self.store, order_like)
         self.dirty.update(touched)
         self.gen += 1
+        self.lifecycle.fire(Event.CHANGE)
         self.wake.set()
         self._announce(touched, reason)
         return self.gen
@@ -230,35 +248,94 @@ class LiveStore:
             snapshot = self.store.copy()
             keys, self.dirty = self.dirty, set()
             expected = self.sig
+            self.lifecycle.fire(Event.FLUSH)
 
-            def write() -> tuple[os.stat_result, bytes]:
-                data = serialize_store(snapshot)
+            base = self.base
+            own = self._own(snapshot, keys)
 
-                def precheck() -> None:
-                    if not still_version(self.path, expected):
-                        raise ExternalChange(self.path)
-
-                return write_durably(self.path, data, precheck), data
+            def write() -> tuple[Replaced, Changes]:
+                done = self.disk.replace(serialize_store(snapshot), expected)
+                # What this version changed, hashed here rather than on the loop.
+                return done, diff(base, snapshot, keys, own) if done.displaced is None else {}
 
             try:
-                st, data = await asyncio.to_thread(write)
+                done, changes = await asyncio.to_thread(write)
             except ExternalChange:
                 self.dirty |= keys
-                await self._reload_locked()
+                self.lifecycle.fire(Event.CHECK_FAILED)
+                try:
+                    await self._reload_locked()
+                except Exception as exc:  # the file it found cannot be read: a failed attempt
+                    self._flush_failed(self.gen, exc)
+                    await self._settle()
+                    return False
                 return True
             except Exception as exc:  # StoreWriteError, or a bug: the change stays in memory
                 self.dirty |= keys
                 self._flush_failed(target_gen, exc)
                 await self._settle()
                 return False
-            self.sig = DiskSig.of(st, data)
-            self.base = snapshot
+            self.sig = done.version
             self.durable_gen = target_gen
             self.flushes += 1
             self.flush_error = None
             self.last_flush_ms = now_ms()
+            if done.displaced is not None:
+                # Our file is in place, but the one it replaced was another writer's, renamed
+                # in after the check: merge it (its rows are not lost) and write again.
+                self.lifecycle.fire(Event.HANDED_BACK)
+                try:
+                    await self._merge_handed_back(done.displaced, snapshot, keys)
+                except Exception as exc:
+                    self._flush_failed(self.gen, exc)
+                    await self._settle()
+                    return False
+                return True
+            self.history.add(changes, at_ns=time.time_ns())
+            self.base = snapshot
+            if len(self.authored) > 2 * len(self.history.by_key) + len(self.dirty) + 1_000:
+                self._forget_authored()  # rows created and deleted for months stay bounded
+            self.lifecycle.fire(Event.WRITTEN_MORE if self.pending else Event.WRITTEN)
         await self._settle()
         return True
+
+    async def _merge_handed_back(self, found: Snapshot, written: Store, keys: set[str]) -> None:
+        """Merge the file our exchange replaced; `written` (holding `keys`) is now on disk."""
+        theirs = await asyncio.to_thread(self._parse, found.data)
+        log.warning("another writer's file landed after the check; merging it", path=self.path)
+        now = time.time_ns()
+        if theirs.error is not None:
+            copy = await asyncio.to_thread(
+                self.disk.keep_aside, found.data, f".displaced.{iso_stamp(now_ms())}"
+            )
+            log.error(
+                "the file our write replaced does not parse; kept aside",
+                path=self.path,
+                copy=copy,
+                error=str(theirs.error),
+            )
+            own = self._own(written, keys)
+            self.history.record(self.base, written, keys, at_ns=now, own=own)
+            self.base = written
+            self._settle_state()
+            await self._settle()
+            return
+        written_ns = min(found.version.mtime_ns, now)
+        outcome = merge_external(
+            self.base,
+            self.store,
+            theirs,
+            self.dirty | keys,
+            self.history,
+            written_ns,
+            self._own(self.store, self.authored),
+        )
+        # The disk's order: their file, then ours over it.
+        history = self.history
+        history.record(self.base, theirs, changed_keys(self.base, theirs), at_ns=now)
+        mine = changed_keys(theirs, written)
+        history.record(theirs, written, mine, at_ns=now, own=self._own(written, mine))
+        await self._take(outcome, written, set(changed_keys(written, outcome.store)))
 
     async def _flush_guarded(self) -> bool:
         """`flush_once`, but an exception it did not expect (a bug, or an OSError where none was
@@ -274,6 +351,8 @@ class LiveStore:
 
     def _flush_failed(self, gen: int, exc: Exception) -> None:
         """Count and surface a failed flush (/readyz, daemon.status); waiters get durable=false."""
+        if self.state in (State.FLUSHING, State.MERGING):
+            self.lifecycle.fire(Event.WRITE_FAILED)
         self.failed_gen = max(self.failed_gen, gen)
         self.flush_failures += 1
         if isinstance(exc, StoreWriteError):
@@ -288,40 +367,42 @@ class LiveStore:
     async def reload(self) -> None:
         """Pick up the file after an event; our own writes are recognised and skipped."""
         async with self.lock:
-            await self._reload_locked()
+            self.lifecycle.fire(Event.RELOAD)
+            try:
+                await self._reload_locked()
+            except BaseException:
+                if self.state in (State.RELOADING, State.BROKEN):
+                    self._settle_state()  # memory is as it was: say so, then let it raise
+                raise
+
+    def _look(self) -> Snapshot | DiskSig | None:
+        """The file when it is not the version we know (None: absent); else that version."""
+        if self.sig is not None and self.disk.unchanged(self.sig):
+            return self.sig
+        return self.disk.read()
 
     async def _reload_locked(self) -> None:
-        found = await asyncio.to_thread(read_with_stat, self.path)
-        if found is not None and not found[0].strip() and len(self.store) > 0:
+        """Read the file and merge it with memory; ends by settling the state (not on error)."""
+        found = await asyncio.to_thread(self._look)
+        if isinstance(found, Snapshot) and not found.data.strip() and len(self.store) > 0:
             # Empty now, rows before: most likely an editor that truncates and then writes in
             # place, read in between; taken as is, every row would be an external deletion
             # (and an unflushed change to any of them would lose to it). Look again shortly;
             # a file that stays empty is an empty store.
             await asyncio.sleep(EMPTY_SETTLE_S)
-            found = await asyncio.to_thread(read_with_stat, self.path)
-        if found is None:
-            if self.sig is None:
-                return
-            data: bytes | None = None
-            sig: DiskSig | None = None
-        else:
-            data, st = found
-            if self.sig is not None and self.sig.same_stat(st):
-                return
-            sig = DiskSig.of(st, data)
-            if self.sig is not None and sig.digest == self.sig.digest:
-                self.sig = sig
-                return
-
-        def parse() -> Store:
-            store = load_store_bytes(data, self.path)
-            if store.error is None:
-                store.view_cache = self._views
-                _warm(store)
-            return store
+            found = await asyncio.to_thread(self._look)
+        if isinstance(found, DiskSig) or (found is None and self.sig is None):
+            self._settle_state()
+            return
+        data = found.data if found is not None else None
+        sig = found.version if found is not None else None
+        if sig is not None and self.sig is not None and sig.digest == self.sig.digest:
+            self.sig = sig
+            self._settle_state()
+            return
 
         # In a thread: a big store takes a while to parse, and the loop keeps serving meanwhile.
-        loaded = await asyncio.to_thread(parse)
+        loaded = await asyncio.to_thread(self._parse, data)
         self.sig = sig
         if loaded.error is not None:
             if self.broken is None or str(self.broken) != str(loaded.error):
@@ -331,11 +412,49 @@ class LiveStore:
                     error=str(loaded.error),
                 )
             self.broken = loaded.error
+            self._settle_state()
             return
         if self.broken is not None:
             log.info("store parses again", path=self.path)
         self.broken = None
-        outcome = merge_external(self.base, self.store, loaded, self.dirty)
+        now = time.time_ns()
+        written_ns = min(sig.mtime_ns, now) if sig is not None else now
+        outcome = merge_external(
+            self.base,
+            self.store,
+            loaded,
+            self.dirty,
+            self.history,
+            written_ns,
+            self._own(self.store, self.authored),
+        )
+        changed = changed_keys(self.base, loaded)
+        self.history.record(self.base, loaded, changed, at_ns=now)
+        await self._take(outcome, loaded, outcome.pending)
+
+    def _forget_authored(self) -> None:
+        """Keep only what a later merge can use: own rows the history or a pending write covers."""
+        known, dirty = self.history.by_key, self.dirty
+        own = self._own(self.store, self.authored)
+        self.authored = {
+            k: raw for k, raw in self.authored.items() if k in own and (k in known or k in dirty)
+        }
+
+    def _own(self, store: Store, keys: Iterable[str]) -> set[str]:
+        """Those of `keys` whose row in `store` is the very one a request put (or deleted)."""
+        rows, authored = store.rows, self.authored
+        return {k for k in keys if k in authored and authored[k] is rows.get(k)}
+
+    def _parse(self, data: bytes | None) -> Store:
+        store = load_store_bytes(data, self.path)
+        if store.error is None:
+            store.view_cache = self._views
+            _warm(store)
+        return store
+
+    async def _take(self, outcome: MergeOutcome, on_disk: Store, dirty: set[str]) -> None:
+        """Serve the merge in one step (no read sees a stale row in between), log and count its
+        conflicts and repaired stale writes, and let the flusher write what the disk lacks."""
         for conflict in outcome.conflicts:
             log.warning(
                 "conflict between an external edit and an unflushed change",
@@ -345,16 +464,29 @@ class LiveStore:
                 daemon_updated_at=conflict.daemon_updated_at,
                 external_updated_at=conflict.external_updated_at,
             )
+        for repair in outcome.repairs:
+            log.warning(
+                "stale write repaired",
+                path=self.path,
+                key=repair.key,
+                why=repair.why,
+                file_had=_brief(repair.file_had),
+                kept=_brief(repair.kept),
+                writer_base=outcome.base,
+                latest=self.history.latest,
+            )
         self.conflicts += len(outcome.conflicts)
+        self.stale_writes_repaired += len(outcome.repairs)
         keys = changed_keys(self.store, outcome.store)
         # list() copies the keys in one step: a planner thread may be filling the cache.
         for gone in [k for k in list(self._views) if k not in outcome.store.rows]:
             self._views.pop(gone, None)
         outcome.store.view_cache = self._views
         self.store = outcome.store
-        self.base = loaded
-        self.dirty = outcome.pending
+        self.base = on_disk
+        self.dirty = dirty
         self._index = None
+        self._forget_authored()
         self.external_reloads += 1
         self.last_external_reload_ms = now_ms()
         if self.dirty:
@@ -363,10 +495,28 @@ class LiveStore:
         else:
             # The file now holds everything: waiters whose change lost a conflict are settled.
             self.durable_gen = self.gen
-        log.info("external edit loaded", path=self.path, changed=len(keys))
+        log.info(
+            "external edit loaded",
+            path=self.path,
+            changed=len(keys),
+            repaired=len(outcome.repairs),
+        )
+        self._settle_state()
         if keys:
             self._announce(keys, "conflict" if outcome.conflicts else "external")
         await self._settle()
+
+    def _settle_state(self) -> None:
+        """The end of a reload or merge: where it leaves the store, by the facts."""
+        if self.broken is not None:
+            self.lifecycle.fire(Event.BROKE)
+        elif not self.pending:
+            self.flush_error = None  # nothing left to write, so no failed write outstanding
+            self.lifecycle.fire(Event.SETTLED_CLEAN)
+        elif self.flush_error is not None:
+            self.lifecycle.fire(Event.SETTLED_FAILED)
+        else:
+            self.lifecycle.fire(Event.SETTLED_DIRTY)
 
     # ------------------------------------------------------------------------------- index
 
@@ -424,6 +574,7 @@ class LiveStore:
             last_external_reload_ms=self.last_external_reload_ms,
             external_reloads=self.external_reloads,
             conflicts=self.conflicts,
+            stale_writes_repaired=self.stale_writes_repaired,
             parse_error=str(self.broken) if self.broken is not None else None,
             corrupt_copy=self.corrupt_copy,
         )
@@ -442,41 +593,9 @@ def _warm(store: Store) -> None:
                 validate_session_id(fields.session_id)
 
 
-def _remove_stale_temps(directory: str, name: str) -> None:
-    """Temp files of a writer that died mid-write (SIGKILL); a live writer's are left alone."""
-    prefix = f"{TEMP_PREFIX}{name}."
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return
-    for entry in entries:
-        if not (entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX)):
-            continue
-        pid_text = entry[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
-            continue
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(directory, entry))
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` may still write its temp file. A zombie (exited, not yet reaped by its
-    parent) still answers signal 0 but writes nothing, so on Linux /proc's state `Z` counts as
-    dead; without a readable /proc the answer is signal 0's (alive: its temp file is kept)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except FileNotFoundError:
-        # Gone since the signal, if /proc is mounted at all.
-        return not os.path.exists("/proc/self/stat")
-    except OSError:
-        return True
-    # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses, so split at the last ")".
-    fields = stat.rpartition(b")")[2].split()
-    return not fields or fields[0] != b"Z"
+def _brief(raw: msgspec.Raw | None, limit: int = 200) -> str | None:
+    """A row for a log line: its whitespace-free JSON, cut at `limit` characters."""
+    if raw is None:
+        return None
+    text = msgspec.json.format(bytes(raw), indent=0).decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -3,6 +3,7 @@
 Every mutation goes through `LiveStore.apply` and is answered after `wait_durable`, so a result
 saying `durable: true` means the change was on disk (fsynced and renamed) when it was sent.
 Connection concerns (auth, subscriptions) live in the server; these functions see only params.
+They fail with domain errors (engine/errors.py) only; each dialect picks the wire code.
 """
 
 from __future__ import annotations
@@ -11,41 +12,50 @@ import asyncio
 import base64
 import binascii
 import os
-from collections.abc import Generator
-from typing import Any
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import msgspec
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
-from sessiond.daemon.jsonrpc_dialect import RpcError
-from sessiond.daemon.live_store import LiveStore, NotWritable
+from sessiond.daemon.journal import KEEP_DAYS, KEEP_ENTRIES, StoreJournal, new_entry_id
+from sessiond.daemon.live_store import LiveStore
 from sessiond.daemon.os_disk_view import OsDiskView
 from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
     ApplyStep,
     CommitRows,
+    EntryHeader,
     FileOpsOutcome,
-    Reconciled,
+    FinishJournal,
+    RecordJournal,
     apply_flow,
+    entry_flow,
 )
-from sessiond.engine.cleanup.plan import CleanupOptions, FileOps
+from sessiond.engine.cleanup.plan import CleanupOptions
+from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
+from sessiond.engine.cleanup.progress import NO_PROGRESS, NoProgress, Progress
 from sessiond.engine.cleanup.report import applied_summary, combine, preview_summary
 from sessiond.engine.cleanup.targets import plan_targets
-from sessiond.engine.config import StoreTarget, TargetError, resolve_targets
-from sessiond.engine.errors import StoreReadOnly
+from sessiond.engine.config import StoreTarget, resolve_targets
+from sessiond.engine.errors import (
+    DomainError,
+    InvalidParams,
+    KeyNotFound,
+    StoreNotFound,
+    StoreReadOnly,
+    StoreWriteFailed,
+    WriteConflict,
+)
+from sessiond.engine.journal import Finish, JournalEntry, names, plan_restore, row_changes
 from sessiond.engine.listing import ListKey, merge_pages
 from sessiond.engine.store import Store, view_row
 from sessiond.engine.transcripts import SessionsDir, archive_name
 from sessiond.protocol.cleanup import CleanupParams, CleanupResult
-from sessiond.protocol.jsonrpc import (
-    APP_CONFLICT,
-    APP_KEY_NOT_FOUND,
-    APP_STORE_NOT_FOUND,
-    APP_STORE_NOT_WRITABLE,
-    APP_STORE_WRITE_FAILED,
-    INVALID_PARAMS,
-)
 from sessiond.protocol.methods import (
+    ChangeReason,
     DeleteParams,
     DeleteResult,
     GetParams,
@@ -56,6 +66,13 @@ from sessiond.protocol.methods import (
     PatchResult,
     SessionSummary,
 )
+from sessiond.protocol.undo import (
+    CleanupsParams,
+    CleanupsResult,
+    JournalKind,
+    RestoreParams,
+    RestoreResult,
+)
 
 _ROW = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
@@ -65,16 +82,22 @@ _CURSOR = msgspec.json.Decoder(tuple[int, float, str, str])
 def store_for(registry: Registry, agent: str | None) -> LiveStore:
     live = registry.by_agent(agent)
     if live is None:
-        raise RpcError(APP_STORE_NOT_FOUND, f"no store for agent {agent!r}", {"agent": agent})
+        raise StoreNotFound(f"no store for agent {agent!r}", {"agent": agent})
     return live
 
 
-def _not_writable(live: LiveStore) -> RpcError:
-    return RpcError(
-        APP_STORE_NOT_WRITABLE,
+def not_writable(live: LiveStore) -> StoreReadOnly:
+    return StoreReadOnly(
         "store does not parse; it is read-only until it does",
         {"storePath": live.path, "parseError": str(live.broken or live.store.error)},
     )
+
+
+def writable(live: LiveStore) -> LiveStore:
+    """`live`, once it is known to parse (else `not_writable`'s StoreReadOnly)."""
+    if not live.writable:
+        raise not_writable(live)
+    return live
 
 
 # ------------------------------------------------------------------------------------- list
@@ -88,8 +111,8 @@ def _decode_cursor(text: str) -> ListKey:
     try:
         return _CURSOR.decode(base64.urlsafe_b64decode(text.encode()))
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise RpcError(
-            INVALID_PARAMS, "Invalid params", {"path": "$.cursor", "reason": "not a cursor"}
+        raise InvalidParams(
+            "Invalid params", {"path": "$.cursor", "reason": "not a cursor"}
         ) from exc
 
 
@@ -115,7 +138,7 @@ def _summary(live: LiveStore, key: str) -> SessionSummary:
 def list_sessions(registry: Registry, params: ListParams) -> ListResult:
     """A bounded page; only the rows on the page are decoded beyond the cached sort index."""
     if params.all_agents and params.agent:
-        raise RpcError(INVALID_PARAMS, "agent and allAgents cannot be used together")
+        raise InvalidParams("agent and allAgents cannot be used together")
     stores = list(registry) if params.all_agents else [store_for(registry, params.agent)]
     after = _decode_cursor(params.cursor) if params.cursor else None
     cutoff = None
@@ -136,8 +159,15 @@ def get_session(registry: Registry, params: GetParams) -> GetResult:
     live = store_for(registry, params.agent)
     raw = live.store.get(params.key)
     if raw is None:
-        raise RpcError(APP_KEY_NOT_FOUND, "no such session", {"key": params.key})
-    return GetResult(params.key, live.agent_id, raw)
+        raise KeyNotFound("no such session", {"key": params.key})
+    return GetResult(params.key, live.agent_id, compact(raw))
+
+
+def compact(raw: msgspec.Raw) -> msgspec.Raw:
+    """The row without the file's indentation and newlines: every token as stored (numbers and
+    escapes keep their spelling), only the whitespace between tokens dropped. The file itself is
+    untouched."""
+    return msgspec.Raw(msgspec.json.format(raw, indent=-1))
 
 
 def _same_value(a: msgspec.Raw, b: msgspec.Raw) -> bool:
@@ -151,7 +181,7 @@ def _patched(current: msgspec.Raw | None, fields: dict[str, msgspec.Raw]) -> msg
     try:
         row = _ROW.decode(current)
     except msgspec.ValidationError as exc:
-        raise RpcError(APP_CONFLICT, "the stored row is not an object; cannot patch") from exc
+        raise WriteConflict("the stored row is not an object; cannot patch") from exc
     if all(k in row and _same_value(row[k], v) for k, v in fields.items()):
         return None
     row.update(fields)
@@ -165,25 +195,24 @@ def _updated_at_of(raw: msgspec.Raw | None) -> Any:
 async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
     live = store_for(registry, params.agent)
     if not live.writable:
-        raise _not_writable(live)
+        raise not_writable(live)
     current = live.store.get(params.key)
     if params.if_updated_at is not msgspec.UNSET:
         found = _updated_at_of(current)
         expected = params.if_updated_at
         if (current is None) != (expected is None) or (current is not None and found != expected):
-            raise RpcError(
-                APP_CONFLICT,
+            raise WriteConflict(
                 "ifUpdatedAt does not match",
                 {"key": params.key, "updatedAt": found, "exists": current is not None},
             )
     row = _patched(current, params.fields)
     if row is None:
         assert current is not None
-        return PatchResult(params.key, live.agent_id, current, await _durable_now(live))
+        return PatchResult(params.key, live.agent_id, compact(current), await _durable_now(live))
     try:
         gen = live.apply({params.key: row}, "patch")
-    except NotWritable as exc:
-        raise _not_writable(live) from exc
+    except StoreReadOnly as exc:
+        raise not_writable(live) from exc
     durable = await live.wait_durable(gen)
     return PatchResult(params.key, live.agent_id, live.store.get(params.key) or row, durable)
 
@@ -197,59 +226,120 @@ async def _durable_now(live: LiveStore) -> bool:
 
 
 async def delete_session(registry: Registry, params: DeleteParams) -> DeleteResult:
-    """Remove the row, and once that is durable archive its transcript as cleanup does."""
-    live = store_for(registry, params.agent)
-    if not live.writable:
-        raise _not_writable(live)
-    current = live.store.get(params.key)
-    if current is None:
+    """Remove the row, and once that is durable archive its transcript as cleanup does; both
+    journaled first, so `sessions.restore` can put them back."""
+    live = writable(store_for(registry, params.agent))
+    if live.store.get(params.key) is None:
         return DeleteResult(params.key, live.agent_id, False, await _durable_now(live), [])
-    fields = view_row(current).fields
+    removed = await remove_row(registry, live, params.key)
+    return DeleteResult(params.key, live.agent_id, True, removed.durable, removed.archived)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A journaled change: whether its rows are on disk, and the transcripts it archived."""
+
+    durable: bool
+    archived: list[str]
+
+
+async def remove_row(
+    registry: Registry, live: LiveStore, key: str, *, archive: bool = True
+) -> Written:
+    """Remove `key` (a row of `live`), journaled; with `archive`, its transcripts are archived
+    as `.deleted.` once the removal is durable, unless another row shares its session."""
+    fields = view_row(live.store.rows[key]).fields
     session_id = fields.session_id if isinstance(fields.session_id, str) else None
     shared = session_id is not None and live.index().session_ids.get(session_id, 0) > 1
-    gen = live.apply({params.key: None}, "delete")
-    if not await live.wait_durable(gen):
-        return DeleteResult(params.key, live.agent_id, True, False, [])
-    archived: list[str] = []
-    if session_id is not None and not shared:
-        archived = await asyncio.to_thread(
-            _archive_transcript, registry, live.path, session_id, fields.session_file
+    clock = now_ms()
+    archives: list[tuple[str, str]] = []
+    if archive and session_id is not None and not shared:
+        archives = await asyncio.to_thread(
+            archive_plan, registry, live.path, session_id, fields.session_file, "deleted", clock
         )
-    return DeleteResult(params.key, live.agent_id, True, True, archived)
+    owners = {session_id.strip(): key} if session_id else {}
+    return await journaled_change(registry, live, "delete", {key: None}, archives, owners, clock)
 
 
-def _archive_transcript(
-    registry: Registry, store_path: str, session_id: str, session_file: Any
-) -> list[str]:
+async def journaled_change(
+    registry: Registry,
+    live: LiveStore,
+    kind: JournalKind,
+    changes: dict[str, msgspec.Raw | None],
+    archives: list[tuple[str, str]],
+    owners: dict[str, str],
+    clock: int,
+    reason: ChangeReason | None = None,
+) -> Written:
+    """One journal entry of `kind`: rows changed in the store, then (once durable) the
+    transcripts renamed per `archives` ((path, archive path); `owners` maps a session id to
+    its key). A failed flush is `durable: False`: the rows stay in memory and are retried."""
+    journal = registry.journals.open(live.path, live.store, clock)
+    entry = JournalEntry(
+        id=new_entry_id(clock),
+        time_ms=clock,
+        kind=kind,
+        store_path=live.path,
+        rows=row_changes(live.store, changes, dict.fromkeys(changes, kind)),
+        moves=names(archives, owners),
+    )
+    try:
+        outcome = await _drive(live, entry_flow(entry, None, changes, reason), journal)
+    except StoreWriteFailed:
+        return Written(False, [])
+    return Written(True, [archive for _source, archive in outcome.archived])
+
+
+def archive_plan(
+    registry: Registry,
+    store_path: str,
+    session_id: str,
+    session_file: Any,
+    reason: str,
+    clock: int,
+) -> list[tuple[str, str]]:
+    """(transcript, its archive name) for each of a session's transcripts (blocking: it looks
+    at the sessions dir); `reason` names the archive (`deleted`, `reset`)."""
     directory = os.path.dirname(os.path.abspath(store_path))
     sdir = SessionsDir(directory, OsDiskView(), registry.where.state_dir)
-    clock = now_ms()
     candidates = sdir.archive_candidates(session_id, session_file, registry.where.home)
-    ops = FileOps(archives=tuple((p, archive_name(p, "deleted", clock)) for p in candidates))
-    outcome = apply_file_ops(ops, directory)
-    return [archive for _source, archive in outcome.archived]
+    return [(p, archive_name(p, reason, clock)) for p in candidates]
 
 
 # ---------------------------------------------------------------------------------- cleanup
 
 
-async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
-    """The local CLI's plan on the in-memory stores; apply = remove keys, flush, then files."""
-    try:
-        targets = resolve_targets(
-            registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
-        )
-    except TargetError as exc:
-        raise RpcError(APP_STORE_NOT_FOUND, str(exc)) from exc
+async def cleanup(
+    registry: Registry, params: CleanupParams, progress: Progress = NO_PROGRESS
+) -> CleanupResult:
+    """The local CLI's plan on the in-memory stores; apply = journal, remove keys, flush, then
+    files. With `planId`, only the very plan the dry run showed is applied."""
+    targets = resolve_targets(  # TargetError (kind store_not_found) for a bad agent
+        registry.config, registry.where, agent=params.agent, all_agents=params.all_agents
+    )
     lives: dict[str, LiveStore] = {}
     for target in targets:
         live = registry.stores.get(target.store_path)
         if live is None:
-            raise RpcError(APP_STORE_NOT_FOUND, f"store not loaded: {target.store_path}")
+            raise StoreNotFound(f"store not loaded: {target.store_path}")
         if not live.writable:
-            raise _not_writable(live)
+            raise not_writable(live)
         lives[target.store_path] = live
+    if params.dry_run:
+        return await _cleanup_locked(registry, params, targets, lives, progress)
+    async with registry.journals.apply_lock:
+        return await _cleanup_locked(registry, params, targets, lives, progress)
+
+
+async def _cleanup_locked(
+    registry: Registry,
+    params: CleanupParams,
+    targets: list[StoreTarget],
+    lives: dict[str, LiveStore],
+    progress: Progress,
+) -> CleanupResult:
     snapshots: dict[str, Store] = {path: live.store.copy() for path, live in lives.items()}
+    generation = sum(live.seq for live in lives.values())
     options = CleanupOptions(
         fix_missing=params.fix_missing,
         fix_dm_scope=params.fix_dm_scope,
@@ -260,56 +350,181 @@ async def cleanup(registry: Registry, params: CleanupParams) -> CleanupResult:
     def load(target: StoreTarget) -> Store:
         return snapshots[target.store_path]
 
+    rows = sum(len(s) for s in snapshots.values())
+    progress.begin("sessions.cleanup", "plan", rows)
+    clock = now_ms()
     try:
-        planned = await asyncio.to_thread(
+        planned = await asyncio.to_thread(  # StoreReadOnly for a snapshot that does not parse
             plan_targets,
             targets,
             load,
             registry.config,
             options,
             OsDiskView(),
-            now_ms(),
+            clock,
             registry.where,
         )
-    except StoreReadOnly as exc:
-        raise RpcError(APP_STORE_NOT_WRITABLE, str(exc)) from exc
+    except StoreReadOnly:
+        progress.end("failed")
+        raise
+    progress.report("plan", rows, rows)
     mode = planned[0].plan.mode if planned else registry.config.maintenance.mode
+    plans = [p.plan for p in planned]
     if params.dry_run:
+        progress.end("previewed")
         return combine(
             [preview_summary(p.plan, registry.config, params.include_actions) for p in planned],
             mode,
             dry_run=True,
+            plan_id=str(plan_id(plans, generation)),
         )
+    if params.plan_id is not None:
+        try:
+            check_plan_id(params.plan_id, plans, generation)  # StalePlan, or InvalidParams
+        except DomainError:
+            progress.end("refused")
+            raise
     summaries = []
     for p in planned:
         live = lives[p.plan.target.store_path]
-        reconciled = await _drive_apply(live, apply_flow(p.plan, snapshots[live.path]))
+        journal = registry.journals.open(live.path, live.store, clock)
+        header = EntryHeader(new_entry_id(clock), clock)
+        flow = apply_flow(p.plan, snapshots[live.path], header, options)
+        try:
+            reconciled = await _drive(live, flow, journal, progress)
+        except DomainError:
+            progress.end("failed")
+            raise
         summaries.append(applied_summary(p.plan, len(live.store), reconciled.applied))
+    progress.end("applied")
     return combine(summaries, mode, dry_run=False)
 
 
-async def _drive_apply(
-    live: LiveStore, flow: Generator[ApplyStep, FileOpsOutcome | None, Reconciled]
-) -> Reconciled:
-    """The apply flow against a live store: each commit answered once it is durable."""
+R = TypeVar("R")
+
+
+async def _drive(
+    live: LiveStore,
+    flow: Generator[ApplyStep, FileOpsOutcome | None, R],
+    journal: StoreJournal,
+    progress: Progress = NO_PROGRESS,
+) -> R:
+    """A flow against a live store: the journal written (in a thread) before each commit,
+    each commit answered once it is durable, file operations in a thread."""
     reply: FileOpsOutcome | None = None
+    loop = asyncio.get_running_loop()
     try:
         while True:
             step = flow.send(reply)
             reply = None
-            if isinstance(step, CommitRows):
+            if isinstance(step, RecordJournal):
+                progress.report("journal", 0, 1)
+                await asyncio.to_thread(journal.begin, step.entry)
+            elif isinstance(step, FinishJournal):
+                record = Finish(
+                    step.entry_id,
+                    "done",
+                    now_ms(),
+                    list(step.failed),
+                    list(step.kept),
+                    step.moved,
+                    step.deleted,
+                )
+                await asyncio.to_thread(journal.finish, record, record.time_ms)
+            elif isinstance(step, CommitRows):
+                progress.report("commit", 0, len(step.changes))
                 try:
-                    gen = live.apply(step.changes, "cleanup", step.order_like)
-                except NotWritable as exc:
-                    raise _not_writable(live) from exc
+                    gen = live.apply(step.changes, step.reason, step.order_like)
+                except StoreReadOnly as exc:
+                    raise not_writable(live) from exc
                 if not await live.wait_durable(gen):
-                    raise RpcError(
-                        APP_STORE_WRITE_FAILED,
+                    raise StoreWriteFailed(
                         f"{step.what} could not be written; kept in memory and retried",
                         {"storePath": live.path, "error": live.flush_error},
                     )
+                progress.report("commit", len(step.changes), len(step.changes))
             else:
-                reply = await asyncio.to_thread(apply_file_ops, step.ops, step.directory)
+                total = len(step.ops.archives) + len(step.ops.removals)
+                progress.report("files", 0, total)
+                reply = await asyncio.to_thread(
+                    apply_file_ops, step.ops, step.directory, _threadsafe(progress, loop, total)
+                )
+                progress.report("files", total, total)
     except StopIteration as done:
-        result: Reconciled = done.value
+        result: R = done.value
         return result
+
+
+REPORT_EVERY_S = 0.1
+
+
+def _threadsafe(
+    progress: Progress, loop: asyncio.AbstractEventLoop, total: int
+) -> Callable[[int], None] | None:
+    """File-by-file reports from the worker thread, at most every REPORT_EVERY_S."""
+    if isinstance(progress, NoProgress):
+        return None
+    last = [time.monotonic()]
+
+    def on_step(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= REPORT_EVERY_S:
+            last[0] = now
+            loop.call_soon_threadsafe(progress.report, "files", done, total)
+
+    return on_step
+
+
+# ============================================================= issue 15: journal and undo
+
+
+def list_cleanups(registry: Registry, params: CleanupsParams) -> CleanupsResult:
+    live = store_for(registry, params.agent)
+    if live.writable:
+        journal = registry.journals.open(live.path, live.store, now_ms())
+    else:
+        journal = registry.journals.peek(live.path)
+    return CleanupsResult(
+        agent_id=live.agent_id,
+        store_path=live.path,
+        retention_entries=KEEP_ENTRIES,
+        retention_days=KEEP_DAYS,
+        entries=journal.summaries(max(1, params.limit)),
+    )
+
+
+async def restore(
+    registry: Registry, params: RestoreParams, progress: Progress = NO_PROGRESS
+) -> RestoreResult:
+    """Undo one journal entry: rows back byte for byte where they stood, archives renamed
+    back; keys that exist again and names now taken are reported and left alone."""
+    live = store_for(registry, params.agent)
+    if not live.writable:
+        raise not_writable(live)
+    clock = now_ms()
+    journal = registry.journals.open(live.path, live.store, clock)
+    async with registry.journals.apply_lock:
+        entry = journal.pick(params.id)  # JournalEntryNotFound, NotRestorable
+        directory = os.path.dirname(os.path.abspath(live.path))
+
+        def exists(name: str) -> bool:
+            return os.path.lexists(os.path.join(directory, name))
+
+        snapshot = live.store.copy()
+        plan = await asyncio.to_thread(plan_restore, entry, snapshot, exists)
+        result = plan.result(live.agent_id, params.dry_run)
+        mine = plan.entry(new_entry_id(clock), clock)
+        if params.dry_run or mine.empty:
+            return result
+        progress.begin("sessions.restore", "journal", 1)
+        try:
+            outcome = await _drive(
+                live, entry_flow(mine, plan.order, plan.changes), journal, progress
+            )
+        except DomainError:
+            progress.end("failed")
+            raise
+        progress.end(f"restored {result.restored_rows} rows")
+    result.renamed_files = len(outcome.archived)
+    result.journal_id = mine.id
+    return result

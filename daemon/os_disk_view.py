@@ -6,6 +6,8 @@ import math
 import os
 from collections.abc import Collection
 
+from sessiond.daemon.journal import JOURNAL_SUFFIX
+from sessiond.daemon.store_lock import STORE_LOCK_SUFFIX
 from sessiond.engine.disk_view import DirFile, absolute
 
 
@@ -166,6 +168,10 @@ class OsDiskView:
         # is already canonical (a dot-name gives "/.", which abspath keeps as it is).
         plain = os.path.realpath(directory) == directory == absolute(directory)
         for entry in entries:
+            if entry.name.endswith((STORE_LOCK_SUFFIX, JOURNAL_SUFFIX)):
+                # a daemon's lock (daemon/store_lock.py) or a store's cleanup journal
+                # (daemon/journal.py): never planned, never counted
+                continue
             try:
                 if not entry.is_file(follow_symlinks=False):
                     continue

@@ -1,4 +1,6 @@
-"""Every configured store by path: started at boot, reconfigured on SIGHUP, reloaded on events."""
+"""Every configured store by path: locked and started at boot, reconfigured on SIGHUP, reloaded
+on events. Each store served is locked first (daemon/store_lock.py), so no two daemons serve one
+file; the set of stores changing is announced to `store_listeners` (added, removed)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,15 @@ import time
 from collections.abc import Callable, Iterator
 
 import structlog
+from sessiond.daemon.clock import now_ms
+from sessiond.daemon.journal import Journals
 from sessiond.daemon.live_store import LiveStore
+from sessiond.daemon.store_lock import (
+    HeldElsewhere,
+    LockSet,
+    state_dir_lock_path,
+    store_lock_path,
+)
 from sessiond.engine.config import (
     Locations,
     SessionsConfig,
@@ -31,10 +41,13 @@ class Registry:
         self.where = where
         self.stores: dict[str, LiveStore] = {}
         self.listeners: list[Callable[[SessionsChanged], None]] = []
+        self.store_listeners: list[Callable[[list[LiveStore], list[LiveStore]], None]] = []
+        self.locks = LockSet()
         self.started = time.monotonic()
         self.rewatch = asyncio.Event()
         self._reloading: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self.journals = Journals()  # issue 15: each store's cleanup journal
 
     def _notify(self, change: SessionsChanged) -> None:
         for listener in list(self.listeners):
@@ -43,33 +56,80 @@ class Registry:
     def targets(self) -> list[StoreTarget]:
         return resolve_targets(self.config, self.where, all_agents=True)
 
+    def claim(self) -> None:
+        """Lock the state dir and every configured store; raises HeldElsewhere, having locked
+        nothing, when another live daemon serves one of them."""
+        state_dir = self.where.state_dir
+        try:
+            self.locks.claim(
+                "state dir", state_dir, state_dir_lock_path(state_dir), stateDir=state_dir
+            )
+            for target in self.targets():
+                self._claim(target)
+        except BaseException:
+            self.locks.release_all()
+            raise
+
+    def _claim(self, target: StoreTarget) -> None:
+        # The sessions dir is made here rather than at load so that the lock can sit beside the
+        # store; loading would make it anyway (OpenClaw makes it on its first write).
+        os.makedirs(os.path.dirname(target.store_path), exist_ok=True)
+        locked = self.locks.claim(
+            "store",
+            target.store_path,
+            store_lock_path(target.store_path),
+            agentId=target.agent_id,
+            storePath=target.store_path,
+            stateDir=self.where.state_dir,
+        )
+        if not locked:
+            log.warning("cannot create a lock file; serving unlocked", path=target.store_path)
+
     def start(self) -> None:
+        """Load every claimed store."""
         for target in self.targets():
             self._add(target)
 
-    def _add(self, target: StoreTarget) -> None:
+    def _add(self, target: StoreTarget) -> LiveStore:
         live = LiveStore(target, on_changed=self._notify)
         live.load_initial()
+        if live.broken is None:
+            # A crash mid-cleanup is finished or rolled back before anything is served.
+            self.journals.open(target.store_path, live.store, now_ms())
         live.task = asyncio.create_task(live.run_flusher(), name=f"flush:{target.store_path}")
         self.stores[target.store_path] = live
         log.info(
             "store loaded", agent=target.agent_id, path=target.store_path, rows=len(live.store)
         )
+        return live
 
     async def reconfigure(self, config: SessionsConfig) -> None:
-        """SIGHUP: adopt the new config; new stores are loaded, dropped ones flushed first."""
+        """SIGHUP: adopt the new config; new stores are locked and loaded, dropped ones flushed
+        and unlocked. A new store another daemon serves is left out (logged)."""
         self.config = config
         wanted = {t.store_path: t for t in self.targets()}
+        removed: list[LiveStore] = []
         for path in [p for p in self.stores if p not in wanted]:
             live = self.stores.pop(path)
             await self._flush_and_stop(live, timeout=5.0)
+            self.locks.release(path)
+            removed.append(live)
             log.info("store dropped", path=path)
+        added: list[LiveStore] = []
         for path, target in wanted.items():
             if path not in self.stores:
-                self._add(target)
+                try:
+                    self._claim(target)
+                except (HeldElsewhere, OSError) as exc:
+                    log.error("store not served", path=path, error=str(exc))
+                    continue
+                added.append(self._add(target))
             elif self.stores[path].target != target:
                 self.stores[path].target = target
         self.rewatch.set()
+        if added or removed:
+            for listener in list(self.store_listeners):
+                listener(added, removed)
 
     def by_agent(self, agent: str | None) -> LiveStore | None:
         agent_id = normalize_agent_id(agent) if agent else default_agent_id(self.config)

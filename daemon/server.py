@@ -3,7 +3,7 @@
 Order of a connection: `process_request` answers `/healthz` and `/readyz`, refuses a browser
 `Origin` that is not allowed (403) and a wrong `Authorization: Bearer` token (401); after the
 upgrade the dialect is picked (`choose_dialect`): JSON-RPC 2.0, or OpenClaw's gateway protocol
-v4 (daemon/gateway_session.py), whose clients wait for the server to speak first. In JSON-RPC,
+v4 (daemon/gateway_shell.py), whose clients wait for the server to speak first. In JSON-RPC,
 when a token is configured and was not sent at upgrade, the first request must be `auth`
 `{token}`; anything else is answered -32000 and the connection is closed (1008). Frames are
 handled concurrently, so a slow request delays nobody, not even the same connection's next
@@ -14,13 +14,19 @@ flight compute their answers, flush every store, then close every connection wit
 (1 if a store could not be flushed). Each step is bounded: a client that stopped reading gets
 `SHUTDOWN_CLOSE_TIMEOUT_S` for its close frame and is then dropped, so it cannot hold the exit.
 SIGHUP re-reads the config (stores added or removed, token) and sends READY=1 again.
+
+Startup, in an order that lets a refused start change nothing: read the config, check the state
+dir exists, lock the state dir and every store (daemon/store_lock.py: one daemon per store), bind
+the port, and only then load the stores (which may copy a corrupt one aside) and accept
+connections. Each refusal is a `StartupError` whose message names what to fix; the command line
+(cli/serve.py) prints it.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import hmac
 import ipaddress
@@ -35,28 +41,33 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import metadata
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import structlog
 from sessiond.daemon import methods, systemd
 from sessiond.daemon.config_file import load_config_file
-from sessiond.daemon.gateway_dialect import looks_like_gateway
-from sessiond.daemon.gateway_sessions import HANDLERS as GATEWAY_HANDLERS
-from sessiond.daemon.gateway_sessions import RPC_HANDLERS, GatewaySessions
+from sessiond.daemon.gateway_dialect import GATEWAY_METHODS, looks_like_gateway
+from sessiond.daemon.gateway_sessions import JSONRPC_SHAPES, REFERENCE_SHAPES, GatewaySessions
 from sessiond.daemon.gateway_shell import serve_gateway
-from sessiond.daemon.jsonrpc_dialect import Call, RpcError, RpcProtocol
+from sessiond.daemon.jsonrpc_dialect import Call, RpcProtocol
 from sessiond.daemon.live_store import LiveStore
+from sessiond.daemon.metrics import CONTENT_TYPE, Metrics
+from sessiond.daemon.port_owner import port_owner
+from sessiond.daemon.progress import RpcProgress
 from sessiond.daemon.registry import Registry
+from sessiond.daemon.store_lock import HeldElsewhere
 from sessiond.daemon.watch_loop import watch_directories
 from sessiond.engine.config import (
     ConfigError,
     Locations,
     SessionsConfig,
     resolve_config_path,
+    state_dir_problem,
 )
+from sessiond.engine.errors import DomainError
+from sessiond.protocol.gateway_frames import DEFAULT_PORT
 from sessiond.protocol.jsonrpc import (
-    APP_AUTH_REQUIRED,
     INTERNAL_ERROR,
     ErrorObject,
     ErrorResponse,
@@ -65,13 +76,18 @@ from sessiond.protocol.jsonrpc import (
 )
 from sessiond.protocol.methods import (
     CHANGED_NOTIFICATION,
+    METHODS,
+    STORES_CHANGED_NOTIFICATION,
+    AuthParams,
     AuthResult,
     SessionsChanged,
     StatusResult,
+    StoresChanged,
     SubscribedStore,
     SubscribeParams,
     SubscribeResult,
     UnsubscribeResult,
+    keyed_by_table,
 )
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -80,7 +96,6 @@ from websockets.http11 import Request, Response
 
 log = structlog.get_logger("sessiond.server")
 
-DEFAULT_PORT = 18789
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 MAX_IN_FLIGHT = 64
 MAX_QUEUED_NOTIFICATIONS = 10_000
@@ -95,10 +110,10 @@ event) before dropping it; a client that stopped reading would otherwise block i
 _ENCODER = msgspec.json.Encoder()
 _LOOSE = msgspec.json.Decoder(dict[str, Any])
 
-# Test-only fault injection (same variables as daemon/disk_io.py): `<point>:raise` in
+# Test-only fault injection (same variables as daemon/durable_file.py): `<point>:raise` in
 # SESSIOND_TEST_FAULT_HOOK raises RuntimeError at that point while the file named by
 # SESSIOND_TEST_FAULT_FLAG exists. Points: `frame` (before a JSON-RPC frame is parsed, outside
-# the handler's own error handling) and `dispatch` (inside a method handler). No request can
+# the dialect's own error handling) and `dispatch` (inside `Daemon.dispatch`). No request can
 # make these paths raise on purpose, so this stands in for a bug.
 _RAISE_AT = frozenset(
     hook.removesuffix(":raise")
@@ -167,7 +182,7 @@ class ServeOptions:
 
 
 class StartupError(Exception):
-    """The daemon refuses to start; the message says why and what to do."""
+    """The daemon refuses to start; the message (a line per problem) says why and what to do."""
 
 
 def is_loopback(host: str) -> bool:
@@ -215,9 +230,11 @@ class Connection:
     id: int
     authenticated: bool
     subscribed: set[str] | None = None  # store paths; None: not subscribed
+    all_agents: bool = False  # subscribed with allAgents: stores added later are covered too
     outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     farewell: Callable[[], bytes] | None = None  # the gateway dialect's `shutdown` event
-    gateway_event: Callable[[str, Any], bytes] | None = None  # a gateway event frame, numbered
+    dialect: str = "undecided"  # jsonrpc or gateway, once the first frame (or silence) says
+    gateway_event: Callable[[str, Any], bytes] | None = None  # a gateway event frame, unnumbered
 
 
 class Daemon:
@@ -227,7 +244,14 @@ class Daemon:
         self.cwd = cwd
         self.where = Locations.from_env(env, cwd)
         self.config_path = resolve_config_path(env, self.where.state_dir, cwd)
-        self.config = load_config_file(self.config_path)
+        problem = state_dir_problem(self.where.state_dir, bool(options.state_dir), env)
+        if problem:
+            raise StartupError(problem)
+        try:
+            self.config = load_config_file(self.config_path)
+        except ConfigError as exc:
+            lines = [f"invalid config: {line}" for line in exc.located()]
+            raise StartupError("\n".join(lines)) from None
         self.token = resolve_token(options, self.config)
         if not is_loopback(options.bind) and self.token is None:
             raise StartupError(
@@ -243,6 +267,10 @@ class Daemon:
         self.inflight: set[asyncio.Task[None]] = set()
         self.started = time.monotonic()
         self.registry.listeners.append(self._fan_out)
+        self.registry.store_listeners.append(self._stores_changed)
+        self.metrics = Metrics(
+            self.registry, lambda: [c.dialect for c in self.connections.values()]
+        )
         self.gateway = GatewaySessions(self)  # OpenClaw's clients (issue 14)
         self.registry.listeners.append(self.gateway.on_change)
 
@@ -265,7 +293,18 @@ class Daemon:
         if bearer is not None and not token_matches(self.token, bearer):
             log.warning("bad bearer token at upgrade")
             return ws.respond(HTTPStatus.UNAUTHORIZED, "bad token\n")
+        if path == "/metrics":
+            return self._metrics_response(ws, bearer)
         return None
+
+    def _metrics_response(self, ws: ServerConnection, bearer: str | None) -> Response:
+        """Issue 15: the upgrade's rules (Origin, bearer token when one is configured), then
+        the Prometheus text; never upgraded to a WebSocket."""
+        if self.token is not None and bearer is None:
+            return ws.respond(HTTPStatus.UNAUTHORIZED, "bearer token required\n")
+        body = self.metrics.render()
+        headers = Headers([("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+        return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
 
     # ------------------------------------------------------------------------- connections
 
@@ -286,10 +325,12 @@ class Daemon:
                     async with asyncio.timeout(None if bearer is not None else GATEWAY_GRACE_S):
                         received = await ws.recv()
                 except TimeoutError:
+                    conn.dialect = "gateway"
                     await serve_gateway(self, conn, None)
                     return
                 first = received.encode() if isinstance(received, str) else received
                 dialect = choose_dialect(first)
+                conn.dialect = "gateway" if dialect is serve_gateway else "jsonrpc"
                 await dialect(self, conn, first)
             except ConnectionClosed:
                 pass
@@ -305,6 +346,7 @@ class Daemon:
 
     async def serve_jsonrpc(self, conn: Connection, first: bytes) -> None:
         """The JSON-RPC dialect: the first frame inline (auth), the rest concurrently."""
+        conn.dialect = "jsonrpc"
         await self._frame(conn, first)
         if not conn.authenticated:
             await conn.ws.close(1008, "authentication required")
@@ -368,30 +410,64 @@ class Daemon:
         for conn in list(self.connections.values()):
             if conn.subscribed is None or change.store_path not in conn.subscribed:
                 continue
-            if conn.outbox.qsize() >= MAX_QUEUED_NOTIFICATIONS:
-                log.warning("subscriber too slow; closing", conn=conn.id)
-                conn.subscribed = None
-                task = asyncio.create_task(conn.ws.close(1013, "notifications not read"))
-                task.add_done_callback(lambda _t: None)
+            self._notify(conn, data)
+
+    def _notify(self, conn: Connection, data: bytes) -> None:
+        if conn.outbox.qsize() >= MAX_QUEUED_NOTIFICATIONS:
+            log.warning("subscriber too slow; closing", conn=conn.id)
+            conn.subscribed = None
+            task = asyncio.create_task(conn.ws.close(1013, "notifications not read"))
+            task.add_done_callback(lambda _t: None)
+            return
+        conn.outbox.put_nowait(data)
+
+    def _stores_changed(self, added: list[LiveStore], removed: list[LiveStore]) -> None:
+        """A reload changed the set of stores: allAgents subscribers gain the new ones, every
+        subscriber loses the removed ones, and each is told which (`sessions.storesChanged`)
+        before any change of a new store can reach it."""
+        gained = [SubscribedStore(s.agent_id, s.path, s.seq) for s in added]
+        for conn in list(self.connections.values()):
+            if conn.subscribed is None:
                 continue
-            conn.outbox.put_nowait(data)
+            lost = [SubscribedStore(s.agent_id, s.path, s.seq) for s in removed]
+            lost = [s for s in lost if s.store_path in conn.subscribed]
+            new = gained if conn.all_agents else []
+            if not lost and not new:
+                continue
+            conn.subscribed -= {s.store_path for s in lost}
+            conn.subscribed |= {s.store_path for s in new}
+            params = StoresChanged(added=new, removed=lost)
+            data = _ENCODER.encode(Notification(method=STORES_CHANGED_NOTIFICATION, params=params))
+            self._notify(conn, data)
 
     # ------------------------------------------------------------------------------ methods
 
     async def dispatch(self, conn: Connection, call: Call) -> Any:
-        if call.method == "auth":
-            if not token_matches(self.token, call.params.token):
-                log.warning("bad token in auth")
-                raise RpcError(APP_AUTH_REQUIRED, "bad token")
-            conn.authenticated = True
-            return AuthResult(True)
-        if not conn.authenticated:
-            raise RpcError(APP_AUTH_REQUIRED, "authentication required: call auth first")
-        _fault_point("dispatch")
-        method = _METHODS.get(call.method)
-        if method is None:  # in the table but not served here: a bug, reported as internal
-            raise NotImplementedError(call.method)
-        return await method(self, conn, call.params)
+        """Run one validated call of either dialect; only `auth` runs before authentication.
+        Each call is counted by method and outcome (a domain error is `error`, anything else
+        `internal`) with its latency, for /metrics."""
+        if call.method != "auth":
+            if not conn.authenticated:
+                raise AuthRequired("authentication required: call auth first")
+            _fault_point("dispatch")
+        started = time.perf_counter()
+        outcome = "internal"
+        try:
+            result = await _METHODS[call.method](self, conn, call.params)
+            outcome = "ok"
+            return result
+        except DomainError:
+            outcome = "error"
+            raise
+        finally:
+            self.metrics.request(call.method, outcome, time.perf_counter() - started)
+
+    async def _auth(self, conn: Connection, params: AuthParams) -> AuthResult:
+        if not token_matches(self.token, params.token):
+            log.warning("bad token in auth")
+            raise AuthRequired("bad token")
+        conn.authenticated = True
+        return AuthResult(True)
 
     async def _list(self, conn: Connection, params: Any) -> Any:
         return methods.list_sessions(self.registry, params)
@@ -405,8 +481,37 @@ class Daemon:
     async def _delete(self, conn: Connection, params: Any) -> Any:
         return await methods.delete_session(self.registry, params)
 
+    # ---- progress, the cleanup journal and undo
+
+    def _progress(self, conn: Connection, token: str | int | None) -> RpcProgress | None:
+        if token is None or conn.dialect != "jsonrpc":
+            return None
+
+        async def send(frame: bytes) -> None:
+            await conn.ws.send(frame, text=True)
+
+        return RpcProgress(token, send)
+
     async def _cleanup(self, conn: Connection, params: Any) -> Any:
-        return await methods.cleanup(self.registry, params)
+        progress = self._progress(conn, params.progress_token)
+        if progress is None:
+            return await methods.cleanup(self.registry, params)
+        try:
+            return await methods.cleanup(self.registry, params, progress)
+        finally:
+            await progress.drain()
+
+    async def _restore(self, conn: Connection, params: Any) -> Any:
+        progress = self._progress(conn, params.progress_token)
+        if progress is None:
+            return await methods.restore(self.registry, params)
+        try:
+            return await methods.restore(self.registry, params, progress)
+        finally:
+            await progress.drain()
+
+    async def _cleanups(self, conn: Connection, params: Any) -> Any:
+        return methods.list_cleanups(self.registry, params)
 
     async def _subscribe(self, conn: Connection, params: SubscribeParams) -> Any:
         if params.all_agents:
@@ -414,11 +519,13 @@ class Daemon:
         else:
             stores = [methods.store_for(self.registry, params.agent)]
         conn.subscribed = (conn.subscribed or set()) | {s.path for s in stores}
+        conn.all_agents = conn.all_agents or params.all_agents
         return SubscribeResult([SubscribedStore(s.agent_id, s.path, s.seq) for s in stores])
 
     async def _unsubscribe(self, conn: Connection, params: Any) -> Any:
         was = conn.subscribed is not None
         conn.subscribed = None
+        conn.all_agents = False
         return UnsubscribeResult(was)
 
     async def _status(self, conn: Connection, params: Any) -> Any:
@@ -430,6 +537,7 @@ class Daemon:
             connections=len(self.connections),
             ready=self.registry.ready,
             conflicts=sum(s.conflicts for s in stores),
+            stale_writes_repaired=sum(s.stale_writes_repaired for s in stores),
             stores=stores,
         )
 
@@ -445,7 +553,12 @@ class Daemon:
             config = load_config_file(self.config_path)
             token = resolve_token(self.options, config)
         except (ConfigError, StartupError) as exc:
-            log.error("config reload failed; keeping the old one", error=str(exc))
+            problems = exc.located() if isinstance(exc, ConfigError) else [str(exc)]
+            log.error(
+                "config reload failed; still serving with the config loaded before",
+                file=self.config_path,
+                problems=problems,
+            )
             systemd.ready(self.status_line())
             return
         self.config = config
@@ -466,13 +579,23 @@ class Daemon:
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        try:
+            self.registry.claim()
+        except HeldElsewhere as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            server = await self._listen()
+        except OSError as exc:
+            self.registry.locks.release_all()
+            raise StartupError(_bind_failure(self.options, exc)) from None
+        host, port = server_address(server)
+        self.registry.locks.publish(_url_for(host, port))
         self.registry.start()
         # What was just loaded lives as long as the daemon: out of the cycle collector's sight,
         # its full passes stay short however big the stores (rows are freed by refcount).
         gc.collect()
         gc.freeze()
-        server = await self._listen()
-        host, port = server_address(server)
+        await server.start_serving()
         log.info("listening", host=host, port=port, stores=len(self.registry.stores))
         if self.options.port_file:
             _write_port_file(self.options.port_file, port)
@@ -508,6 +631,8 @@ class Daemon:
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.metrics.close()
+        self.registry.locks.release_all()
         log.info("stopped", flushed=flushed)
         return 0 if flushed else 1
 
@@ -530,6 +655,7 @@ class Daemon:
             "max_size": self.options.max_frame_bytes,
             "process_request": self.process_request,
             "server_header": None,
+            "start_serving": False,  # bound now; connections are accepted once stores are loaded
         }
         passed = systemd.listen_sockets()
         if passed:
@@ -545,19 +671,57 @@ class Daemon:
             await asyncio.sleep(interval / 2)
 
 
+class AuthRequired(DomainError):
+    """A JSON-RPC connection called a method before a good token (or sent a bad one)."""
+
+    kind = "auth_required"
+
+
 _Method = Callable[[Daemon, Connection, Any], Awaitable[Any]]
-_METHODS: dict[str, _Method] = {
-    "sessions.list": Daemon._list,
-    "sessions.get": Daemon._get,
-    "sessions.patch": Daemon._patch,
-    "sessions.delete": Daemon._delete,
-    "sessions.cleanup": Daemon._cleanup,
-    "sessions.subscribe": Daemon._subscribe,
-    "sessions.unsubscribe": Daemon._unsubscribe,
-    "daemon.status": Daemon._status,
-}
-_METHODS.update(GATEWAY_HANDLERS)  # gateway-only names (`openclaw.*`): OpenClaw's clients
-_METHODS.update(RPC_HANDLERS)  # the same operations in JSON-RPC (issue 14)
+
+
+def _in_two_shapes(jsonrpc: _Method, reference: _Method, reference_params: type[Any]) -> _Method:
+    """One method both dialects serve, each in its own shape: the gateway dialect's adapter
+    hands over the reference's params as they are (`GATEWAY_METHODS`), and their type picks
+    the implementation that answers in the reference's shape (daemon/gateway_sessions.py)."""
+
+    async def run(daemon: Daemon, conn: Connection, params: Any) -> Any:
+        if isinstance(params, reference_params):
+            return await reference(daemon, conn, params)
+        return await jsonrpc(daemon, conn, params)
+
+    return run
+
+
+def _implementations(own: dict[str, _Method], reference: dict[str, _Method]) -> dict[str, _Method]:
+    both = own.keys() & reference.keys()
+    merged = {**own, **reference}
+    for name in both:
+        merged[name] = _in_two_shapes(own[name], reference[name], GATEWAY_METHODS[name].params)
+    return merged
+
+
+_METHODS: Final[dict[str, _Method]] = keyed_by_table(
+    _implementations(
+        {
+            "auth": Daemon._auth,
+            "sessions.list": Daemon._list,
+            "sessions.get": Daemon._get,
+            "sessions.patch": Daemon._patch,
+            "sessions.delete": Daemon._delete,
+            "sessions.cleanup": Daemon._cleanup,
+            "sessions.subscribe": Daemon._subscribe,
+            "sessions.unsubscribe": Daemon._unsubscribe,
+            "daemon.status": Daemon._status,
+            "sessions.cleanups": Daemon._cleanups,
+            "sessions.restore": Daemon._restore,
+            **JSONRPC_SHAPES,  # OpenClaw's clients' operations for JSON-RPC (issue 14)
+        },
+        REFERENCE_SHAPES,  # OpenClaw's clients' methods, in the reference's shapes (issue 14)
+    ),
+    METHODS,
+)
+"""Every method's implementation, whichever dialect calls it (checked against `METHODS`)."""
 
 Dialect = Callable[[Daemon, Connection, bytes], Awaitable[None]]
 
@@ -613,34 +777,28 @@ def _write_port_file(path: str, port: int) -> None:
     os.replace(temp, path)
 
 
-# ---------------------------------------------------------------------------------- command
+# ---------------------------------------------------------------------------------- startup
 
 
-def serve_command(args: argparse.Namespace) -> int:
-    configure_logging()
-    options = ServeOptions(
-        state_dir=args.state_dir,
-        bind=args.bind,
-        port=args.port,
-        token=args.token,
-        token_file=args.token_file,
-        max_frame_bytes=args.max_frame_bytes,
-        allowed_origins=list(args.allow_origin),
-        port_file=args.port_file,
-    )
-    env = dict(os.environ)
-    if options.state_dir:
-        env["OPENCLAW_STATE_DIR"] = options.state_dir
+def _url_for(host: str, port: int) -> str:
+    """The URL a local client uses: a wildcard bind is reached through loopback."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
 
-    async def main() -> int:
-        try:
-            daemon = Daemon(options, env, os.getcwd())
-        except StartupError as exc:
-            print(f"sessiond: {exc}", file=sys.stderr)
-            return 2
-        except ConfigError as exc:
-            print(exc.render(), file=sys.stderr)
-            return 1
-        return await daemon.run()
 
-    return asyncio.run(main())
+def _bind_failure(options: ServeOptions, exc: OSError) -> str:
+    address = f"{options.bind}:{options.port}"
+    if exc.errno == errno.EADDRINUSE:
+        owner = port_owner(options.port)
+        held = f" (held by {owner})" if owner else ""
+        return f"cannot listen on {address}: address already in use{held}"
+    reason = exc.strerror or str(exc)
+    return f"cannot listen on {address}: {reason[:1].lower()}{reason[1:]}"
+
+
+async def run_daemon(options: ServeOptions, env: dict[str, str], cwd: str) -> int:
+    """Start (or raise StartupError, having changed nothing) and serve until SIGTERM/SIGINT."""
+    return await Daemon(options, env, cwd).run()

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import json5
+from sessiond.engine.config_position import (
+    Position,
+    json5_error_position,
+    locate_setting,
+)
 from sessiond.engine.errors import DomainError
 from sessiond.engine.js_semantics import js_trim
 from sessiond.engine.keys import DEFAULT_AGENT_ID, normalize_agent_id
@@ -27,14 +32,24 @@ DM_SCOPES = ("main", "per-peer", "per-channel-peer", "per-account-channel-peer")
 
 
 class ConfigError(DomainError):
-    """The config file is present but unusable; carries the reference's problem lines."""
+    """The config file is present but unusable; carries the reference's problem lines.
+
+    `details` says the same in sessiond's words, each with where it is in the file when that is
+    known (`parse_config_text` fills it in): what `sessiond serve` and a SIGHUP reload print.
+    """
 
     kind = "config_invalid"
 
-    def __init__(self, path: str, problems: list[str]) -> None:
+    def __init__(
+        self,
+        path: str,
+        problems: list[str],
+        details: list[tuple[str, Position | None]] | None = None,
+    ) -> None:
         super().__init__("; ".join(problems))
         self.path = path
         self.problems = problems
+        self.details = details if details is not None else [(p, None) for p in problems]
 
     def render(self, home: str | None = None) -> str:
         """The reference's block; like it, the file under the home dir is shown as `~/...`."""
@@ -50,6 +65,14 @@ class ConfigError(DomainError):
             "Status, health, logs, and doctor commands still run with invalid config.",
         ]
         return "\n".join(lines)
+
+    def located(self) -> list[str]:
+        """One line per problem, `file:line:column: problem` (compiler style), for sessiond."""
+        out = []
+        for problem, where in self.details:
+            at = f"{self.path}:{where[0]}:{where[1]}" if where else self.path
+            out.append(f"{at}: {problem}")
+        return out
 
 
 class TargetError(DomainError):
@@ -149,6 +172,23 @@ def resolve_state_dir(env: Mapping[str, str], cwd: str) -> str:
         if os.path.exists(candidate):
             return candidate
     return os.path.join(home, ".openclaw")
+
+
+def state_dir_problem(state_dir: str, flag_given: bool, env: Mapping[str, str]) -> str | None:
+    """Why `state_dir` cannot be used (it does not exist, or is not a directory), naming where
+    it came from; None when it is a directory. A missing state dir is a typo until proven
+    otherwise: nothing creates one."""
+    if os.path.isdir(state_dir):
+        return None
+    source = (
+        "--state-dir"
+        if flag_given
+        else "OPENCLAW_STATE_DIR"
+        if _env(env, "OPENCLAW_STATE_DIR")
+        else "the default"
+    )
+    what = "is not a directory" if os.path.exists(state_dir) else "does not exist"
+    return f"state dir {state_dir} (from {source}) {what}"
 
 
 def resolve_config_path(env: Mapping[str, str], state_dir: str, cwd: str) -> str:
@@ -336,8 +376,20 @@ def parse_config_text(text: str, path: str) -> SessionsConfig:
     try:
         raw = json5.loads(text) if text.strip() else {}
     except ValueError as exc:
-        raise ConfigError(path, [f"<root>: JSON5 parse failed: {exc}"]) from exc
-    return parse_config(raw, path)
+        found = json5_error_position(str(exc))
+        detail = f"JSON5 parse failed: {found[0] if found else exc}"
+        raise ConfigError(
+            path,
+            [f"<root>: JSON5 parse failed: {exc}"],
+            [(detail, found[1] if found else None)],
+        ) from exc
+    try:
+        return parse_config(raw, path)
+    except ConfigError as exc:
+        exc.details = [
+            (problem, locate_setting(text, problem.partition(":")[0])) for problem in exc.problems
+        ]
+        raise
 
 
 # ------------------------------------------------------------------------------------ targets

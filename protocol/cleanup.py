@@ -9,12 +9,17 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+from sessiond.protocol.undo import FileDeletion, ProgressToken
 
 Mode = Literal["enforce", "warn"]
 
 
 class CleanupParams(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=True):
-    """The reference's params plus `dryRun`. No `store`: a remote caller never names a path."""
+    """The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
+
+    `planId` (from a dry run) applies only if the plan is still exactly that one;
+    `progressToken` asks for `$/progress` notifications carrying it.
+    """
 
     agent: str | None = None
     all_agents: bool = False
@@ -24,6 +29,8 @@ class CleanupParams(msgspec.Struct, rename="camel", omit_defaults=True, forbid_u
     fix_dm_scope: bool = False
     dry_run: bool = False
     include_actions: bool = False
+    plan_id: str | None = None
+    progress_token: ProgressToken | None = None
 
 
 class CleanupActionRow(msgspec.Struct, rename="camel"):
@@ -75,6 +82,9 @@ class CleanupSummary(msgspec.Struct, rename="camel"):
     applied: bool | msgspec.UnsetType = msgspec.UNSET
     applied_count: int | msgspec.UnsetType = msgspec.UNSET
     actions: list[CleanupActionRow] | msgspec.UnsetType = msgspec.UNSET
+    # Beside the reference's fields (docs/compat.md): dry runs only.
+    deletions: list[FileDeletion] | msgspec.UnsetType = msgspec.UNSET
+    plan_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class AllAgentsCleanup(msgspec.Struct, rename="camel"):
@@ -82,6 +92,7 @@ class AllAgentsCleanup(msgspec.Struct, rename="camel"):
     mode: Mode
     dry_run: bool
     stores: list[CleanupSummary]
+    plan_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
 CleanupResult = CleanupSummary | AllAgentsCleanup

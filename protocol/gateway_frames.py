@@ -16,74 +16,83 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 __all__ = [
-    "AGENT_TIMEOUT",
-    "APPROVAL_NOT_FOUND",
-    "CLIENT_IDS",
-    "CLIENT_MODES",
+    "DEFAULT_PORT",
     "INVALID_REQUEST",
-    "NOT_LINKED",
     "NOT_PAIRED",
     "PROTOCOL_VERSION",
     "UNAVAILABLE",
+    "AgentIdentity",
+    "AgentModel",
+    "AgentSummary",
+    "AgentsListResult",
     "ChallengePayload",
+    "ChatHistoryParams",
+    "ChatHistoryResult",
     "ClientInfo",
     "ConnectAuth",
     "ConnectParams",
     "DeviceProof",
+    "EmptyParams",
     "ErrorShape",
     "EventFrame",
     "Features",
     "GatewaySessionRow",
+    "HealthAgent",
+    "HealthAgentSessions",
+    "HealthPayload",
     "HelloAuth",
     "HelloOk",
     "Policy",
+    "PreviewItem",
     "RequestFrame",
+    "ResolvedModel",
     "ResponseFrame",
     "ServerInfo",
+    "SessionDefaultsSnapshot",
+    "SessionPreview",
+    "SessionsChangedPayload",
     "SessionsCleanupParams",
     "SessionsDefaults",
+    "SessionsDeleteParams",
+    "SessionsDeleteResult",
+    "SessionsDescribeParams",
+    "SessionsDescribeResult",
     "SessionsListParams",
     "SessionsListResult",
+    "SessionsPatchParams",
+    "SessionsPatchResult",
+    "SessionsPreviewParams",
+    "SessionsPreviewResult",
+    "SessionsResetParams",
+    "SessionsResetResult",
+    "SessionsSubscribeResult",
     "ShutdownPayload",
     "Snapshot",
     "StateVersion",
+    "StatusPayload",
+    "StatusSessions",
     "TickPayload",
 ]
 
 PROTOCOL_VERSION: Final = 4
+DEFAULT_PORT: Final = 18789
+"""OpenClaw's gateway port (`OPENCLAW_GATEWAY_PORT` moves it); sessiond serves both dialects
+on it, so `openclaw` and sessiond's own command find the daemon without being told."""
 
-# Error codes (`ErrorShape.code`); the reference's `ErrorCodes`.
-NOT_LINKED: Final = "NOT_LINKED"
+# The error codes (`ErrorShape.code`, from the reference's `ErrorCodes`) that sessiond sends;
+# protocol/errors.py says which domain error goes out as which.
 NOT_PAIRED: Final = "NOT_PAIRED"
 """The device must be paired, or a device identity is required and none was sent."""
-AGENT_TIMEOUT: Final = "AGENT_TIMEOUT"
 INVALID_REQUEST: Final = "INVALID_REQUEST"
 """The peer's fault: bad frame, bad params, unknown method, refused credentials."""
-APPROVAL_NOT_FOUND: Final = "APPROVAL_NOT_FOUND"
 UNAVAILABLE: Final = "UNAVAILABLE"
-"""Ours: try again (`retryable`), or a bug in the handler."""
+"""Ours: try again (`retryable`), or a bug in the daemon."""
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 SessionLabel = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
-CLIENT_IDS: Final = (
-    "webchat-ui",
-    "openclaw-control-ui",
-    "openclaw-tui",
-    "webchat",
-    "cli",
-    "gateway-client",
-    "openclaw-macos",
-    "openclaw-ios",
-    "openclaw-android",
-    "node-host",
-    "test",
-    "fingerprint",
-    "openclaw-probe",
-)
-CLIENT_MODES: Final = ("webchat", "cli", "ui", "backend", "node", "probe", "test")
 ClientId = Literal[
     "webchat-ui",
     "openclaw-control-ui",

@@ -14,7 +14,11 @@ import msgspec
 __all__ = [
     "APP_AUTH_REQUIRED",
     "APP_CONFLICT",
+    "APP_JOURNAL_ENTRY_NOT_FOUND",
     "APP_KEY_NOT_FOUND",
+    "APP_NOT_RESTORABLE",
+    "APP_RUNTIME_UNAVAILABLE",
+    "APP_STALE_PLAN",
     "APP_STORE_NOT_FOUND",
     "APP_STORE_NOT_WRITABLE",
     "APP_STORE_WRITE_FAILED",
@@ -50,6 +54,15 @@ APP_KEY_NOT_FOUND: Final = -32004
 """No row with that key in the store."""
 APP_STORE_WRITE_FAILED: Final = -32005
 """The change could not be made durable; it is kept in memory and retried."""
+APP_STALE_PLAN: Final = -32006
+"""`planId` no longer names the plan a cleanup would carry out; `data.actions` says what changed."""
+APP_JOURNAL_ENTRY_NOT_FOUND: Final = -32007
+"""No cleanup journal entry by that id (or none at all) for the store."""
+APP_NOT_RESTORABLE: Final = -32008
+"""The journal entry cannot be restored (unfinished, rolled back, or restored already)."""
+APP_RUNTIME_UNAVAILABLE: Final = -32009
+"""The request needs OpenClaw's own runtime (its model catalog), which sessiond does not run.
+Only the gateway dialect's `sessions.patch` of a `model` sends it today (as UNAVAILABLE)."""
 
 RequestId = str | int | float | None
 
@@ -74,7 +87,7 @@ class ErrorObject(msgspec.Struct, omit_defaults=True):
 
 
 class SuccessResponse(msgspec.Struct, kw_only=True):
-    """`result` is usually pre-encoded (`msgspec.Raw`) so handlers encode with their own type."""
+    """`result` is usually pre-encoded (`msgspec.Raw`), each method's with its own result type."""
 
     jsonrpc: Literal["2.0"] = "2.0"
     id: RequestId

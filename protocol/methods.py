@@ -1,7 +1,11 @@
 """Params and results of every sessiond method, and the one table that names them.
 
-The table is the contract: the daemon dispatches through it, clients (hand-written now, generated
-later) are built from it, and nothing else in the project defines these types. Params forbid
+`METHODS` is the contract: each method's params and result types, the domain error kinds it may
+raise (their wire codes are in protocol/errors.py), and the dialects that serve it. The daemon's
+implementations, its JSON-RPC dialect and the gateway dialect's adapters are keyed by its names
+and checked against it (`keyed_by_table`); protocol/schema.json and the generated clients are
+written from its JSON-RPC rows (`make gen`); nothing else in the project defines these types
+(the gateway-only rows take theirs from protocol/gateway_frames.py). Params forbid
 unknown fields so a typo is an error (-32602) rather than a silently ignored option. Rows travel
 as `msgspec.Raw`: the daemon never round-trips a stored row through a Struct, so fields it does
 not know survive.
@@ -9,16 +13,36 @@ not know survive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupParams, CleanupSummary
+from sessiond.protocol.errors import ErrorKind
+from sessiond.protocol.gateway_frames import (
+    ChatHistoryParams,
+    ChatHistoryResult,
+    EmptyParams,
+    HealthPayload,
+    SessionsDescribeParams,
+    SessionsDescribeResult,
+    StatusPayload,
+)
+from sessiond.protocol.undo import (
+    CleanupsParams,
+    CleanupsResult,
+    ProgressParams,
+    RestoreParams,
+    RestoreResult,
+)
 
 __all__ = [
     "CHANGED_NOTIFICATION",
     "METHODS",
     "NOTIFICATIONS",
+    "PROGRESS_NOTIFICATION",
+    "STORES_CHANGED_NOTIFICATION",
     "AgentInfo",
     "AgentsParams",
     "AgentsResult",
@@ -28,8 +52,11 @@ __all__ = [
     "ChangeReason",
     "CleanupParams",
     "CleanupSummary",
+    "CleanupsParams",
+    "CleanupsResult",
     "DeleteParams",
     "DeleteResult",
+    "DialectName",
     "GetParams",
     "GetResult",
     "HistoryParams",
@@ -42,19 +69,25 @@ __all__ = [
     "PreviewLine",
     "PreviewParams",
     "PreviewResult",
+    "ProgressParams",
     "ResetParams",
     "ResetResult",
+    "RestoreParams",
+    "RestoreResult",
     "SessionPreviewLines",
     "SessionSummary",
     "SessionsChanged",
     "StatusParams",
     "StatusResult",
     "StoreStatus",
+    "StoresChanged",
     "SubscribeParams",
     "SubscribeResult",
     "SubscribedStore",
     "UnsubscribeParams",
     "UnsubscribeResult",
+    "keyed_by_table",
+    "served_by",
 ]
 
 
@@ -180,7 +213,7 @@ class UnsubscribeResult(msgspec.Struct, rename="camel"):
 
 
 ChangeReason = Literal[
-    "patch", "delete", "cleanup", "external", "reload", "conflict", "reset", "new"
+    "patch", "delete", "cleanup", "external", "reload", "conflict", "restore", "reset", "new"
 ]
 """Why rows changed; `reset`/`new`: a session was replaced by a fresh one (`sessions.reset`)."""
 
@@ -193,6 +226,16 @@ class SessionsChanged(msgspec.Struct, rename="camel"):
     seq: int
     keys: list[str]
     reason: ChangeReason
+
+
+class StoresChanged(msgspec.Struct, rename="camel"):
+    """Params of `sessions.storesChanged`: the stores a subscription gained or lost when a
+    config reload (SIGHUP) added or removed agents. An `allAgents` subscription gains every
+    added store; any subscription loses a removed one. An added store comes with its current
+    seq, so its first `sessions.changed` shows any gap; a removed one sends nothing more."""
+
+    added: list[SubscribedStore]
+    removed: list[SubscribedStore]
 
 
 class StatusParams(_Params):
@@ -214,6 +257,7 @@ class StoreStatus(msgspec.Struct, rename="camel"):
     last_external_reload_ms: int | None
     external_reloads: int
     conflicts: int
+    stale_writes_repaired: int
     parse_error: str | None
     corrupt_copy: str | None
 
@@ -225,6 +269,7 @@ class StatusResult(msgspec.Struct, rename="camel"):
     connections: int
     ready: bool
     conflicts: int
+    stale_writes_repaired: int
     stores: list[StoreStatus]
 
 
@@ -315,74 +360,238 @@ class AgentsResult(msgspec.Struct, rename="camel"):
 # ---- end of OpenClaw's clients' operations
 
 
+DialectName = Literal["jsonrpc", "gateway"]
+"""JSON-RPC 2.0, or OpenClaw's gateway protocol v4 (the methods OpenClaw's clients call)."""
+
+_JSONRPC: Final[frozenset[DialectName]] = frozenset({"jsonrpc"})
+_GATEWAY: Final[frozenset[DialectName]] = frozenset({"gateway"})
+_BOTH: Final[frozenset[DialectName]] = frozenset({"jsonrpc", "gateway"})
+
+
 @dataclass(frozen=True, slots=True)
 class MethodSpec:
-    """A method's params type, result type, whether it may change a store, and one line on it.
+    """One method: params and result types, the error kinds it may raise, who serves it.
 
-    `doc` is what generated clients show as the method's docstring.
+    `errors` are the method's own; any method but `auth` may also get `auth_required` on a
+    connection that has not authenticated. `mutates`: the call may change a store, so a client
+    does not send it again after a dropped connection. `doc` is the generated clients' docstring.
+
+    `params` and `result` are the JSON-RPC shape when JSON-RPC serves the method, else the
+    gateway's (protocol/gateway_frames.py). The gateway dialect's adapter names the params it
+    decodes; `gateway_errors` are the kinds only that shape raises (the reference's refusals,
+    worded as it words them), kept apart so the JSON-RPC schema lists only what JSON-RPC sends.
     """
 
     params: type[Any]
     result: Any
     mutates: bool
+    errors: tuple[ErrorKind, ...]
+    dialects: frozenset[DialectName] = _JSONRPC
     doc: str = ""
+    gateway_errors: tuple[ErrorKind, ...] = ()
 
 
 METHODS: Final[dict[str, MethodSpec]] = {
     "auth": MethodSpec(
-        AuthParams, AuthResult, mutates=False, doc="Authenticate with the shared token."
+        AuthParams,
+        AuthResult,
+        mutates=False,
+        errors=("auth_required",),
+        doc="Authenticate with the shared token.",
     ),
     "sessions.cleanup": MethodSpec(
         CleanupParams,
         CleanupSummary | AllAgentsCleanup,
         mutates=True,
-        doc="Run session-store maintenance now, or preview it with `dryRun`.",
+        errors=(
+            "store_not_found",
+            "store_read_only",
+            "store_write_failed",
+            "stale_plan",
+            "invalid_params",
+        ),
+        dialects=_BOTH,
+        doc="Run session-store maintenance now, or preview it with `dryRun` (which returns a "
+        "`planId`; pass it back to apply only that very plan).",
     ),
     "sessions.list": MethodSpec(
-        ListParams, ListResult, mutates=False, doc="Session summaries, a page at a time."
+        ListParams,
+        ListResult,
+        mutates=False,
+        errors=("store_not_found", "invalid_params"),
+        dialects=_BOTH,
+        doc="Session summaries, a page at a time.",
     ),
-    "sessions.get": MethodSpec(GetParams, GetResult, mutates=False, doc="One session's whole row."),
+    "sessions.get": MethodSpec(
+        GetParams,
+        GetResult,
+        mutates=False,
+        errors=("store_not_found", "key_not_found"),
+        doc="One session's whole row.",
+    ),
     "sessions.patch": MethodSpec(
-        PatchParams, PatchResult, mutates=True, doc="Create or change one session's row."
+        PatchParams,
+        PatchResult,
+        mutates=True,
+        errors=("store_not_found", "store_read_only", "conflict"),
+        dialects=_BOTH,
+        doc="Create or change one session's row.",
+        gateway_errors=("invalid_params", "store_write_failed", "runtime_unavailable"),
     ),
     "sessions.delete": MethodSpec(
         DeleteParams,
         DeleteResult,
         mutates=True,
+        errors=("store_not_found", "store_read_only"),
+        dialects=_BOTH,
         doc="Remove one row, then archive its transcripts.",
+        gateway_errors=("invalid_params", "store_write_failed"),
     ),
     "sessions.subscribe": MethodSpec(
         SubscribeParams,
         SubscribeResult,
         mutates=False,
-        doc="Receive `sessions.changed` for these stores on this connection.",
+        errors=("store_not_found",),
+        dialects=_BOTH,
+        doc="Receive `sessions.changed` for these stores on this connection (with "
+        "`allAgents`, also for stores added later, announced by `sessions.storesChanged`).",
     ),
     "sessions.unsubscribe": MethodSpec(
         UnsubscribeParams,
         UnsubscribeResult,
         mutates=False,
+        errors=(),
+        dialects=_BOTH,
         doc="Stop every `sessions.changed` on this connection.",
     ),
     "daemon.status": MethodSpec(
-        StatusParams, StatusResult, mutates=False, doc="The daemon's health and each store's state."
+        StatusParams,
+        StatusResult,
+        mutates=False,
+        errors=(),
+        doc="The daemon's health and each store's state.",
     ),
-    # ---- OpenClaw's clients' operations (issue 14)
+    "sessions.cleanups": MethodSpec(
+        CleanupsParams,
+        CleanupsResult,
+        mutates=False,
+        errors=("store_not_found",),
+        doc="The cleanup journal of one store, newest first, and what each entry could restore.",
+    ),
+    "sessions.restore": MethodSpec(
+        RestoreParams,
+        RestoreResult,
+        mutates=True,
+        errors=(
+            "store_not_found",
+            "store_read_only",
+            "store_write_failed",
+            "journal_entry_not_found",
+            "not_restorable",
+        ),
+        doc="Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.",
+    ),
+    # ---- OpenClaw's clients' operations (issue 14); the gateway serves them in the reference's
+    # shapes (daemon/gateway_sessions.py), JSON-RPC over the same cores
     "sessions.reset": MethodSpec(
-        ResetParams, ResetResult, mutates=True, doc="Replace a session with a fresh one."
+        ResetParams,
+        ResetResult,
+        mutates=True,
+        errors=("store_not_found", "store_read_only"),
+        dialects=_BOTH,
+        doc="Replace a session with a fresh one (journaled: `sessions.restore` puts it back).",
+        gateway_errors=("invalid_params", "store_write_failed"),
     ),
     "sessions.preview": MethodSpec(
-        PreviewParams, PreviewResult, mutates=False, doc="Each session's last messages, short."
+        PreviewParams,
+        PreviewResult,
+        mutates=False,
+        errors=("store_not_found", "invalid_params"),
+        dialects=_BOTH,
+        doc="Each session's last messages, short.",
     ),
     "sessions.history": MethodSpec(
-        HistoryParams, HistoryResult, mutates=False, doc="A session's newest messages."
+        HistoryParams,
+        HistoryResult,
+        mutates=False,
+        errors=("store_not_found",),
+        doc="A session's newest messages.",
     ),
     "agents.list": MethodSpec(
-        AgentsParams, AgentsResult, mutates=False, doc="The configured agents and their stores."
+        AgentsParams,
+        AgentsResult,
+        mutates=False,
+        errors=(),
+        dialects=_BOTH,
+        doc="The configured agents and their stores.",
+    ),
+    "sessions.describe": MethodSpec(
+        SessionsDescribeParams,
+        SessionsDescribeResult,
+        mutates=False,
+        errors=("invalid_params",),
+        dialects=_GATEWAY,
+        doc="One session's row as the reference's clients show it.",
+    ),
+    "chat.history": MethodSpec(
+        ChatHistoryParams,
+        ChatHistoryResult,
+        mutates=False,
+        errors=(),
+        dialects=_GATEWAY,
+        doc="A session's newest messages as the reference's chat view takes them.",
+    ),
+    "health": MethodSpec(
+        EmptyParams,
+        HealthPayload,
+        mutates=False,
+        errors=(),
+        dialects=_GATEWAY,
+        doc="The reference's health snapshot: each agent's store, row count and newest rows.",
+    ),
+    "status": MethodSpec(
+        EmptyParams,
+        StatusPayload,
+        mutates=False,
+        errors=(),
+        dialects=_GATEWAY,
+        doc="The reference's status summary of the sessions.",
     ),
     # ---- end of OpenClaw's clients' operations
 }
 
+
+def served_by(dialect: DialectName) -> dict[str, MethodSpec]:
+    """The rows of `METHODS` that `dialect` serves, in table order."""
+    return {name: spec for name, spec in METHODS.items() if dialect in spec.dialects}
+
+
+_T = TypeVar("_T")
+
+
+def keyed_by_table(entries: Mapping[str, _T], served: Mapping[str, MethodSpec]) -> dict[str, _T]:
+    """`entries` in table order, once checked to name exactly the methods in `served`.
+
+    Dispatch tables beside the method table (implementations, a dialect's adapters) go through
+    this at import, so a method added to `METHODS` and left unserved fails at start-up, not as
+    an internal error on its first call.
+    """
+    missing = [name for name in served if name not in entries]
+    extra = sorted(set(entries) - set(served))
+    if missing or extra:
+        raise LookupError(f"not keyed by the method table: missing {missing}, unknown {extra}")
+    return {name: entries[name] for name in served}
+
+
 CHANGED_NOTIFICATION: Final = "sessions.changed"
 
-NOTIFICATIONS: Final[dict[str, type[Any]]] = {CHANGED_NOTIFICATION: SessionsChanged}
+STORES_CHANGED_NOTIFICATION: Final = "sessions.storesChanged"
+
+PROGRESS_NOTIFICATION: Final = "$/progress"
+
+NOTIFICATIONS: Final[dict[str, type[Any]]] = {
+    CHANGED_NOTIFICATION: SessionsChanged,
+    STORES_CHANGED_NOTIFICATION: StoresChanged,
+    PROGRESS_NOTIFICATION: ProgressParams,
+}
 """Every server-to-client notification and the type of its params."""

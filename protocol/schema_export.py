@@ -5,7 +5,9 @@ The schema is the contract the clients are generated from, so it is written in o
 diff. It is JSON Schema 2020-12: every params, result and notification type under `$defs`, plus
 three tables as `x-` keywords (JSON Schema reserves that prefix for extensions):
 
-- `x-methods`: name -> params `$ref`, result schema, `mutates`, `description`;
+- `x-methods`: name -> params `$ref`, result schema, `mutates`, `errors` (the `x-errors` names
+  of the error kinds it may raise, from the method table and protocol/errors.py),
+  `description`;
 - `x-notifications`: name -> params `$ref`, `description`;
 - `x-errors`: constant name in protocol/jsonrpc.py -> `code`, `description`.
 
@@ -29,7 +31,8 @@ from typing import Any
 
 import msgspec
 from sessiond.protocol import jsonrpc
-from sessiond.protocol.methods import METHODS, NOTIFICATIONS
+from sessiond.protocol.errors import ERRORS
+from sessiond.protocol.methods import NOTIFICATIONS, served_by
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -107,19 +110,23 @@ def error_codes() -> dict[str, dict[str, Any]]:
 
 def build_schema() -> dict[str, Any]:
     """The whole contract as one JSON-ready dict."""
+    served = served_by("jsonrpc")  # the gateway-only rows are OpenClaw's shapes, not ours
     kinds: list[Any] = []
-    for spec in METHODS.values():
+    for spec in served.values():
         kinds += [spec.params, *_members(spec.result)]
     kinds += NOTIFICATIONS.values()
     _, components = msgspec.json.schema_components(kinds, ref_template=_REF)
+    errors = error_codes()
+    error_name = {entry["code"]: name for name, entry in errors.items()}
     methods = {
         name: {
             "description": spec.doc,
+            "errors": list(dict.fromkeys(error_name[ERRORS[k].jsonrpc] for k in spec.errors)),
             "mutates": spec.mutates,
             "params": _ref(spec.params),
             "result": _result_schema(spec.result),
         }
-        for name, spec in METHODS.items()
+        for name, spec in served.items()
     }
     notifications = {
         name: {"description": kind.__doc__ or "", "params": _ref(kind)}
@@ -133,7 +140,7 @@ def build_schema() -> dict[str, Any]:
             "$defs": components,
             "x-methods": methods,
             "x-notifications": notifications,
-            "x-errors": error_codes(),
+            "x-errors": errors,
         }
     )
     return schema

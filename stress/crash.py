@@ -12,7 +12,7 @@ parse and hold every acknowledged change (the key's counter at least the acknowl
 SIGKILL kills the process, not the machine: what reached the page cache survives, so this proves
 the write order and the recovery, not the fsyncs (a power cut would be needed for those).
 
-    .venv/bin/python stress/crash.py [--kills 500] [--lanes 2] [--seed 1]
+    PYTHONPATH=tests .venv/bin/python stress/crash.py [--kills 500] [--lanes 2] [--seed 1]
 """
 
 from __future__ import annotations
@@ -23,25 +23,18 @@ import json
 import os
 import random
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from harness.daemon_process import port_ready, serve_args
+from harness.proc_status import alive
 from harness.raw_frames import RpcClient
+from harness.state_dirs import store_path, write_state_dir
+from harness.stress_report import Report, machine
+from harness.zygote import Zygote
 from sessiond.engine.store import LoadStatus, load_store_bytes
-
-from stress.common import (
-    Report,
-    Zygote,
-    alive,
-    machine,
-    quiet_closed_futures,
-    store_path,
-    write_state_dir,
-)
 
 KEYS = 32
 WRITERS = 4
@@ -55,6 +48,17 @@ def read_phase(path: Path) -> tuple[int, str]:
         return int(text[0]), text[1]
     except (OSError, ValueError, IndexError):
         return 0, "none"
+
+
+def quiet_closed_futures(loop: asyncio.AbstractEventLoop) -> None:
+    """Requests cut off by a kill fail with ConnectionError that nobody reads; do not log them."""
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), ConnectionError | OSError):
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 async def gone(pid: int) -> None:
@@ -90,18 +94,15 @@ class Lane:
     async def start(self, cycle: int) -> tuple[int, int]:
         port_file = self.root / ".port"
         port_file.unlink(missing_ok=True)
-        argv = ["serve", "--state-dir", str(self.root), "--port", "0"]
-        argv += ["--port-file", str(port_file)]
-        pid = self.zygote.spawn(argv, self.root / "daemon.log")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            text = port_file.read_text().strip() if port_file.exists() else ""
-            if text:
-                return pid, int(text)
-            if not alive(pid):
-                raise RuntimeError(f"daemon exited at cycle {cycle}; see {self.root}/daemon.log")
-            await asyncio.sleep(0.002)
-        raise TimeoutError(f"daemon did not start at cycle {cycle}")
+        pid = self.zygote.spawn(serve_args(self.root, port_file), self.root / "daemon.log")
+        try:
+            return pid, await port_ready(port_file, lambda: alive(pid))
+        except RuntimeError:
+            raise RuntimeError(
+                f"daemon exited at cycle {cycle}; see {self.root}/daemon.log"
+            ) from None
+        except TimeoutError:
+            raise TimeoutError(f"daemon did not start at cycle {cycle}") from None
 
     async def check_restart(self, client: RpcClient, cycle: int) -> None:
         """The restarted daemon serves every acknowledged change; stale temps are gone."""

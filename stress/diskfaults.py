@@ -13,7 +13,7 @@ change from memory; `/readyz` answers 503 naming the reason and `daemon.status` 
 left. Then the fault is removed (filler deleted, remounted read-write, limit raised) and within
 the retry backoff the change reaches the file, `/readyz` is 200 again and nothing is dirty.
 
-    .venv/bin/python stress/diskfaults.py
+    PYTHONPATH=tests .venv/bin/python stress/diskfaults.py
 """
 
 from __future__ import annotations
@@ -24,18 +24,16 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from harness.daemon_process import DaemonProcess, http_reply, http_status
 from harness.raw_frames import RpcClient
-
-from stress.common import Daemon, Report, http_status, machine, store_path, write_state_dir
+from harness.state_dirs import store_path, write_state_dir
+from harness.stress_report import Report, machine
 
 ROWS = {
     f"agent:main:r{i}": {"sessionId": f"s{i}", "updatedAt": i, "pad": "x" * 2000}
@@ -85,7 +83,7 @@ def fill(directory: Path) -> Path:
 async def scenario(
     report: Report,
     name: str,
-    daemon: Daemon,
+    daemon: DaemonProcess,
     path: Path,
     inject: Callable[[], None],
     repair: Callable[[], None],
@@ -103,7 +101,7 @@ async def scenario(
         report.check(not result.durable, f"{name}: answered durable: true under the fault")
         got = await client.call("sessions.get", {"key": key})
         report.check(json.loads(bytes(got.entry)) == fields, f"{name}: change not in memory")
-        ready, text = http_status(daemon.port, "/readyz")
+        ready, text = http_reply(daemon.port, "/readyz")
         report.check(ready == 503, f"{name}: /readyz {ready} while failing")
         status = (await client.call("daemon.status")).stores[0]
         report.check(bool(status.flush_error), f"{name}: no flushError in daemon.status")
@@ -117,7 +115,7 @@ async def scenario(
         recovered = None
         while time.monotonic() - repaired < 15:
             status = (await client.call("daemon.status")).stores[0]
-            if not status.dirty and http_status(daemon.port, "/readyz")[0] == 200:
+            if not status.dirty and http_status(daemon.port, "/readyz") == 200:
                 recovered = time.monotonic() - repaired
                 break
             await asyncio.sleep(0.05)
@@ -145,7 +143,7 @@ def run(workdir: Path) -> Report:
         sessions = store_path(root).parent
         with tmpfs(sessions):
             store_path(root).write_text(json.dumps(ROWS))
-            with Daemon(root) as daemon:
+            with DaemonProcess(root) as daemon:
                 filler: list[Path] = []
 
                 def inject_full() -> None:
@@ -182,7 +180,7 @@ def run(workdir: Path) -> Report:
     # RLIMIT_FSIZE: the daemon cannot write a file larger than the limit (EFBIG).
     root = write_state_dir(workdir / "fsize", {"main": ROWS})
     limit = store_path(root).stat().st_size + 512
-    daemon = Daemon(root, preexec=lambda: _limit_fsize(limit))
+    daemon = DaemonProcess(root, preexec=lambda: _limit_fsize(limit))
     with daemon:
 
         def inject_fsize() -> None:

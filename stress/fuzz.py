@@ -24,7 +24,7 @@ at the end; the second half must not grow it by more than 10 MB.
 When the OpenClaw gateway dialect exists (daemon/openclaw_gateway.py), the script also fuzzes
 it on its own connections (see `gateway_round`).
 
-    .venv/bin/python stress/fuzz.py [--frames 100000] [--connections 8] [--seed 1]
+    PYTHONPATH=tests .venv/bin/python stress/fuzz.py [--frames 100000] [--connections 8] [--seed 1]
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import random
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,13 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from harness.daemon_process import DaemonProcess, http_status
+from harness.state_dirs import write_state_dir
+from harness.stress_report import Report, machine
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-
-from stress.common import Daemon, Report, http_status, machine, write_state_dir
 
 MAX_FRAME = 65536
 METHODS = [
@@ -803,7 +800,7 @@ def run(frames: int, connections: int, seed: int, workdir: Path) -> Report:
     gateway = gateway_available()
     gateway_frames = main_frames // 10 if gateway else 0
     rpc_frames = main_frames - gateway_frames
-    with Daemon(root, "--max-frame-bytes", str(MAX_FRAME)) as daemon:
+    with DaemonProcess(root, "--max-frame-bytes", str(MAX_FRAME)) as daemon:
         started = time.monotonic()
         samples["rss_start_kb"] = daemon.rss_kb()[0]
 
@@ -828,12 +825,12 @@ def run(frames: int, connections: int, seed: int, workdir: Path) -> Report:
         elapsed = time.monotonic() - started
         alive = daemon.proc.poll() is None
         report.check(alive, "daemon died")
-        health = http_status(daemon.port, "/healthz")[0] if alive else 0
+        health = http_status(daemon.port, "/healthz") if alive else 0
         report.check(health == 200, f"/healthz {health} after fuzzing")
         gateway_note = "not present (daemon/openclaw_gateway.py not committed)"
         if gateway:
             gateway_note = "fuzzed"
-            gd = Daemon(write_state_dir(workdir / "gw", {"main": rows}), "--token", token)
+            gd = DaemonProcess(write_state_dir(workdir / "gw", {"main": rows}), "--token", token)
             with gd:
                 pre = gateway_frames // 5
                 asyncio.run(gateway_preconnect(gd.url, token, Gen(seed + 6), pre, tally))

@@ -10,7 +10,7 @@ RSS sampled every 0.25 s (bounded: its peak stays under 4x its idle RSS plus 100
 second half's peak is not above the first half's by more than 25% + 20 MB). At the
 end every client's last acknowledged patch must be in the file.
 
-    .venv/bin/python stress/load.py [--clients 200] [--seconds 20] [--rows 5000]
+    PYTHONPATH=tests .venv/bin/python stress/load.py [--clients 200] [--seconds 20] [--rows 5000]
 """
 
 from __future__ import annotations
@@ -28,23 +28,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from harness.daemon_process import DaemonProcess
 from harness.raw_frames import RpcClient
-
-from stress.common import Daemon, Report, machine, percentile, store_path
+from harness.state_dirs import store_path
+from harness.stress_report import Report, machine, percentile
 
 NOW_MS = 1_800_000_000_000
 
 
 def build_store(root: Path, rows: int) -> list[str]:
     """A bigstore state dir built in a child process (its memory is not ours); returns keys."""
-    bench = Path(__file__).resolve().parent.parent / "bench"
-    code = (
-        f"import sys; sys.path.insert(0, {str(bench)!r}); from bigstore import build; "
-        f"from pathlib import Path; build(Path({str(root)!r}), {rows}, {NOW_MS}, row_bytes=2000)"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    bigstore = Path(__file__).resolve().parent.parent / "bench" / "bigstore.py"
+    argv = [str(root), str(rows), str(NOW_MS), "--row-bytes", "2000"]
+    subprocess.run([sys.executable, str(bigstore), *argv], check=True)
     (root / "openclaw.json").write_text(
         '{agents: {list: [{id: "main", default: true}]}, '
         'session: {maintenance: {maxEntries: 4000, pruneAfter: "30d"}}}'
@@ -111,7 +107,7 @@ def run(clients: int, seconds: float, rows: int, workdir: Path) -> Report:
     size_mb = store_path(root).stat().st_size / 1e6
     report.figures["store"] = f"{rows} rows, {size_mb:.1f} MB"
     samples: list[int] = []
-    with Daemon(root, env={"SESSIOND_NOW_MS": str(NOW_MS)}) as daemon:
+    with DaemonProcess(root, env={"SESSIOND_NOW_MS": str(NOW_MS)}) as daemon:
         idle_kb = daemon.rss_kb()[0]
         pool = [Client(i, keys, 1000 + i) for i in range(clients)]
 

@@ -1,29 +1,33 @@
-"""Edit races: external edits of sessions.json interleaved with RPC writes, nothing lost.
+"""Edit races: external edits of sessions.json, some from old reads, against RPC writes.
 
 Keys come in three families, 16 each: `d*` written only over RPC, `e*` only by the external
 editor, `s*` by both. Every write sets `{"n": c, "by": ..., "updatedAt": c}` with `c` from one
 counter shared by both sides. Four RPC writers patch `d*` and `s*` keys; one editor thread
 reads the file, changes two `e*` keys and often one `s*` key, and writes it back, by turns with
-rename-over, in place truncating first, or in place overwriting then truncating. The daemon
-pauses 2 ms between its temp file and its rename (fault hook) so edits land in that window too.
+rename-over, in place truncating first, or in place overwriting then truncating. About one
+edit in three is built not on a fresh read but on one the editor kept from up to `--stale-age`
+seconds earlier (45 s by default; the run is paced to last that long), as a gateway with a slow
+read-to-rename would. The daemon pauses 2 ms before its check and 2 ms between its check and
+its rename (fault hooks), so edits land in its write window too, and some after its check.
 
-The editor notes for each edit whether the file changed between its read and its write (a
-*stale* edit: by the conflict rule the file wins for keys without an unflushed daemon change, so
-it may revert a daemon value that was already durable) and whether its write may have landed
-between the daemon's last check and its rename (the documented microsecond window, read from
-the fault hook's phase file). At the end, with both sides stopped and the daemon settled:
+The editor notes for each edit how old its read was, whether the file changed between that
+read and its write (a *stale* edit) and whether its write overlapped the daemon's write (read
+from the fault hook's phase file). At the end, with both sides stopped and the daemon settled:
 
 - the file and the daemon's memory agree, and the file parses;
-- `e*`: the editor's last value, unless that edit was in the check-rename window;
-- `d*`: at least the last value acknowledged `durable: true`, unless a stale edit came after
-  that acknowledgement (counted as "reverted by a stale external write");
-- `s*`: a value someone wrote; the last durable RPC value unless a later edit or stale edit
-  explains it; the editor's last value unless a later RPC write explains it;
+- `e*`: the row as the editor's last file had it (the editor's rows are its own to take back,
+  even by a stale file), unless that file was written in place while the daemon renamed (an
+  in-place write into a file being replaced is a race no reader can close);
+- `d*` and `s*`: at least the last value acknowledged `durable: true`: 0 lost acknowledged
+  writes, however old the read an edit was built on;
+- `s*`: an editor's change is lost only to an RPC write sent after it, or to the editor's own
+  later file built on a read from before that change;
 - conflicts: `daemon.status` counts exactly the conflicts logged, each logged winner follows the
   rule (the daemon wins only with a strictly greater numeric `updatedAt`), and none is on an
-  `e*` key (the daemon never changes those).
+  `e*` key (the daemon never changes those); repaired stale writes: counted = logged, none on
+  an `e*` key (only sessiond's own rows are protected).
 
-    .venv/bin/python stress/races.py [--edits 1000] [--writes 1000] [--seed 1]
+    .venv/bin/python stress/races.py [--edits 1000] [--writes 1000] [--stale-age 45] [--seed 1]
 """
 
 from __future__ import annotations
@@ -34,20 +38,18 @@ import itertools
 import json
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from harness.daemon_process import DaemonProcess as Daemon
 from harness.raw_frames import RpcClient
-
-from stress.common import Daemon, Report, machine, store_path, write_state_dir
+from harness.state_dirs import store_path, write_state_dir
+from harness.stress_report import Report, machine
 
 FAMILY = 16
 WRITERS = 4
@@ -57,10 +59,12 @@ WRITERS = 4
 class Edit:
     index: int
     mode: str
-    keys: dict[str, int]
+    keys: dict[str, int]  # the rows this edit changed
+    body: dict[str, int]  # every row's n in the file it wrote
     started: float  # before reading the file
     written: float  # after the write returned
-    stale: bool
+    age: float  # how old the read it was built on was, at its write
+    stale: bool  # the file changed between that read and the write
     window: bool
 
 
@@ -73,13 +77,25 @@ def read_phase(path: Path) -> tuple[int, str]:
 
 
 class Editor(threading.Thread):
-    def __init__(self, path: Path, phase: Path, edits: int, counter: Any, seed: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        phase: Path,
+        edits: int,
+        counter: Any,
+        seed: int,
+        stale_age: float,
+        pace: float,
+    ) -> None:
         super().__init__(daemon=True)
         self.path = path
         self.phase = phase
         self.count = edits
         self.counter = counter
         self.rng = random.Random(seed)
+        self.stale_age = stale_age
+        self.pace = pace
+        self.reads: deque[tuple[float, bytes, os.stat_result]] = deque()  # kept old reads
         self.edits: list[Edit] = []
         self.skipped = 0
         self.error: BaseException | None = None
@@ -88,19 +104,30 @@ class Editor(threading.Thread):
         try:
             for i in range(self.count):
                 self.edit(i)
-                time.sleep(self.rng.uniform(0, 0.004))
+                time.sleep(self.rng.uniform(0, 2 * self.pace))
         except BaseException as exc:
             self.error = exc
 
-    def edit(self, i: int) -> None:
-        started = time.monotonic()
+    def read(self) -> tuple[float, bytes, os.stat_result]:
+        """A fresh read, kept for later edits; or, one time in three, a kept older one."""
         with open(self.path, "rb") as handle:
             st = os.fstat(handle.fileno())
             data = handle.read()
+        now = time.monotonic()
+        self.reads.append((now, data, st))
+        while self.reads and self.reads[0][0] < now - self.stale_age:
+            self.reads.popleft()
+        if self.rng.random() < 0.33 and len(self.reads) > 1:
+            return self.reads[self.rng.randrange(len(self.reads) - 1)]
+        return now, data, st
+
+    def edit(self, i: int) -> None:
+        started = time.monotonic()
+        read_at, data, st = self.read()
         try:
             rows = json.loads(data)
         except ValueError:
-            self.skipped += 1  # cannot happen: the daemon writes by rename; counted anyway
+            self.skipped += 1  # read while an in-place edit of ours was half written
             return
         keys = self.rng.sample([f"agent:main:e{k}" for k in range(FAMILY)], 2)
         if self.rng.random() < 0.7:
@@ -128,6 +155,7 @@ class Editor(threading.Thread):
                     handle.write(body)
                     handle.truncate()
         after = read_phase(self.phase)
+        written = time.monotonic()
         stale = (now.st_ino, now.st_size, now.st_mtime_ns) != (
             st.st_ino,
             st.st_size,
@@ -136,12 +164,15 @@ class Editor(threading.Thread):
         # In the window if the daemon had passed its check and not yet renamed, or a write of
         # the daemon began or ended while ours ran.
         window = before[1] == "after-precheck" or before[0] != after[0] or after[1] != before[1]
-        self.edits.append(Edit(i, mode, changed, started, time.monotonic(), stale, window))
+        values = {k: int(v["n"]) for k, v in rows.items()}
+        age = written - read_at
+        self.edits.append(Edit(i, mode, changed, values, started, written, age, stale, window))
 
 
 class Writers:
-    def __init__(self, counter: Any, seed: int, total: int) -> None:
+    def __init__(self, counter: Any, seed: int, total: int, pace: float) -> None:
         self.counter = counter
+        self.pace = pace
         self.rng = random.Random(seed)
         self.total = total
         self.sent: dict[str, list[tuple[int, float]]] = defaultdict(list)  # n, send time
@@ -168,10 +199,11 @@ class Writers:
                     self.acked[key].append((n, time.monotonic()))
                 else:
                     self.not_durable += 1
-                await asyncio.sleep(self.rng.uniform(0, 0.003))
+                await asyncio.sleep(self.rng.uniform(0, 2 * self.pace))
 
 
-def run(edits: int, writes: int, seed: int, workdir: Path) -> Report:
+def run(edits: int, writes: int, seed: int, workdir: Path, stale_age: float = 2.0) -> Report:
+    """`stale_age`: how old a kept read may get; the run is paced to last about that long."""
     report = Report("edit races (external edits vs RPC writes)")
     report.figures["machine"] = machine()
     initial = {
@@ -183,13 +215,14 @@ def run(edits: int, writes: int, seed: int, workdir: Path) -> Report:
     path = store_path(root)
     phase = root / "phase"
     env = {
-        "SESSIOND_TEST_FAULT_HOOK": "after-temp-write:pause",
+        "SESSIOND_TEST_FAULT_HOOK": "after-temp-write:pause,after-precheck:pause",
         "SESSIOND_TEST_FAULT_PAUSE": "0.002",
         "SESSIOND_TEST_FAULT_PHASE": str(phase),
     }
     counter = itertools.count(1)
-    editor = Editor(path, phase, edits, counter, seed)
-    writers = Writers(counter, seed + 1, writes)
+    span = max(stale_age + 3.0, 0.002 * edits)  # the old pace (0-4 ms a step) at the fastest
+    editor = Editor(path, phase, edits, counter, seed, stale_age, span / edits)
+    writers = Writers(counter, seed + 1, writes, span * WRITERS / writes)
     stats: Counter[str] = Counter()
     with Daemon(root, env=env) as daemon:
 
@@ -236,20 +269,11 @@ def run(edits: int, writes: int, seed: int, workdir: Path) -> Report:
     on_disk = json.loads(path.read_text())
     report.check(on_disk == memory, "the daemon's memory and the file differ after settling")
 
-    ext_last: dict[str, Edit] = {}
+    last_edit = editor.edits[-1] if editor.edits else None
+    ext_last: dict[str, Edit] = {}  # the last edit that changed each row
     for edit in editor.edits:
         for key in edit.keys:
             ext_last[key] = edit
-    stale_times = [e.written for e in editor.edits if e.stale or e.window]
-
-    def stale_after(t: float) -> bool:
-        return any(w > t for w in stale_times)
-
-    truncating = [e.written for e in editor.edits if e.mode == "in-place-truncate"]
-
-    def truncated_after(t: float) -> bool:
-        return any(w > t for w in truncating)
-
     written: dict[str, set[int]] = defaultdict(lambda: {0})
     for key, sent in writers.sent.items():
         written[key].update(n for n, _ in sent)
@@ -268,49 +292,61 @@ def run(edits: int, writes: int, seed: int, workdir: Path) -> Report:
             report.fail(f"{key}: holds n={n}, which nobody wrote")
             continue
         if family == "e":
-            edit = ext_last.get(key)
-            if edit is None:
-                continue
-            if n != edit.keys[key]:
-                if edit.window:
-                    stats[f"e lost in the check-rename window ({edit.mode})"] += 1
+            if last_edit is not None and n != last_edit.body.get(key):
+                if last_edit.window and last_edit.mode != "rename":
+                    stats["e: the last edit, in place, lost to a daemon rename"] += 1
                 else:
                     stats["e lost"] += 1
-                    report.fail(f"{key}: external edit #{edit.index} ({edit.mode}) lost: {n}")
+                    report.fail(
+                        f"{key}: the editor's last file ({last_edit.mode}) had "
+                        f"{last_edit.body.get(key)}, the store has {n}"
+                    )
             continue
         acked = writers.acked.get(key, [])
         last_ack = max(acked) if acked else None
-        if family == "d":
-            if last_ack and n < last_ack[0]:
-                if stale_after(last_ack[1]):
-                    stats["d reverted by a stale external write"] += 1
-                elif truncated_after(last_ack[1]):
-                    stats["d lost to a half-written in-place edit read as empty"] += 1
-                else:
-                    stats["d lost"] += 1
-                    report.fail(f"{key}: durable n={last_ack[0]} lost (file has {n})")
+        if last_ack and n < last_ack[0]:
+            stats[f"{family} lost"] += 1
+            report.fail(f"{key}: durable n={last_ack[0]} lost (file has {final['by']} {n})")
             continue
-        # s keys
-        edit = ext_last.get(key)
-        ext_n = edit.keys[key] if edit else None
-        if last_ack and n < last_ack[0] and final["by"] == "rpc":
-            if stale_after(last_ack[1]):
-                stats["s reverted by a stale external write"] += 1
-            else:
-                report.fail(f"{key}: durable n={last_ack[0]} lost (file has rpc {n})")
-        elif last_ack and final["by"] == "ext" and edit and edit.written < last_ack[1] - 0.5:
-            # The editor's value although an RPC write was acknowledged well after it.
-            if stale_after(last_ack[1]):
-                stats["s reverted by a stale external write"] += 1
-            else:
-                report.fail(f"{key}: durable n={last_ack[0]} lost to older edit {ext_n}")
-        elif edit and final["by"] == "rpc" and ext_n is not None and n < ext_n:
-            sent_after = [t for m, t in writers.sent.get(key, []) if m == n]
-            if edit.window:
-                stats["s lost in the check-rename window"] += 1
-            elif not sent_after or sent_after[0] < edit.started - 0.5:
-                report.fail(f"{key}: edit #{edit.index} value {ext_n} lost to older rpc {n}")
-        stats[f"s final by {final['by']}"] += 1
+        if family == "s":
+            edit = ext_last.get(key)
+            ext_n = edit.keys[key] if edit else None
+            if edit and final["by"] == "rpc" and ext_n is not None and n < ext_n:
+                sent_at = [t for m, t in writers.sent.get(key, []) if m == n]
+                # The editor's own later file, built on a read from before this edit, may take
+                # its change back (its rows, its race): the row then holds what that file had.
+                undone = [
+                    e
+                    for e in editor.edits
+                    if e.index > edit.index
+                    and e.written - e.age < edit.written
+                    and e.body.get(key) == n
+                ]
+                if undone:
+                    stats["s: an edit's change taken back by a later stale edit"] += 1
+                elif edit.window and edit.mode != "rename":
+                    stats["s: an in-place edit lost to a daemon rename"] += 1
+                elif not sent_at or sent_at[0] < edit.started - 0.5:
+                    report.fail(
+                        f"{key}: edit #{edit.index} ({edit.mode}, read {edit.age:.2f} s old, "
+                        f"stale {edit.stale}, window {edit.window}) value {ext_n} lost to "
+                        f"older rpc {n}"
+                    )
+            stats[f"s final by {final['by']}"] += 1
+
+    # Repaired stale writes: counted as logged, only on rows the daemon wrote.
+    repairs = [e for e in logs if e.get("event") == "stale write repaired"]
+    repaired_by_family = Counter(str(e.get("key", "")).split(":")[-1][:1] for e in repairs)
+    report.check(
+        status.stale_writes_repaired == len(repairs) == status.stores[0].stale_writes_repaired,
+        f"stale writes repaired: status {status.stale_writes_repaired}, logged {len(repairs)}",
+    )
+    report.check(repaired_by_family["e"] == 0, "a stale write 'repaired' on an editor-only row")
+    handed_back = [
+        e
+        for e in logs
+        if e.get("event") == "another writer's file landed after the check; merging it"
+    ]
 
     # Conflicts: the counter, the log lines and the rule.
     conflict_logs = [e for e in logs if str(e.get("event", "")).startswith("conflict")]
@@ -336,17 +372,35 @@ def run(edits: int, writes: int, seed: int, workdir: Path) -> Report:
             report.fail(f"conflict on {key}: winner {event.get('winner')} breaks the rule")
     report.check(by_family["e"] == 0, f"{by_family['e']} conflicts on external-only keys")
     reloads = status.stores[0].external_reloads
+    ages = [e.age for e in editor.edits]
+    age_buckets = Counter(
+        "<0.1 s"
+        if a < 0.1
+        else "0.1-1 s"
+        if a < 1
+        else "1-10 s"
+        if a < 10
+        else "10-30 s"
+        if a < 30
+        else ">=30 s"
+        for a in ages
+    )
     report.figures.update(
         external_edits=len(editor.edits),
         edits_by_mode=dict(Counter(e.mode for e in editor.edits)),
+        edits_by_read_age=dict(sorted(age_buckets.items())),
+        oldest_read_s=round(max(ages, default=0.0), 1),
         stale_edits=sum(e.stale for e in editor.edits),
-        edits_in_check_rename_window=sum(e.window for e in editor.edits),
+        edits_in_the_daemons_write_window=sum(e.window for e in editor.edits),
         rpc_writes=sum(len(v) for v in writers.sent.values()),
         rpc_durable_acks=sum(len(v) for v in writers.acked.values()),
         rpc_not_durable=writers.not_durable,
         rpc_refused=dict(writers.refused),
         external_reloads=reloads,
         flushes=status.stores[0].flushes,
+        handed_back_by_the_exchange=len(handed_back),
+        stale_writes_repaired=status.stale_writes_repaired,
+        stale_writes_repaired_by_family=dict(repaired_by_family),
         conflicts=status.conflicts,
         conflicts_logged=len(conflict_logs),
         conflicts_by_family=dict(by_family),
@@ -355,7 +409,8 @@ def run(edits: int, writes: int, seed: int, workdir: Path) -> Report:
         reader_lists=stats.pop("reader lists", 0),
         reader_lists_missing_rows=stats.pop("reader lists missing rows", 0),
         outcomes=dict(sorted(stats.items())),
-        violations_lost=stats["e lost"] + stats["d lost"],
+        lost_acknowledged_writes=stats["d lost"] + stats["s lost"],
+        violations_lost=stats["e lost"] + stats["d lost"] + stats["s lost"],
     )
     return report
 
@@ -365,11 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=1000)
     parser.add_argument("--writes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stale-age", type=float, default=45.0, help="oldest kept read (s)")
     parser.add_argument("--workdir", help="keep the state dir and daemon log here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sessiond-races-") as temp:
         workdir = Path(args.workdir) if args.workdir else Path(temp)
-        return run(args.edits, args.writes, args.seed, workdir).finish()
+        return run(args.edits, args.writes, args.seed, workdir, args.stale_age).finish()
 
 
 if __name__ == "__main__":

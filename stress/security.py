@@ -21,7 +21,7 @@
   outside the store's directory must be untouched and every archive inside it; `store` is not a
   param a remote caller can pass.
 
-    .venv/bin/python stress/security.py
+    PYTHONPATH=tests .venv/bin/python stress/security.py
 """
 
 from __future__ import annotations
@@ -38,22 +38,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from harness.daemon_process import DaemonProcess, clean_env
 from harness.raw_frames import RpcCallError, RpcClient
+from harness.state_dirs import store_path, write_state_dir
+from harness.stress_report import Report, machine, percentile
 from sessiond.daemon.server import token_matches
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from stress.common import (
-    Daemon,
-    Report,
-    clean_env,
-    machine,
-    percentile,
-    store_path,
-    write_state_dir,
-)
 
 TOKEN = "s3cret-" + "k" * 57
 NOW_MS = 1_800_000_000_000
@@ -73,7 +64,9 @@ async def upgrade_status(url: str, headers: dict[str, str] | None) -> int:
         return exc.response.status_code
 
 
-async def tokens(report: Report, daemon: Daemon, figures: dict[str, Any], wrong: int) -> None:
+async def tokens(
+    report: Report, daemon: DaemonProcess, figures: dict[str, Any], wrong: int
+) -> None:
     url = daemon.url
     cases = {
         "wrong bearer": {"Authorization": "Bearer nope"},
@@ -185,7 +178,7 @@ async def network_timing(report: Report, url: str, figures: dict[str, Any], roun
 # ----------------------------------------------------------------------------------- origins
 
 
-async def origins(report: Report, daemon: Daemon, figures: dict[str, Any]) -> None:
+async def origins(report: Report, daemon: DaemonProcess, figures: dict[str, Any]) -> None:
     allowed = "https://app.example"
     refused = [
         "https://evil.example",
@@ -213,7 +206,7 @@ def binds(report: Report, workdir: Path, figures: dict[str, Any]) -> None:
     root = write_state_dir(workdir / "binds", {"main": {}})
     results = {}
     for bind in ("0.0.0.0", "::"):
-        d = Daemon(root, "--bind", bind, wait=False)
+        d = DaemonProcess(root, "--bind", bind, wait=False)
         try:
             code = d.proc.wait(20)
         except subprocess.TimeoutExpired:
@@ -222,9 +215,9 @@ def binds(report: Report, workdir: Path, figures: dict[str, Any]) -> None:
         d.stop()
         results[f"{bind} no token"] = f"exit {code}" + (", says why" if said else "")
         report.check(code == 2 and said, f"--bind {bind} without a token: exit {code}")
-    with Daemon(root, "--bind", "localhost") as d:
+    with DaemonProcess(root, "--bind", "localhost") as d:
         results["localhost no token"] = "serving" if d.proc.poll() is None else "exited"
-    with Daemon(root, "--bind", "0.0.0.0", "--token", TOKEN) as d:
+    with DaemonProcess(root, "--bind", "0.0.0.0", "--token", TOKEN) as d:
         alive = d.proc.poll() is None
         results["0.0.0.0 with token"] = "serving" if alive else "exited"
         report.check(alive, "--bind 0.0.0.0 with a token did not start")
@@ -289,7 +282,7 @@ async def traversal(report: Report, workdir: Path, figures: dict[str, Any]) -> N
     before = tree_digest(root, sessions)
     archived: list[str] = []
     env = {"SESSIOND_NOW_MS": str(NOW_MS), "HOME": str(root)}
-    with Daemon(root, env=env) as daemon:
+    with DaemonProcess(root, env=env) as daemon:
         async with await RpcClient.connect(daemon.url) as client:
             for key in [k for k in rows if k != "agent:main:keep"][:4]:
                 result = await client.call("sessions.delete", {"key": key})
@@ -355,11 +348,11 @@ def run(workdir: Path, quick: bool = False) -> Report:
     figures: dict[str, Any] = {}
     compare_timing(report, figures, rounds)
     root = write_state_dir(workdir / "auth", {"main": {}})
-    with Daemon(root, "--token", TOKEN) as daemon:
+    with DaemonProcess(root, "--token", TOKEN) as daemon:
         asyncio.run(tokens(report, daemon, figures, 20 if quick else 200))
         asyncio.run(network_timing(report, daemon.url, figures, rounds))
     root = write_state_dir(workdir / "origin", {"main": {}})
-    with Daemon(root, "--allow-origin", "https://app.example") as daemon:
+    with DaemonProcess(root, "--allow-origin", "https://app.example") as daemon:
         asyncio.run(origins(report, daemon, figures))
     binds(report, workdir, figures)
     asyncio.run(traversal(report, workdir, figures))

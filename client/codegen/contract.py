@@ -70,6 +70,8 @@ class Method:
     params: str
     results: list[str]
     """The result's Struct names: one, or the members of an untagged union."""
+    errors: list[str]
+    """The names (`ErrorCode.name`) of the errors the method itself may answer with."""
 
     @property
     def snake(self) -> str:
@@ -110,6 +112,11 @@ class Contract:
     notifications: list[Notification]
     errors: list[ErrorCode]
     """By code, standard JSON-RPC codes (most negative) first."""
+
+    def error_classes(self, method: Method) -> list[str]:
+        """The generated error classes `method` may raise, in the method table's order."""
+        by_name = {error.name: error.class_name for error in self.errors}
+        return [by_name[name] for name in method.errors]
 
 
 def _snake(name: str) -> str:
@@ -176,6 +183,7 @@ def parse(document: Schema) -> Contract:
             spec["mutates"],
             ref_name(spec["params"]),
             _result_names(spec["result"]),
+            spec["errors"],
         )
         for name, spec in sorted(document["x-methods"].items())
     ]
@@ -190,5 +198,10 @@ def parse(document: Schema) -> Contract:
         ),
         key=lambda error: error.code,
     )
+    known = {error.name for error in errors}
+    for method in methods:
+        unknown = [name for name in method.errors if name not in known]
+        if unknown:
+            raise ValueError(f"x-methods/{method.name}: errors not in x-errors: {unknown}")
     structs = {name: _struct(name, schema) for name, schema in sorted(defs.items())}
     return Contract(structs, defs, methods, notifications, errors)

@@ -100,6 +100,9 @@ class _Signature:
         imports.add(method.params)
         self.result = " | ".join(method.results)
         intro = [method.description, params.description]
+        raises = contract.error_classes(method)
+        if raises:
+            intro.append("Raises " + ", ".join(f"`{name}`" for name in raises) + ".")
         if method.mutates:
             intro.append("It changes state, so it is not sent again after a dropped connection.")
         self.doc = "\n\n".join(part for part in intro if part)

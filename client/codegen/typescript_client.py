@@ -103,7 +103,15 @@ def _interface(struct: Struct) -> Iterator[str]:
     for field in struct.fields:
         yield from jsdoc(_field_note(field), 2)
         optional = "" if field.required else "?"
-        yield f"  {_key(field.wire)}{optional}: {ts_type(field.schema)};"
+        kind = ts_type(field.schema)
+        line = f"  {_key(field.wire)}{optional}: {kind};"
+        if len(line) <= _WIDTH or " | " not in kind:
+            yield line
+            continue
+        yield f"  {_key(field.wire)}{optional}:"  # a long union: one member a line
+        members = kind.split(" | ")
+        yield from (f"    | {member}" for member in members[:-1])
+        yield f"    | {members[-1]};"
     yield "}"
 
 
@@ -111,8 +119,10 @@ def _result(method: Method) -> str:
     return " | ".join(method.results)
 
 
-def _client_method(method: Method, params: Struct) -> Iterator[str]:
+def _client_method(method: Method, params: Struct, raises: list[str]) -> Iterator[str]:
     doc = method.description
+    if raises:
+        doc += "\n\nRejects with " + ", ".join(f"`{name}`" for name in raises) + "."
     if method.mutates:
         doc += "\n\nIt changes state, so it is not sent again after a dropped connection."
     yield ""
@@ -184,7 +194,9 @@ def render(contract: Contract) -> str:
         "  }",
     ]
     for method in contract.methods:
-        out += _client_method(method, contract.structs[method.params])
+        out += _client_method(
+            method, contract.structs[method.params], contract.error_classes(method)
+        )
     out.append("}")
     too_long = [line for line in out if len(line) > _WIDTH]
     if too_long:

@@ -3,8 +3,8 @@
 `plan_cleanup` takes a store, its sessions dir as seen through a `DiskView`, the config, the
 options and a clock reading, and returns a `StorePlan`: which key leaves by which rule, which
 files are archived or removed, and every figure the reports print. A dry run prints the plan; an
-apply executes the very same plan (`disk_io.apply_plan`), so what the dry run promised is what
-happens.
+apply executes the very same plan (`apply_flow.apply_flow`), so what the dry run promised is
+what happens.
 
 Stages, in the reference's order, each on what the previous left:
   fix-missing -> retire-dm-scope -> prune-stale -> cap-overflow -> (archive, expire archives)
@@ -20,7 +20,6 @@ import enum
 import functools
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -724,6 +723,3 @@ def plan_cleanup(
 
 def action_of(plan: StorePlan, key: str) -> Action:
     return plan.actions.get(key, Action.KEEP)
-
-
-Clock = Callable[[], int]

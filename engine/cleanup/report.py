@@ -16,6 +16,7 @@ from sessiond.engine.cleanup.plan import (
     would_mutate,
 )
 from sessiond.engine.config import SessionsConfig
+from sessiond.engine.journal import deletion
 from sessiond.engine.js_semantics import js_string, js_trim, js_truthy
 from sessiond.engine.store import EntryView
 from sessiond.protocol.cleanup import (
@@ -26,6 +27,7 @@ from sessiond.protocol.cleanup import (
     DiskBudget,
     UnreferencedArtifacts,
 )
+from sessiond.protocol.undo import FileDeletion
 
 DEFAULT_MODEL = "gpt-5.5"
 DEFAULT_PROVIDER = "openai"
@@ -133,7 +135,17 @@ def preview_summary(
     )
     if include_actions and config is not None:
         summary.actions = action_rows(plan, config)
+    summary.deletions = deletions(plan)
     return summary
+
+
+def deletions(plan: StorePlan) -> list[FileDeletion]:
+    """Files the apply deletes outright (no archive kept), in the order it deletes them."""
+    out: list[FileDeletion] = []
+    for removal in plan.file_ops.removals:
+        gone = deletion(removal.path, removal.size, removal.stage)
+        out.append(FileDeletion(removal.path, gone.size, gone.reason, gone.archive))
+    return out
 
 
 def applied_summary(
@@ -184,13 +196,21 @@ def _summary(
     )
 
 
-def combine(summaries: list[CleanupSummary], mode: str, dry_run: bool) -> CleanupResult:
-    """One target prints its bare summary; several print the allAgents envelope."""
+def combine(
+    summaries: list[CleanupSummary], mode: str, dry_run: bool, plan_id: str | None = None
+) -> CleanupResult:
+    """One target prints its bare summary; several print the allAgents envelope. A dry run's
+    `planId` goes on whichever is printed."""
     if len(summaries) == 1:
+        if plan_id is not None:
+            summaries[0].plan_id = plan_id
         return summaries[0]
-    return AllAgentsCleanup(
+    envelope = AllAgentsCleanup(
         all_agents=True,
         mode="enforce" if mode == "enforce" else "warn",
         dry_run=dry_run,
         stores=summaries,
     )
+    if plan_id is not None:
+        envelope.plan_id = plan_id
+    return envelope

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from harness import DaemonProcess, read_rows, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess, clean_env
+from harness.state_dirs import read_rows, store_path, write_state_dir
 
 DAY = 86_400_000
 
@@ -29,10 +29,15 @@ def _state(root: Path) -> Path:
 
 
 def _cli(
-    root: Path, url: str, *flags: str, token: str | None = "T"
+    root: Path, url: str | None, *flags: str, token: str | None = "T", port: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "SESSIOND_"))}
-    env.update(OPENCLAW_STATE_DIR=str(root), HOME=str(root), SESSIOND_URL=url)
+    """`sessions cleanup` with SESSIOND_URL=url (None: the default address, on `port`)."""
+    env = clean_env()
+    env.update(OPENCLAW_STATE_DIR=str(root), HOME=str(root))
+    if url is not None:
+        env["SESSIOND_URL"] = url
+    if port is not None:
+        env["OPENCLAW_GATEWAY_PORT"] = port
     if token is not None:
         env["OPENCLAW_GATEWAY_TOKEN"] = token
     exe = str(Path(sys.executable).with_name("sessiond"))
@@ -77,10 +82,12 @@ def test_a_daemon_error_is_final_never_a_local_fallback(tmp_path: Path) -> None:
 
 
 def test_no_daemon_means_local_mode(tmp_path: Path) -> None:
+    """Only at the default address (no --url, no SESSIOND_URL); and the output says so."""
     root = _state(tmp_path / "state")
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
-    done = _cli(root, "ws://127.0.0.1:1", "--fix-dm-scope", "--json")
+    done = _cli(root, None, "--fix-dm-scope", "--json", port="1")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["dmScopeRetired"] == 1
     assert list(read_rows(root, "main")) == ["agent:main:main"]
+    assert "no sessiond at ws://127.0.0.1:1 (connection refused); ran locally" in done.stderr

@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import DaemonProcess, read_rows, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows, write_state_dir
 from sessiond.client import (
     AuthRequiredError,
     Backoff,
@@ -36,10 +37,10 @@ from sessiond.client import (
 from sessiond.client.generated import ERRORS
 from sessiond.protocol import jsonrpc
 from sessiond.protocol.methods import (
-    METHODS,
     AgentsResult,
     AllAgentsCleanup,
     AuthResult,
+    CleanupsResult,
     CleanupSummary,
     DeleteResult,
     GetResult,
@@ -48,10 +49,12 @@ from sessiond.protocol.methods import (
     PatchResult,
     PreviewResult,
     ResetResult,
+    RestoreResult,
     SessionsChanged,
     StatusResult,
     SubscribeResult,
     UnsubscribeResult,
+    served_by,
 )
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -114,6 +117,15 @@ def test_every_method_returns_the_protocol_types(daemon: DaemonProcess) -> None:
             assert isinstance(gone, DeleteResult) and gone.deleted and gone.durable
             called.add("sessions.delete")
 
+            journal = await c.sessions_cleanups(agent="work")
+            assert isinstance(journal, CleanupsResult) and journal.entries[0].kind == "delete"
+            called.add("sessions.cleanups")
+            back = await c.sessions_restore(agent="work")
+            assert isinstance(back, RestoreResult) and back.restored_rows == 1
+            assert read_rows(daemon.state_dir, "work")["agent:work:py"]["n"] == 2
+            called.add("sessions.restore")
+            await c.sessions_delete(key="agent:work:py", agent="work")
+
             one = await c.sessions_cleanup(fix_dm_scope=True, dry_run=True)
             assert isinstance(one, CleanupSummary)
             assert one.dry_run and one.agent_id == "main" and one.before_count == 3
@@ -152,7 +164,7 @@ def test_every_method_returns_the_protocol_types(daemon: DaemonProcess) -> None:
             called.add("sessions.unsubscribe")
 
     asyncio.run(go())
-    assert called == set(METHODS), "every method of the table is exercised here"
+    assert called == set(served_by("jsonrpc")), "every JSON-RPC method of the table is exercised"
 
 
 def test_daemon_errors_raise_their_classes(daemon: DaemonProcess) -> None:

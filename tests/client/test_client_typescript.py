@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import DaemonProcess, read_rows, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows, write_state_dir
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parents[1] / "client" / "typescript"

@@ -25,7 +25,8 @@ from urllib.parse import quote
 import pytest
 from clients.cdp import CHROMIUM, DEEP_TEXT, Browser, Page, click_text, deep_query
 from differential import client_fixtures
-from harness import DaemonProcess, read_rows, store_path
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows, store_path
 
 pytestmark = pytest.mark.clients
 

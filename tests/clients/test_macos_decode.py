@@ -15,9 +15,8 @@ from pathlib import Path
 
 import msgspec
 from differential import client_fixtures
-from harness import DaemonProcess
-
-from bench.gateway_client import GatewayClient
+from harness.daemon_process import DaemonProcess
+from harness.gateway_client import GatewayClient
 
 TOKEN = "mac-token-1"
 

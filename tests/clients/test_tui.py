@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 from differential import client_fixtures, harness
-from harness import DaemonProcess, read_rows
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows
 
 pytestmark = pytest.mark.clients
 

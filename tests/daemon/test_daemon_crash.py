@@ -12,14 +12,13 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
 from harness.raw_frames import RpcClient
+from harness.state_dirs import store_path, write_state_dir
 from sessiond.engine.store import LoadStatus, load_store_bytes
 
 KILLS = int(os.environ.get("SESSIOND_CRASH_KILLS", "100"))
@@ -28,25 +27,10 @@ KEYS = 24
 WRITERS = 6
 
 
-async def start(root: Path, cycle: int) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = root / f".port.{cycle}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "sessiond.cli.main", "serve", "--state-dir", str(root)),
-            *("--port", "0", "--port-file", str(port_file)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if port_file.exists() and port_file.read_text().strip():
-            return proc, int(port_file.read_text())
-        assert proc.poll() is None, f"daemon exited {proc.returncode} at cycle {cycle}"
-        await asyncio.sleep(0.01)
-    raise TimeoutError("daemon did not start")
+async def start(root: Path) -> DaemonProcess:
+    proc = DaemonProcess(root, wait=False)
+    await proc.ready()  # the other lane's writers keep running meanwhile
+    return proc
 
 
 async def lane(root: Path, kills: int, seed: int, stats: dict[str, int]) -> None:
@@ -55,8 +39,8 @@ async def lane(root: Path, kills: int, seed: int, stats: dict[str, int]) -> None
     counter = 0
     path = store_path(root, "main")
     for cycle in range(kills):
-        proc, port = await start(root, cycle)
-        client = await RpcClient.connect(f"ws://127.0.0.1:{port}")
+        proc = await start(root)
+        client = await RpcClient.connect(proc.url)
         first_ack = asyncio.Event()
 
         async def writer(client: RpcClient, first_ack: asyncio.Event) -> None:
@@ -79,8 +63,7 @@ async def lane(root: Path, kills: int, seed: int, stats: dict[str, int]) -> None
         writers = [asyncio.create_task(writer(client, first_ack)) for _ in range(WRITERS)]
         await asyncio.wait_for(first_ack.wait(), 10)
         await asyncio.sleep(rng.uniform(0.0, 0.12))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.stop(signal.SIGKILL)
         stats["kills"] += 1
         if any(p.suffix == ".tmp" for p in path.parent.iterdir()):
             stats["mid_write"] += 1  # killed between creating a temp file and its rename
@@ -122,9 +105,8 @@ def test_sigkill_never_loses_a_durable_change(tmp_path: Path) -> None:
         ]
 
         async def once(root: Path = root) -> None:
-            proc, _port = await start(root, 10_000)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(10) == 0
+            proc = await start(root)
+            assert proc.stop(signal.SIGTERM) == 0
 
         asyncio.run(once())
         leftovers = [p for p in store_path(root, "main").parent.iterdir() if p.suffix == ".tmp"]

@@ -14,16 +14,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import (
-    DaemonProcess,
-    http_status,
-    read_rows,
-    run,
-    store_path,
-    until,
-    write_state_dir,
-)
+from harness.async_run import run, until
+from harness.daemon_process import DaemonProcess, http_status
 from harness.raw_frames import RpcCallError, RpcClient
+from harness.state_dirs import read_rows, store_path, write_state_dir
 from websockets.exceptions import ConnectionClosed
 
 ROWS = {
@@ -284,11 +278,27 @@ def cleanup_state(root: Path) -> None:
 
 
 def tree(root: Path) -> dict[str, bytes]:
+    """Every file under agents/ but a running daemon's store locks (daemon/store_lock.py) and
+    the cleanup journals (`journals` compares those)."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted((root / "agents").rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.name.endswith((".sessiond.lock", ".journal"))
     }
+
+
+def journals(root: Path) -> dict[str, list[Any]]:
+    """Each cleanup journal's records without the entry ids and times (random, clock)."""
+    out: dict[str, list[Any]] = {}
+    for path in sorted((root / "agents").rglob("*.journal")):
+        records = []
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            record.get("entry", record).pop("id", None)
+            record.get("entry", record).pop("timeMs", None)
+            records.append(record)
+        out[str(path.relative_to(root))] = records
+    return out
 
 
 def cli_cleanup(root: Path, *flags: str) -> Any:
@@ -330,6 +340,9 @@ def test_cleanup_through_daemon_equals_local_cli(tmp_path: Path) -> None:
         assert normal(applied, daemon_root) == normal(local_applied, local_root)
         assert tree(daemon_root) == tree(local_root)
         assert any(".deleted." in name for name in tree(daemon_root))
+        daemon_journals = json.loads(normal(journals(daemon_root), daemon_root))
+        assert daemon_journals == json.loads(normal(journals(local_root), local_root))
+        assert daemon_journals, "both applies were journaled"
     shutil.rmtree(local_root)
 
 

@@ -18,17 +18,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import (
-    DaemonProcess,
-    http_status,
-    read_rows,
-    run,
-    store_path,
-    until,
-    write_state_dir,
-)
+from harness.async_run import run, until
+from harness.daemon_process import DaemonProcess, http_status
 from harness.raw_frames import RpcClient
-from sessiond.daemon.live_store import _alive
+from harness.state_dirs import read_rows, store_path, write_state_dir
+from sessiond.daemon.live_store import temp_writer_alive
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -253,8 +247,8 @@ def test_a_zombie_writer_is_dead_and_its_temp_file_is_removed(tmp_path: Path) ->
         while _state(zombie.pid) != "Z":
             assert time.monotonic() < deadline, "child did not exit"
             time.sleep(0.01)
-        assert not _alive(zombie.pid)
-        assert _alive(live.pid) and _alive(os.getpid())
+        assert not temp_writer_alive(zombie.pid)
+        assert temp_writer_alive(live.pid) and temp_writer_alive(os.getpid())
 
         root = write_state_dir(tmp_path, {"main": ROWS})
         directory = store_path(root, "main").parent

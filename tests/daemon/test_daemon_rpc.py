@@ -11,8 +11,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import DaemonProcess, read_rows, write_state_dir
+from harness.daemon_process import DaemonProcess
 from harness.raw_frames import RpcCallError, RpcClient
+from harness.state_dirs import read_rows, write_state_dir
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 

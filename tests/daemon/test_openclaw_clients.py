@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from differential import client_fixtures
-from harness import DaemonProcess, read_rows, store_path, until
-
-from bench.gateway_client import GatewayClient
+from harness.async_run import until
+from harness.daemon_process import DaemonProcess
+from harness.gateway_client import GatewayClient
+from harness.state_dirs import read_rows, store_path
 
 TOKEN = "clients-fast-1"
 NOW = 1_795_000_000_000

@@ -25,13 +25,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from differential import harness
 from differential.fixtures import DAY, FRESH, HOUR, StateBuilder
-from differential.reference_gateway import ReferenceGateway
-from harness import DaemonProcess, read_rows, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.reference_gateway import ReferenceGateway
+from harness.state_dirs import read_rows, write_state_dir
 from sessiond.daemon import gateway_dialect as gw
-from sessiond.daemon.jsonrpc_dialect import RpcError
+from sessiond.engine.errors import StoreNotFound, StoreWriteFailed
 from sessiond.protocol.cleanup import CleanupParams
 from sessiond.protocol.gateway_frames import SessionsListParams
-from sessiond.protocol.jsonrpc import APP_STORE_NOT_FOUND, APP_STORE_WRITE_FAILED
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -172,19 +172,20 @@ def refusal(outputs: list[gw.Output]) -> tuple[dict[str, Any], tuple[int, str]]:
 SERVED = [
     "sessions.cleanup",
     "sessions.list",
-    "sessions.preview",
-    "sessions.describe",
+    "sessions.patch",
+    "sessions.delete",
     "sessions.subscribe",
     "sessions.unsubscribe",
-    "sessions.patch",
     "sessions.reset",
-    "sessions.delete",
+    "sessions.preview",
     "agents.list",
+    "sessions.describe",
     "chat.history",
     "health",
     "status",
 ]
-"""What sessiond answers in this dialect (issue 14: what OpenClaw's clients call)."""
+"""What sessiond answers in this dialect (issue 14: what OpenClaw's clients call), in the
+method table's order."""
 
 
 # ---------------------------------------------------------------------------------- handshake
@@ -490,21 +491,22 @@ def test_answers_refusals_and_crashes() -> None:
     conn = connected(machine())
     (dispatch,) = conn.receive(req("sessions.list", {"limit": 5000, "agentId": "main"}, "l1"), NOW)
     assert isinstance(dispatch, gw.Dispatch)
-    # Served by the gateway-only handler, with the reference's params as they came.
-    assert dispatch.call.method == "openclaw.sessions.list"
+    # The table's sessions.list, handed the reference's params as they came: the daemon's
+    # implementation answers those in the reference's shape (gateway_sessions.py).
+    assert dispatch.call.method == "sessions.list"
     assert dispatch.call.params == SessionsListParams(limit=5000, agent_id="main")
     payload = {"ts": NOW, "path": "/s/main.json", "count": 0, "sessions": []}
     frame = json.loads(conn.answer(dispatch, payload, NOW, {}))
     assert frame == {"type": "res", "id": "l1", "ok": True, "payload": payload}
 
-    error = RpcError(APP_STORE_NOT_FOUND, 'Unknown agent id "x".', {"agent": "x"})
+    error = StoreNotFound('Unknown agent id "x".', {"agent": "x"})
     frame = json.loads(conn.refuse(dispatch, error))
     assert frame["error"] == {
         "code": "INVALID_REQUEST",
         "message": 'Unknown agent id "x".',
         "details": {"agent": "x"},
     }
-    frame = json.loads(conn.refuse(dispatch, RpcError(APP_STORE_WRITE_FAILED, "disk full")))
+    frame = json.loads(conn.refuse(dispatch, StoreWriteFailed("disk full")))
     assert frame["error"] == {"code": "UNAVAILABLE", "message": "disk full", "retryable": True}
     frame = json.loads(conn.crashed(dispatch, KeyError("x")))
     assert frame["error"] == {"code": "UNAVAILABLE", "message": "internal error: KeyError"}

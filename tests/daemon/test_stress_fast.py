@@ -1,20 +1,39 @@
 """Fast variants of the stress scripts (stress/), so the normal suite checks the same properties.
 
 Each runs the stress script's own code with small counts against a real daemon and asserts that
-its report has no violation; the long runs are `make stress`.
+its report has no violation; the long runs are `make stress`. The scripts are files run by path,
+not a package: `stress_script` loads one from its file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import msgspec
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import store_path, write_state_dir
+from harness.stress_report import Report
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from stress.common import Daemon, Report, write_state_dir
+STRESS = Path(__file__).resolve().parents[2] / "stress"
+
+
+def stress_script(name: str) -> ModuleType:
+    """stress/<name>.py as a module (registered, so its dataclasses resolve their module)."""
+    spec = importlib.util.spec_from_file_location(f"stress_{name}", STRESS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
 
 
 def assert_ok(report: Report) -> None:
@@ -37,7 +56,7 @@ def test_frames_the_decoder_chokes_on_get_parse_errors_not_1011(tmp_path: Path) 
     deep = b'{"jsonrpc":"2.0","method":"sessions.patch","params":{"key":"k","fields":{"x":'
     deep += b"[" * 3000 + b"]" * 3000 + b'}},"id":4}'
     bad_utf8 = b'{"jsonrpc":"2.0","method":"sessions.get","params":{"key":"\xff"},"id":2}'
-    with Daemon(root) as daemon:
+    with DaemonProcess(root) as daemon:
 
         async def go() -> None:
             for frame, text in [(b"[" * 5000 + b"]" * 5000, True), (deep, True), (bad_utf8, False)]:
@@ -88,7 +107,7 @@ def test_a_number_past_float_range_does_not_poison_the_store(tmp_path: Path) -> 
         '{"method":"sessions.cleanup","params":{"dryRun":true}',
         '{"method":"sessions.delete","params":{"key":"agent:main:x"}',
     ]
-    with Daemon(root) as daemon:
+    with DaemonProcess(root) as daemon:
 
         async def go() -> None:
             async with connect(daemon.url, compression=None) as ws:
@@ -111,40 +130,34 @@ def test_a_directory_that_refuses_the_temp_file_is_a_store_write_error() -> None
 
 def test_disk_faults_stress_fast(tmp_path: Path) -> None:
     """Full disk and read-only tmpfs (as root), RLIMIT_FSIZE: not durable, 503, recovery."""
-    from stress import diskfaults
-
+    diskfaults = stress_script("diskfaults")
     assert_ok(diskfaults.run(tmp_path))
 
 
 def test_security_fast(tmp_path: Path) -> None:
     """Tokens, compare timing, Origins, binds, traversal (stress/security.py, fewer rounds)."""
-    from stress import security
-
+    security = stress_script("security")
     assert_ok(security.run(tmp_path, quick=True))
 
 
 def test_crash_fast(tmp_path: Path) -> None:
     """SIGKILLs aimed at the write points (random, temp written, renamed), one lane."""
-    from stress import crash
-
+    crash = stress_script("crash")
     assert_ok(crash.run(kills=12, lanes=1, seed=3, workdir=tmp_path))
 
 
 def test_races_fast(tmp_path: Path) -> None:
-    from stress import races
-
+    races = stress_script("races")
     assert_ok(races.run(edits=150, writes=150, seed=2, workdir=tmp_path))
 
 
 def test_fuzz_fast(tmp_path: Path) -> None:
-    from stress import fuzz
-
+    fuzz = stress_script("fuzz")
     assert_ok(fuzz.run(frames=2000, connections=4, seed=2, workdir=tmp_path))
 
 
 def test_load_fast(tmp_path: Path) -> None:
-    from stress import load
-
+    load = stress_script("load")
     assert_ok(load.run(clients=20, seconds=2, rows=300, workdir=tmp_path))
 
 
@@ -154,12 +167,10 @@ def test_a_truncating_in_place_save_is_not_read_as_an_empty_store(tmp_path: Path
     import os
     import time
 
-    from stress.common import store_path
-
     rows = {f"agent:main:r{i}": {"updatedAt": i} for i in range(20)}
     root = write_state_dir(tmp_path, {"main": rows})
     path = store_path(root)
-    with Daemon(root) as daemon:
+    with DaemonProcess(root) as daemon:
 
         async def go() -> None:
             from harness.raw_frames import RpcClient

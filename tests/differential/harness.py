@@ -57,6 +57,15 @@ ABSENT = "<absent>"
 # "stdout.<index>(<text before the first colon>)"). Matching differences are listed by the
 # tests instead of failing them. Keep the scopes narrow: a glob that is too wide hides bugs.
 KNOWN_DIFFERENCES: dict[str, str] = {
+    "*|dry-run-json|stdout.deletions": (
+        "compat #32: sessiond's dry run lists the files the apply would delete outright."
+    ),
+    "*|dry-run-json|stdout.stores.*.deletions": (
+        "compat #32: the files the apply would delete outright (per store)."
+    ),
+    "*|dry-run-json|stdout.planId": (
+        "compat #33: sessiond's dry run names its plan, for `sessions cleanup --plan`."
+    ),
     "*|applied-json|stdout.beforeCount": (
         "compat #1: sessiond's applied beforeCount counts the rows before the --fix-missing and "
         "--fix-dm-scope stages, like the dry run; the reference counts them afterwards."
@@ -531,16 +540,71 @@ def known_reason(case: str, index: int, flags: Sequence[str], path: str) -> str 
     return None
 
 
+SESSIOND_SECTIONS: dict[str, str] = {
+    "Files deleted outright (no archive is kept; a restore cannot bring them back):": (
+        "compat #32: sessiond's dry-run table lists the files the apply would delete outright."
+    ),
+}
+"""Sections only sessiond prints (a header line, to the next blank line or the end): set
+aside before the text comparison and reported as known."""
+
+SESSIOND_FILES: dict[str, str] = {
+    ".json.journal": "compat #33: sessiond keeps a cleanup journal beside each store it cleans.",
+}
+"""Files only sessiond leaves (by name suffix): set aside before the listing comparison."""
+
+
+def _set_aside(actual: Mapping[str, Json]) -> tuple[dict[str, Json], list[Difference]]:
+    """`actual` without sessiond-only sections and files; each one a known difference."""
+    out = dict(actual)
+    known: list[Difference] = []
+    lines = out.get("stdout")
+    if out.get("stdoutFormat") == "lines" and isinstance(lines, list):
+        kept: list[str] = []
+        index = 0
+        while index < len(lines):
+            reason = SESSIOND_SECTIONS.get(lines[index])
+            if reason is None:
+                kept.append(lines[index])
+                index += 1
+                continue
+            end = index
+            while end < len(lines) and lines[end] != "":
+                end += 1
+            if kept and kept[-1] == "":
+                kept.pop()  # the blank line that opened the section
+            known.append(Difference(f"stdout.<{lines[index]}>", ABSENT, lines[index:end], reason))
+            index = end
+        out["stdout"] = kept
+    after = out.get("after")
+    if isinstance(after, dict) and isinstance(after.get("dirs"), dict):
+        dirs: dict[str, list[str]] = {}
+        for folder, names in after["dirs"].items():
+            dirs[folder] = []
+            for name in names:
+                reason = next(
+                    (r for suffix, r in SESSIOND_FILES.items() if name.endswith(suffix)), None
+                )
+                if reason is None:
+                    dirs[folder].append(name)
+                else:
+                    known.append(Difference(f"after.dirs.{folder}.<{name}>", ABSENT, name, reason))
+        out["after"] = {**after, "dirs": dirs}
+    return out, known
+
+
 def compare_observations(
     case: str, index: int, expected: Mapping[str, Json], actual: Mapping[str, Json]
 ) -> list[Difference]:
     """Every difference between two observations, each tagged with a known reason if any."""
     flags = list(expected.get("flags", []))
-    diffs: list[Difference] = []
+    actual, diffs = _set_aside(actual)
     for field in COMPARED_FIELDS:
         diffs.extend(diff_values(expected.get(field), actual.get(field), field))
     return [
-        Difference(d.path, d.expected, d.actual, known_reason(case, index, flags, d.path))
+        Difference(
+            d.path, d.expected, d.actual, d.known_reason or known_reason(case, index, flags, d.path)
+        )
         for d in diffs
     ]
 

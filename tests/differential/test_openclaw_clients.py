@@ -2,8 +2,8 @@
 
 Each fixture state dir (`client_fixtures.CASES`) is built once and copied with `cp -a`; the
 reference gateway serves one copy, `sessiond serve` the other, both with HOME at the copy. The
-same gateway-protocol client (device-signed connect, `bench/gateway_client.py`) sends the same
-calls in the same order to each: reads first, then writes, then reads again, with a
+same gateway-protocol client (device-signed connect, `tests/harness/gateway_client.py`) sends
+the same calls in the same order to each: reads first, then writes, then reads again, with a
 `sessions.subscribe` before the writes so the `sessions.changed` events are compared too. One
 test per served method compares that method's answers; the stores and sessions dirs left
 behind are compared after the writes.
@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import DaemonProcess
+from harness.daemon_process import DaemonProcess
+from harness.gateway_client import GatewayClient
+from harness.reference_gateway import ReferenceGateway
 
-from bench.gateway_client import GatewayClient
 from differential import client_fixtures, harness
-from differential.reference_gateway import ReferenceGateway
 
 pytestmark = pytest.mark.reference
 

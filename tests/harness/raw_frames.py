@@ -1,8 +1,10 @@
-"""A thin async JSON-RPC 2.0 client over WebSocket, for the tests and the CLI's gateway mode.
+"""A raw-frame JSON-RPC 2.0 client over WebSocket, for tests that need to see the wire.
 
-Built only on `protocol/` types; it will be replaced by a client generated from the method
-table, so it stays small: `call` (typed by the table's result type), `batch`, `send_raw` for
-tests that need malformed frames, and a queue of server notifications.
+The library client (`sessiond.client`) is what applications use; this one exists for what it
+hides: `send_raw` for malformed frames and batches (their replies, and any reply no `call`
+claimed, land in `raw_replies`), `notify` for requests without an id, the `auth` method instead
+of a header, and the notification queue as it arrives. `call` decodes a result as the method
+table (`protocol/methods.METHODS`) types it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ class RpcCallError(Exception):
     def __init__(self, error: ErrorObject) -> None:
         super().__init__(f"{error.code}: {error.message}")
         self.code = error.code
-        self.message = error.message
         self.data = error.data
 
 
@@ -54,12 +55,10 @@ class RpcClient:
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def connect(
-        cls, url: str, token: str | None = None, *, bearer: bool = True, **kwargs: Any
-    ) -> RpcClient:
+    async def connect(cls, url: str, token: str | None = None, *, bearer: bool = True) -> RpcClient:
         """Connect; with `token`, send it as `Authorization: Bearer` or (bearer=False) `auth`."""
         headers = {"Authorization": f"Bearer {token}"} if token and bearer else None
-        ws = await connect(url, additional_headers=headers, compression=None, **kwargs)
+        ws = await connect(url, additional_headers=headers, compression=None)
         client = cls(ws)
         if token and not bearer:
             await client.call("auth", {"token": token})

@@ -6,9 +6,9 @@ import os
 import time
 from pathlib import Path
 
-from harness import DaemonProcess
-from harness import run as run  # re-exported for the scenario modules
-from harness import until as until
+from harness.async_run import run as run  # re-exported for the scenario modules
+from harness.async_run import until as until
+from harness.daemon_process import DaemonProcess
 from sessiond.client import SessiondClient
 
 

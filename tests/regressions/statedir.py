@@ -60,7 +60,7 @@ class StateDir:
             OPENCLAW_STATE_DIR=str(self.root),
             HOME=str(self.root),
             SESSIOND_NOW_MS=str(NOW),
-            SESSIOND_URL="ws://127.0.0.1:1",  # no daemon there: these runs are local
+            OPENCLAW_GATEWAY_PORT="1",  # no daemon at the default address: these runs are local
         )
         exe = Path(sys.executable).with_name("sessiond")
         done = subprocess.run(

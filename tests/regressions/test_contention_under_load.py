@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import msgspec
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import store_path, write_state_dir
 from sessiond.engine.store import load_store_bytes
 
 from .live import client, run

@@ -20,7 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import store_path, write_state_dir
 from sessiond.client import StoreNotWritableError
 
 from .live import client, run, until

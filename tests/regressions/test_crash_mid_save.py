@@ -18,7 +18,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import store_path, write_state_dir
 from sessiond.client import ConnectionLostError
 from sessiond.engine.store import LoadStatus, load_store_bytes
 

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import store_path, write_state_dir
 
 from .live import client, run
 

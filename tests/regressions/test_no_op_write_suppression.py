@@ -17,7 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import store_path, write_state_dir
 
 from .live import client, run
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,8 @@ import time
 from pathlib import Path
 
 import msgspec
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess, clean_env
+from harness.state_dirs import store_path, write_state_dir
 from sessiond.engine.store import load_store_bytes
 
 from .live import client, run
@@ -91,7 +91,7 @@ def test_n_sessions_survive_kill_and_term_restarts(tmp_path: Path) -> None:
         if key != "agent:main:foreign":
             assert Path(row["sessionFile"]).is_file()
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "SESSIOND_"))}
+    env = clean_env()
     env.update(OPENCLAW_STATE_DIR=str(root), HOME=str(root))
     exe = str(Path(sys.executable).with_name("sessiond"))
     doctor = subprocess.run(

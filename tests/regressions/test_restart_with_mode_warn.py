@@ -16,7 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from harness import DaemonProcess, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess, clean_env
+from harness.state_dirs import store_path, write_state_dir
 
 from .live import client, run
 
@@ -71,7 +72,7 @@ def test_restarts_and_unenforced_cleanup_remove_nothing(tmp_path: Path) -> None:
     with DaemonProcess(root) as proc:
         run(_count_is(proc, ROWS))
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "SESSIOND_"))}
+    env = clean_env()
     env.update(OPENCLAW_STATE_DIR=str(root), HOME=str(root))
     local = subprocess.run(
         [str(Path(sys.executable).with_name("sessiond")), "sessions", "cleanup", "--local"],

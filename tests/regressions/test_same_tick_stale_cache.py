@@ -16,7 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from harness import DaemonProcess, read_rows, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess
+from harness.state_dirs import read_rows, store_path, write_state_dir
 
 from .live import client, fault_env, run, until, wait_phase
 

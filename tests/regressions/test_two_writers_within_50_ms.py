@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import DaemonProcess, read_rows, store_path, write_state_dir
+from harness.daemon_process import DaemonProcess, clean_env
+from harness.state_dirs import read_rows, store_path, write_state_dir
 
 from .live import client, fault_env, run, wait_phase
 
@@ -85,7 +86,7 @@ def test_cli_cleanup_goes_through_the_daemon_while_it_writes(tmp_path: Path) -> 
     now = time.time_ns() // 1_000_000
     root = write_state_dir(tmp_path / "state", {"main": _rows(now)})
     cli_phase = tmp_path / "cli-phase"  # would exist if the CLI itself wrote a store
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "SESSIOND_"))}
+    env = clean_env()
     acked: list[str] = []
 
     with DaemonProcess(root, "--token", "T") as proc:

@@ -8,11 +8,18 @@
 import { ChangeStream } from "./changes.js";
 import { Connection, type ClientOptions } from "./connection.js";
 import { RpcError, SessiondError, type RpcErrorClass } from "./errors.js";
-import type { SessionsChanged, SubscribeParams, SubscribeResult } from "./generated.js";
+import type {
+  ProgressParams,
+  SessionsChanged,
+  StoresChanged,
+  SubscribeParams,
+  SubscribeResult,
+} from "./generated.js";
 
 export class ClientBase {
   protected readonly connection: Connection;
   private streams: ChangeStream[] = [];
+  private progress = new Map<string | number, (step: ProgressParams) => void>();
 
   constructor(
     readonly url: string,
@@ -49,7 +56,8 @@ export class ClientBase {
   /**
    * `sessions.changed` for one agent's store, every store, or (neither) the default agent's:
    * `for await (const item of client.changes())` yields SessionsChanged, and a SeqGap before
-   * any point where changes may have been missed.
+   * any point where changes may have been missed; with `allAgents`, a StoresChanged when a
+   * config reload adds or removes stores.
    */
   changes(params: SubscribeParams = {}, maxQueued = 1000): ChangeStream {
     const stream: ChangeStream = new ChangeStream(
@@ -74,6 +82,17 @@ export class ClientBase {
     return stream;
   }
 
+  /**
+   * Hear `$/progress` for calls made with `progressToken: token` (begin, report..., end, in
+   * order, before the call's own reply); returns the remover.
+   */
+  onProgress(token: string | number, listener: (step: ProgressParams) => void): () => void {
+    this.progress.set(token, listener);
+    return () => {
+      this.progress.delete(token);
+    };
+  }
+
   /** An untyped call, for a method newer than this client. */
   call(method: string, params: object = {}, mutates = true): Promise<unknown> {
     return this.connection.call(method, params, !mutates);
@@ -84,7 +103,13 @@ export class ClientBase {
   }
 
   private notified(method: string, params: unknown): void {
-    if (method !== "sessions.changed") return;
-    for (const stream of this.streams) stream.push(params as SessionsChanged);
+    if (method === "$/progress") {
+      const step = params as ProgressParams;
+      this.progress.get(step.token)?.(step);
+      return;
+    }
+    if (method !== "sessions.changed" && method !== "sessions.storesChanged") return;
+    const change = params as SessionsChanged | StoresChanged;
+    for (const stream of this.streams) stream.push(change);
   }
 }

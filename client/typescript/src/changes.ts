@@ -9,12 +9,27 @@
  * - `reconnected`: after a lost connection it subscribes again and reports every store, since a
  *   restarted daemon counts from zero again.
  * Notifications whose seq is not past the last one seen are stale duplicates and are dropped.
+ * A `StoresChanged` (a config reload added or removed stores) is yielded as it comes: the stores
+ * it adds are followed from the seq it carries, the ones it removes no longer.
  */
 
 import { ConnectError } from "./errors.js";
-import type { SessionsChanged, SubscribedStore, SubscribeResult } from "./generated.js";
+import type {
+  SessionsChanged,
+  StoresChanged,
+  SubscribedStore,
+  SubscribeResult,
+} from "./generated.js";
 
 export type GapReason = "skipped" | "overflow" | "reconnected";
+
+/** What a ChangeStream yields. */
+export type ChangeItem = SessionsChanged | SeqGap | StoresChanged;
+
+/** Tells the two notifications apart (only `sessions.storesChanged` has `added`). */
+export function isStoresChanged(item: object): item is StoresChanged {
+  return "added" in item && "removed" in item;
+}
 
 /** Changes to one store may have been missed: read it again before trusting deltas. */
 export class SeqGap {
@@ -47,7 +62,12 @@ export class SeqTracker {
   }
 
   /** What to yield for one notification: nothing (stale, or not ours), it, or a gap and it. */
-  observe(change: SessionsChanged): Array<SessionsChanged | SeqGap> {
+  observe(change: SessionsChanged | StoresChanged): ChangeItem[] {
+    if (isStoresChanged(change)) {
+      for (const store of change.removed) this.last.delete(store.storePath);
+      for (const store of change.added) this.last.set(store.storePath, store.seq);
+      return [change];
+    }
     const seen = this.last.get(change.storePath);
     if (seen === undefined || change.seq <= seen) return [];
     this.last.set(change.storePath, change.seq);
@@ -73,11 +93,11 @@ export interface StreamHost {
  * subscribes (iteration does it too); `stop()` (or leaving a `for await` loop) unsubscribes when
  * no other stream of the client is open.
  */
-export class ChangeStream implements AsyncIterableIterator<SessionsChanged | SeqGap> {
+export class ChangeStream implements AsyncIterableIterator<ChangeItem> {
   private readonly tracker = new SeqTracker();
-  private inbox: Array<SessionsChanged | Resubscribe> = [];
+  private inbox: Array<SessionsChanged | StoresChanged | Resubscribe> = [];
   private queued = 0;
-  private readonly ready: Array<SessionsChanged | SeqGap> = [];
+  private readonly ready: ChangeItem[] = [];
   private wakeUp: (() => void) | null = null;
   private starting: Promise<void> | null = null;
   private ended: { error: unknown } | null = null;
@@ -114,7 +134,7 @@ export class ChangeStream implements AsyncIterableIterator<SessionsChanged | Seq
     await this.host.stopped(this);
   }
 
-  async next(): Promise<IteratorResult<SessionsChanged | SeqGap>> {
+  async next(): Promise<IteratorResult<ChangeItem>> {
     await this.start();
     while (this.ready.length === 0) {
       const item = await this.take();
@@ -129,14 +149,14 @@ export class ChangeStream implements AsyncIterableIterator<SessionsChanged | Seq
     return { done: false, value: this.ready.shift()! };
   }
 
-  async return(): Promise<IteratorResult<SessionsChanged | SeqGap>> {
+  async return(): Promise<IteratorResult<ChangeItem>> {
     await this.stop();
     return { done: true, value: undefined };
   }
 
   // ----------------------------------------------------------------------- fed by the client
 
-  push(change: SessionsChanged): void {
+  push(change: SessionsChanged | StoresChanged): void {
     if (this.ended !== null) return;
     if (this.queued >= this.maxQueued) {
       const lostConnection = this.inbox.some(
@@ -171,7 +191,7 @@ export class ChangeStream implements AsyncIterableIterator<SessionsChanged | Seq
     wakeUp?.();
   }
 
-  private async take(): Promise<SessionsChanged | Resubscribe | null> {
+  private async take(): Promise<SessionsChanged | StoresChanged | Resubscribe | null> {
     for (;;) {
       const item = this.inbox.shift();
       if (item !== undefined) {

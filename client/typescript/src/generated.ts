@@ -30,6 +30,7 @@ export interface AllAgentsCleanup {
   mode: "enforce" | "warn";
   dryRun: boolean;
   stores: CleanupSummary[];
+  planId?: string;
 }
 
 /** The shared token, for clients that cannot send `Authorization: Bearer` at upgrade. */
@@ -55,7 +56,12 @@ export interface CleanupActionRow {
   flags: string;
 }
 
-/** The reference's params plus `dryRun`. No `store`: a remote caller never names a path. */
+/**
+ * The reference's params plus `dryRun`. No `store`: a remote caller never names a path.
+ *
+ * `planId` (from a dry run) applies only if the plan is still exactly that one; `progressToken`
+ * asks for `$/progress` notifications carrying it.
+ */
 export interface CleanupParams {
   /** Default `null`. */
   activeKey?: string | null;
@@ -73,6 +79,10 @@ export interface CleanupParams {
   fixMissing?: boolean;
   /** Default `false`. */
   includeActions?: boolean;
+  /** Default `null`. */
+  planId?: string | null;
+  /** Default `null`. */
+  progressToken?: string | number | null;
 }
 
 export interface CleanupSummary {
@@ -92,6 +102,24 @@ export interface CleanupSummary {
   actions?: CleanupActionRow[];
   applied?: boolean;
   appliedCount?: number;
+  deletions?: FileDeletion[];
+  planId?: string;
+}
+
+/** One agent's journal (default: the default agent's), newest entry first. */
+export interface CleanupsParams {
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `50`. From 1 to 1000. */
+  limit?: number;
+}
+
+export interface CleanupsResult {
+  agentId: string;
+  storePath: string;
+  retentionEntries: number;
+  retentionDays: number;
+  entries: JournalEntrySummary[];
 }
 
 export interface DeleteParams {
@@ -118,6 +146,19 @@ export interface DiskBudget {
   maxBytes: number;
   highWaterBytes: number;
   overBudget: boolean;
+}
+
+/**
+ * A file an apply deletes outright (no archive is kept, so no restore brings it back).
+ *
+ * `reason`: `retention` (an archive past its retention), `budget` (the disk budget), `sweep` (an
+ * unreferenced transcript or checkpoint), `sidecar` (a pruned row's trajectory).
+ */
+export interface FileDeletion {
+  path: string;
+  bytes: number;
+  reason: "budget" | "retention" | "sidecar" | "sweep";
+  archive: boolean;
 }
 
 export interface GetParams {
@@ -149,6 +190,56 @@ export interface HistoryResult {
   agentId: string;
   sessionId: string | null;
   messages: Array<Record<string, unknown>>;
+}
+
+/**
+ * What one entry did: rows removed, put back, changed; files archived (or renamed back) and deleted
+ * outright.
+ */
+export interface JournalCounts {
+  rowsRemoved: number;
+  rowsAdded: number;
+  rowsChanged: number;
+  filesMoved: number;
+  filesDeleted: number;
+}
+
+/**
+ * One journal entry as `sessions.cleanups` lists it.
+ *
+ * `restorable` says whether `sessions.restore` would act on it; `why` says why not. `restores`
+ * names the entry a restore undid; `restoredBy` the restore that undid this one.
+ */
+export interface JournalEntrySummary {
+  id: string;
+  timeMs: number;
+  kind: "cleanup" | "delete" | "reset" | "restore";
+  state: "done" | "pending" | "rolled-back";
+  storePath: string;
+  options: Record<string, string | boolean | null>;
+  counts: JournalCounts;
+  deletedFiles: string[];
+  restorable: boolean;
+  /** Default `null`. */
+  restoredBy?: string | null;
+  /** Default `null`. */
+  restores?: string | null;
+  /** Default `null`. */
+  why?: string | null;
+}
+
+/**
+ * What a restore did (or would do) with one key: `restored`, `present` (already as the journal
+ * recorded it), or `conflict` (the key exists again with other bytes; not overwritten).
+ * `transcripts` lists archives renamed back for it; `skipped` files left where they are, with why.
+ */
+export interface KeyOutcome {
+  key: string;
+  outcome: "conflict" | "present" | "restored";
+  /** Default `[]`. */
+  skipped?: string[];
+  /** Default `[]`. */
+  transcripts?: string[];
 }
 
 /** One page, newest `updatedAt` first (rows without it last, then by key). */
@@ -214,6 +305,30 @@ export interface PreviewResult {
   previews: SessionPreviewLines[];
 }
 
+/** Params of the `$/progress` notification: the request's token and one step. */
+export interface ProgressParams {
+  token: string | number;
+  value: ProgressValue;
+}
+
+/**
+ * `kind` begin, report or end. `stage`: plan, journal, commit, files. `done`/`total` count the
+ * stage's units (rows planned, rows committed, files renamed or deleted).
+ */
+export interface ProgressValue {
+  kind: "begin" | "end" | "report";
+  /** Default `null`. */
+  done?: number | null;
+  /** Default `null`. */
+  message?: string | null;
+  /** Default `null`. */
+  stage?: string | null;
+  /** Default `null`. */
+  title?: string | null;
+  /** Default `null`. */
+  total?: number | null;
+}
+
 /**
  * Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and identity
  * kept; the old transcript is archived as `<file>.reset.<time>` once the row is on disk. `reason:
@@ -233,6 +348,41 @@ export interface ResetResult {
   entry: unknown;
   durable: boolean;
   archived: string[];
+}
+
+/**
+ * Undo one journal entry: `id`, or (without it) the newest restorable one.
+ *
+ * `dryRun` reports what would happen and changes nothing.
+ */
+export interface RestoreParams {
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `false`. */
+  dryRun?: boolean;
+  /** Default `null`. */
+  id?: string | null;
+  /** Default `null`. */
+  progressToken?: string | number | null;
+}
+
+/**
+ * `journalId` is the restore's own entry (restore it to undo the undo); absent on a dry run or when
+ * nothing changed. `lost` lists files the cleanup deleted outright.
+ */
+export interface RestoreResult {
+  agentId: string;
+  storePath: string;
+  restoredId: string;
+  dryRun: boolean;
+  durable: boolean;
+  keys: KeyOutcome[];
+  restoredRows: number;
+  conflicts: number;
+  renamedFiles: number;
+  lost: string[];
+  /** Default `null`. */
+  journalId?: string | null;
 }
 
 /** `status`: ok, empty (nothing to show), missing (no row or no transcript), error. */
@@ -262,7 +412,16 @@ export interface SessionsChanged {
   storePath: string;
   seq: number;
   keys: string[];
-  reason: "cleanup" | "conflict" | "delete" | "external" | "new" | "patch" | "reload" | "reset";
+  reason:
+    | "cleanup"
+    | "conflict"
+    | "delete"
+    | "external"
+    | "new"
+    | "patch"
+    | "reload"
+    | "reset"
+    | "restore";
 }
 
 export type StatusParams = Record<string, never>;
@@ -274,6 +433,7 @@ export interface StatusResult {
   connections: number;
   ready: boolean;
   conflicts: number;
+  staleWritesRepaired: number;
   stores: StoreStatus[];
 }
 
@@ -292,8 +452,20 @@ export interface StoreStatus {
   lastExternalReloadMs: number | null;
   externalReloads: number;
   conflicts: number;
+  staleWritesRepaired: number;
   parseError: string | null;
   corruptCopy: string | null;
+}
+
+/**
+ * Params of `sessions.storesChanged`: the stores a subscription gained or lost when a config reload
+ * (SIGHUP) added or removed agents. An `allAgents` subscription gains every added store; any
+ * subscription loses a removed one. An added store comes with its current seq, so its first
+ * `sessions.changed` shows any gap; a removed one sends nothing more.
+ */
+export interface StoresChanged {
+  added: SubscribedStore[];
+  removed: SubscribedStore[];
 }
 
 /** Which stores to hear about: one agent, every agent, or (neither) the default agent. */
@@ -350,6 +522,11 @@ export interface Methods {
     result: CleanupSummary | AllAgentsCleanup;
     mutates: true;
   };
+  "sessions.cleanups": {
+    params: CleanupsParams;
+    result: CleanupsResult;
+    mutates: false;
+  };
   "sessions.delete": {
     params: DeleteParams;
     result: DeleteResult;
@@ -385,6 +562,11 @@ export interface Methods {
     result: ResetResult;
     mutates: true;
   };
+  "sessions.restore": {
+    params: RestoreParams;
+    result: RestoreResult;
+    mutates: true;
+  };
   "sessions.subscribe": {
     params: SubscribeParams;
     result: SubscribeResult;
@@ -399,7 +581,9 @@ export interface Methods {
 
 /** Every notification the daemon sends, and its params. */
 export interface Notifications {
+  "$/progress": ProgressParams;
   "sessions.changed": SessionsChanged;
+  "sessions.storesChanged": StoresChanged;
 }
 
 /** The JSON-RPC error codes by name, as in protocol/jsonrpc.py. */
@@ -409,6 +593,10 @@ export const ErrorCode = {
   INVALID_PARAMS: -32602,
   METHOD_NOT_FOUND: -32601,
   INVALID_REQUEST: -32600,
+  APP_RUNTIME_UNAVAILABLE: -32009,
+  APP_NOT_RESTORABLE: -32008,
+  APP_JOURNAL_ENTRY_NOT_FOUND: -32007,
+  APP_STALE_PLAN: -32006,
   APP_STORE_WRITE_FAILED: -32005,
   APP_KEY_NOT_FOUND: -32004,
   APP_CONFLICT: -32003,
@@ -431,6 +619,31 @@ export class MethodNotFoundError extends RpcError {}
 
 /** `INVALID_REQUEST` (-32600): The frame is not a valid JSON-RPC 2.0 request. */
 export class InvalidRequestError extends RpcError {}
+
+/**
+ * `APP_RUNTIME_UNAVAILABLE` (-32009): The request needs OpenClaw's own runtime (its model catalog),
+ * which sessiond does not run. Only the gateway dialect's `sessions.patch` of a `model` sends it
+ * today (as UNAVAILABLE).
+ */
+export class RuntimeUnavailableError extends RpcError {}
+
+/**
+ * `APP_NOT_RESTORABLE` (-32008): The journal entry cannot be restored (unfinished, rolled back, or
+ * restored already).
+ */
+export class NotRestorableError extends RpcError {}
+
+/**
+ * `APP_JOURNAL_ENTRY_NOT_FOUND` (-32007): No cleanup journal entry by that id (or none at all) for
+ * the store.
+ */
+export class JournalEntryNotFoundError extends RpcError {}
+
+/**
+ * `APP_STALE_PLAN` (-32006): `planId` no longer names the plan a cleanup would carry out;
+ * `data.actions` says what changed.
+ */
+export class StalePlanError extends RpcError {}
 
 /**
  * `APP_STORE_WRITE_FAILED` (-32005): The change could not be made durable; it is kept in memory and
@@ -469,6 +682,10 @@ export const ERRORS: ReadonlyMap<number, RpcErrorClass> = new Map([
   [-32602, InvalidParamsError],
   [-32601, MethodNotFoundError],
   [-32600, InvalidRequestError],
+  [-32009, RuntimeUnavailableError],
+  [-32008, NotRestorableError],
+  [-32007, JournalEntryNotFoundError],
+  [-32006, StalePlanError],
   [-32005, StoreWriteFailedError],
   [-32004, KeyNotFoundError],
   [-32003, ConflictError],
@@ -488,7 +705,11 @@ export class SessiondClient extends ClientBase {
     return this.request("agents.list", {}, false);
   }
 
-  /** Authenticate with the shared token. */
+  /**
+   * Authenticate with the shared token.
+   *
+   * Rejects with `AuthRequiredError`.
+   */
   auth(params: AuthParams): Promise<AuthResult> {
     return this.request("auth", params, false);
   }
@@ -499,7 +720,11 @@ export class SessiondClient extends ClientBase {
   }
 
   /**
-   * Run session-store maintenance now, or preview it with `dryRun`.
+   * Run session-store maintenance now, or preview it with `dryRun` (which returns a `planId`; pass
+   * it back to apply only that very plan).
+   *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+   * `StalePlanError`, `InvalidParamsError`.
    *
    * It changes state, so it is not sent again after a dropped connection.
    */
@@ -508,7 +733,18 @@ export class SessiondClient extends ClientBase {
   }
 
   /**
+   * The cleanup journal of one store, newest first, and what each entry could restore.
+   *
+   * Rejects with `StoreNotFoundError`.
+   */
+  sessionsCleanups(params: CleanupsParams = {}): Promise<CleanupsResult> {
+    return this.request("sessions.cleanups", params, false);
+  }
+
+  /**
    * Remove one row, then archive its transcripts.
+   *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`.
    *
    * It changes state, so it is not sent again after a dropped connection.
    */
@@ -516,17 +752,29 @@ export class SessiondClient extends ClientBase {
     return this.request("sessions.delete", params, true);
   }
 
-  /** One session's whole row. */
+  /**
+   * One session's whole row.
+   *
+   * Rejects with `StoreNotFoundError`, `KeyNotFoundError`.
+   */
   sessionsGet(params: GetParams): Promise<GetResult> {
     return this.request("sessions.get", params, false);
   }
 
-  /** A session's newest messages. */
+  /**
+   * A session's newest messages.
+   *
+   * Rejects with `StoreNotFoundError`.
+   */
   sessionsHistory(params: HistoryParams): Promise<HistoryResult> {
     return this.request("sessions.history", params, false);
   }
 
-  /** Session summaries, a page at a time. */
+  /**
+   * Session summaries, a page at a time.
+   *
+   * Rejects with `StoreNotFoundError`, `InvalidParamsError`.
+   */
   sessionsList(params: ListParams = {}): Promise<ListResult> {
     return this.request("sessions.list", params, false);
   }
@@ -534,19 +782,27 @@ export class SessiondClient extends ClientBase {
   /**
    * Create or change one session's row.
    *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `ConflictError`.
+   *
    * It changes state, so it is not sent again after a dropped connection.
    */
   sessionsPatch(params: PatchParams): Promise<PatchResult> {
     return this.request("sessions.patch", params, true);
   }
 
-  /** Each session's last messages, short. */
+  /**
+   * Each session's last messages, short.
+   *
+   * Rejects with `StoreNotFoundError`, `InvalidParamsError`.
+   */
   sessionsPreview(params: PreviewParams): Promise<PreviewResult> {
     return this.request("sessions.preview", params, false);
   }
 
   /**
-   * Replace a session with a fresh one.
+   * Replace a session with a fresh one (journaled: `sessions.restore` puts it back).
+   *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`.
    *
    * It changes state, so it is not sent again after a dropped connection.
    */
@@ -554,7 +810,24 @@ export class SessiondClient extends ClientBase {
     return this.request("sessions.reset", params, true);
   }
 
-  /** Receive `sessions.changed` for these stores on this connection. */
+  /**
+   * Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.
+   *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`, `StoreWriteFailedError`,
+   * `JournalEntryNotFoundError`, `NotRestorableError`.
+   *
+   * It changes state, so it is not sent again after a dropped connection.
+   */
+  sessionsRestore(params: RestoreParams = {}): Promise<RestoreResult> {
+    return this.request("sessions.restore", params, true);
+  }
+
+  /**
+   * Receive `sessions.changed` for these stores on this connection (with `allAgents`, also for
+   * stores added later, announced by `sessions.storesChanged`).
+   *
+   * Rejects with `StoreNotFoundError`.
+   */
   sessionsSubscribe(params: SubscribeParams = {}): Promise<SubscribeResult> {
     return this.request("sessions.subscribe", params, false);
   }

@@ -2,7 +2,14 @@
 
 export * from "./generated.js";
 export { ClientBase } from "./base.js";
-export { ChangeStream, SeqGap, SeqTracker, type GapReason } from "./changes.js";
+export {
+  ChangeStream,
+  SeqGap,
+  SeqTracker,
+  isStoresChanged,
+  type ChangeItem,
+  type GapReason,
+} from "./changes.js";
 export type { ClientOptions, WebSocketClass } from "./connection.js";
 export {
   ClientClosedError,

@@ -1,8 +1,10 @@
-"""A minimal OpenClaw gateway protocol v4 client with a device identity, for benchmarks.
+"""A minimal OpenClaw gateway protocol v4 client with a device identity, for benchmarks and
+live runs beside the reference gateway.
 
 Both the reference gateway and sessiond's gateway dialect are measured through this same client
 (one connect, then `req`/`res` frames), so a method's latency compares the servers, not two
-client implementations. The device is a fresh ed25519 key; the reference auto-approves a
+client implementations (bench/report.py); `beside_gateway` writes through the reference
+gateway with it. The device is a fresh ed25519 key; the reference auto-approves a
 loopback device that presents the shared token.
 """
 

@@ -1,0 +1,371 @@
+"""The cleanup journal on disk: one file per store, beside it, `sessions.json.journal` (0600).
+
+JSON Lines of `Begin` (an entry, written and fsynced before the store write it describes) and
+`Finish` (the entry's end) records. An append is one write plus an fsync (and, for a new file,
+an fsync of the directory); a torn last line (a crash mid-append) is dropped when the file is
+read, and the file rewritten without it through `write_durably`.
+
+Retention, applied whenever an entry finishes: at most `KEEP_ENTRIES` finished entries and
+none older than `KEEP_DAYS`; an entry that renamed files to archives is kept only while one of
+those archives still exists (once the last has expired there is nothing to rename back).
+Unfinished entries are never dropped: opening the journal finishes or rolls them back first
+(`StoreJournal.recover`), so after a crash the store, its files and the journal agree again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+import structlog
+from sessiond.daemon.durable_file import (
+    STORE_FILE_MODE,
+    _fault_point,  # the crash tests' named points (SESSIOND_TEST_FAULT_HOOK)
+    fsync_directory,
+    write_durably,
+)
+from sessiond.engine.errors import JournalEntryNotFound, NotRestorable
+from sessiond.engine.journal import (
+    RECORD,
+    Begin,
+    Finish,
+    JournalEntry,
+    commit_state,
+    counts,
+)
+from sessiond.engine.store import Store
+from sessiond.engine.transcripts import iso_stamp
+from sessiond.protocol.undo import EntryState, JournalEntrySummary
+
+log = structlog.get_logger("sessiond.journal")
+
+JOURNAL_SUFFIX = ".journal"
+KEEP_ENTRIES = 50
+KEEP_DAYS = 30
+_DAY_MS = 86_400_000
+_ENCODER = msgspec.json.Encoder()
+
+
+def journal_path(store_path: str) -> str:
+    return store_path + JOURNAL_SUFFIX
+
+
+def new_entry_id(now_ms: int) -> str:
+    """Sortable by time, unique by its random tail: `20260512T101500.123Z-3fa2c1`."""
+    return f"{iso_stamp(now_ms).replace('-', '')}-{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True)
+class Tracked:
+    entry: JournalEntry
+    finish: Finish | None = None
+
+    @property
+    def state(self) -> EntryState:
+        return "pending" if self.finish is None else self.finish.state
+
+
+@dataclass(slots=True)
+class JournalStats:
+    """Counters since the daemon started, read by /metrics."""
+
+    rows_removed: Counter[str] = field(default_factory=Counter)
+    files_archived: int = 0
+    files_removed: int = 0
+    entries_written: int = 0
+
+
+class StoreJournal:
+    """One store's journal: its records in memory, appended to and compacted on disk."""
+
+    def __init__(self, store_path: str, stats: JournalStats | None = None) -> None:
+        self.store_path = store_path
+        self.path = journal_path(store_path)
+        self.directory = os.path.dirname(os.path.abspath(store_path))
+        self.entries: dict[str, Tracked] = {}
+        self.stats = stats or JournalStats()
+        self.lock = threading.Lock()  # appends come from worker threads
+
+    # ---------------------------------------------------------------------------- reading
+
+    @classmethod
+    def load(cls, store_path: str, stats: JournalStats | None = None) -> StoreJournal:
+        journal = cls(store_path, stats)
+        try:
+            with open(journal.path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return journal
+        torn = False
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                record = RECORD.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                torn = True  # a crash mid-append: the entry never began
+                continue
+            journal._take(record)
+        if torn or not data.endswith(b"\n"):
+            log.warning("journal had a torn record; rewritten without it", path=journal.path)
+            journal._rewrite()
+        return journal
+
+    def _take(self, record: Begin | Finish) -> None:
+        if isinstance(record, Begin):
+            self.entries[record.entry.id] = Tracked(record.entry)
+        else:
+            tracked = self.entries.get(record.id)
+            if tracked is not None:
+                tracked.finish = record
+
+    # ---------------------------------------------------------------------------- writing
+
+    def _append(self, record: Begin | Finish) -> None:
+        line = _ENCODER.encode(record) + b"\n"
+        with self.lock:
+            created = not os.path.exists(self.path)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, STORE_FILE_MODE)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                fsync_directory(self.directory)
+            self._take(record)
+
+    def _rewrite(self) -> None:
+        lines = []
+        for tracked in self.entries.values():
+            lines.append(_ENCODER.encode(Begin(tracked.entry)))
+            if tracked.finish is not None:
+                lines.append(_ENCODER.encode(tracked.finish))
+        data = b"".join(line + b"\n" for line in lines)
+        if not data and not os.path.exists(self.path):
+            return
+        write_durably(self.path, data)
+
+    def begin(self, entry: JournalEntry) -> None:
+        """Durable before returning: the store write it describes may follow."""
+        self._append(Begin(entry))
+        self.stats.entries_written += 1
+        _fault_point("journal-begin")
+
+    def finish(self, record: Finish, now_ms: int) -> None:
+        self._append(record)
+        _fault_point("journal-finish")
+        tracked = self.entries.get(record.id)
+        if tracked is not None and record.state == "done":
+            self._count(tracked.entry, record)
+        self.prune(now_ms)
+
+    def _count(self, entry: JournalEntry, record: Finish) -> None:
+        kept = set(record.kept)
+        for change in entry.rows:
+            if change.after is None and change.key not in kept:
+                self.stats.rows_removed[change.action or entry.kind] += 1
+        if entry.kind != "restore":
+            self.stats.files_archived += record.moved
+        self.stats.files_removed += record.deleted
+
+    def prune(self, now_ms: int) -> None:
+        """Apply the retention rules; rewrite the file when something was dropped."""
+        restored = self.restored_by()
+        finished = [t for t in self.entries.values() if t.finish is not None]
+        drop: set[str] = set()
+        cutoff = now_ms - KEEP_DAYS * _DAY_MS
+        for index, tracked in enumerate(reversed(finished)):
+            entry = tracked.entry
+            if index >= KEEP_ENTRIES or entry.time_ms < cutoff:
+                drop.add(entry.id)
+            elif (
+                tracked.state == "done"
+                and entry.kind != "restore"
+                and entry.id not in restored
+                and entry.moves
+                and not any(self._exists(m.target) for m in entry.moves)
+            ):
+                drop.add(entry.id)  # every archive it named has expired
+        if drop:
+            self.entries = {k: v for k, v in self.entries.items() if k not in drop}
+            with self.lock:
+                self._rewrite()
+
+    def _exists(self, name: str) -> bool:
+        return os.path.lexists(os.path.join(self.directory, name))
+
+    # ---------------------------------------------------------------------------- recovery
+
+    def recover(self, store: Store, now_ms: int) -> list[Finish]:
+        """Close every unfinished entry against the store on disk: finished when its store
+        write landed (remaining renames and deletions carried out), else rolled back (renames
+        already made are reversed). Returns the records written."""
+        closed: list[Finish] = []
+        for tracked in [t for t in self.entries.values() if t.finish is None]:
+            entry = tracked.entry
+            if commit_state(entry, store) == "before":
+                if entry.files_first:
+                    for move in entry.moves:
+                        self._rename(move.target, move.source)
+                record = Finish(entry.id, "rolled-back", now_ms, recovered=True)
+            else:
+                failed: list[str] = []
+                moved = deleted = 0
+                for move in entry.moves:
+                    done = self._rename(move.source, move.target)
+                    if done is False:
+                        failed.append(move.source)
+                    moved += bool(done)
+                if not entry.files_first:
+                    for gone in entry.deletes:
+                        deleted += self._delete(gone.name, gone.size)
+                record = Finish(
+                    entry.id, "done", now_ms, failed, moved=moved, deleted=deleted, recovered=True
+                )
+            log.warning(
+                "unfinished journal entry closed at start",
+                path=self.store_path,
+                entry=entry.id,
+                kind=entry.kind,
+                state=record.state,
+            )
+            self.finish(record, now_ms)
+            closed.append(record)
+        return closed
+
+    def _rename(self, source: str, target: str) -> bool | None:
+        """True: renamed; None: nothing to do (already done, or gone); False: it failed."""
+        src, dst = os.path.join(self.directory, source), os.path.join(self.directory, target)
+        if not os.path.lexists(src) or os.path.lexists(dst):
+            return None
+        try:
+            os.rename(src, dst)
+        except OSError as exc:
+            log.error("recovery rename failed", source=src, target=dst, error=str(exc))
+            return False
+        with contextlib.suppress(OSError):
+            fsync_directory(self.directory)
+        return True
+
+    def _delete(self, name: str, size: int) -> int:
+        path = os.path.join(self.directory, name)
+        try:
+            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) != size:
+                return 0
+            os.unlink(path)
+        except OSError:
+            return 0
+        return 1
+
+    # ------------------------------------------------------------------------------ queries
+
+    def restored_by(self) -> dict[str, str]:
+        """Entry id -> the restore that undid it (finished, or under way)."""
+        out: dict[str, str] = {}
+        for tracked in self.entries.values():
+            entry = tracked.entry
+            if entry.restores is not None and tracked.state != "rolled-back":
+                out[entry.restores] = entry.id
+        return out
+
+    def why_not(self, tracked: Tracked, restored: dict[str, str]) -> str | None:
+        """Why `sessions.restore` would refuse this entry; None when it would act."""
+        if tracked.state == "pending":
+            return "unfinished: it is closed at the next start"
+        if tracked.state == "rolled-back":
+            return "rolled back: its store write never landed"
+        by = restored.get(tracked.entry.id)
+        if by is not None:
+            return f"restored by {by}"
+        if not tracked.entry.rows and not tracked.entry.moves:
+            return "it only deleted files, which cannot come back"
+        return None
+
+    def newest_first(self) -> Iterator[Tracked]:
+        return reversed(list(self.entries.values()))
+
+    def pick(self, entry_id: str | None) -> JournalEntry:
+        """The entry to restore: `entry_id`, or the newest restorable one."""
+        restored = self.restored_by()
+        if entry_id is None:
+            for tracked in self.newest_first():
+                if self.why_not(tracked, restored) is None:
+                    return tracked.entry
+            raise JournalEntryNotFound(
+                "nothing to restore: no journal entry can be restored",
+                {"storePath": self.store_path},
+            )
+        found = self.entries.get(entry_id)
+        if found is None:
+            raise JournalEntryNotFound(
+                f"no journal entry {entry_id!r}", {"id": entry_id, "storePath": self.store_path}
+            )
+        why = self.why_not(found, restored)
+        if why is not None:
+            raise NotRestorable(
+                f"{entry_id} cannot be restored: {why}", {"id": entry_id, "why": why}
+            )
+        return found.entry
+
+    def summaries(self, limit: int) -> list[JournalEntrySummary]:
+        restored = self.restored_by()
+        out: list[JournalEntrySummary] = []
+        for tracked in self.newest_first():
+            if len(out) >= limit:
+                break
+            entry = tracked.entry
+            why = self.why_not(tracked, restored)
+            out.append(
+                JournalEntrySummary(
+                    id=entry.id,
+                    time_ms=entry.time_ms,
+                    kind=entry.kind,
+                    state=tracked.state,
+                    store_path=entry.store_path,
+                    options=entry.options,
+                    counts=counts(entry),
+                    deleted_files=[d.name for d in entry.deletes],
+                    restorable=why is None,
+                    why=why,
+                    restores=entry.restores,
+                    restored_by=restored.get(entry.id),
+                )
+            )
+        return out
+
+
+class Journals:
+    """Every store's journal, opened (and recovered) once, with the counters /metrics reads."""
+
+    def __init__(self) -> None:
+        self.stats = JournalStats()
+        self._open: dict[str, StoreJournal] = {}
+        self.apply_lock = asyncio.Lock()
+        """One apply or restore at a time: each entry is planned on the store the last left."""
+
+    def open(self, store_path: str, store: Store, now_ms: int) -> StoreJournal:
+        """The store's journal; the first open closes whatever a crash left unfinished."""
+        journal = self._open.get(store_path)
+        if journal is None:
+            journal = StoreJournal.load(store_path, self.stats)
+            journal.recover(store, now_ms)
+            self._open[store_path] = journal
+        return journal
+
+    def peek(self, store_path: str) -> StoreJournal:
+        """The journal as it is, for a store that does not parse: nothing is recovered
+        against a store whose rows cannot be read (that would judge every write undone)."""
+        return self._open.get(store_path) or StoreJournal.load(store_path, self.stats)
+
+    def entry_counts(self) -> dict[str, int]:
+        return {path: len(j.entries) for path, j in self._open.items()}
