@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from harness.async_run import until
 from harness.daemon_process import DaemonProcess
 from harness.gateway_client import GatewayClient
 from harness.state_dirs import read_rows, store_path
+from prometheus_client.parser import text_string_to_metric_families
+from sessiond.client import SessiondClient
+from sessiond.protocol.undo import RestoreResult
 
 TOKEN = "clients-fast-1"
 NOW = 1_795_000_000_000
@@ -126,6 +130,70 @@ def test_writes_are_durable_when_answered_and_announced(daemon: DaemonProcess) -
     patch_event = s.events[0]["payload"]
     assert patch_event["label"] == "renamed" and patch_event["hasActiveRun"] is False
     assert set(s.events[2]["payload"]) == {"sessionKey", "reason", "ts"}
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[Any, ...]], float]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_deletes_and_resets_are_journaled_and_restorable(daemon: DaemonProcess) -> None:
+    """The gateway's delete and reset, and JSON-RPC's reset, each write one journal entry
+    (issue 15), so `sessions.restore` puts the old row and its transcript back; the gateway's
+    calls are counted in /metrics like JSON-RPC's."""
+    state = daemon.state_dir
+    sessions = state / "agents" / "work" / "sessions"
+    before = read_rows(state, "work")
+    main_id = before["agent:work:main"]["sessionId"]
+    direct = "agent:work:discord:direct:u7"
+    direct_id = before[direct]["sessionId"]
+
+    async def gateway() -> None:
+        s = await Session.open(daemon.url)
+        await s.ok("sessions.reset", {"key": "agent:work:main", "reason": "new"})
+        gone = await s.ok("sessions.delete", {"key": direct})
+        assert gone["deleted"] is True and len(gone["archived"]) == 1
+        await s.ok("health")
+        await s.close()
+
+    run(gateway())
+    assert read_rows(state, "work")["agent:work:main"]["sessionId"] != main_id
+    assert not (sessions / f"{main_id}.jsonl").exists()
+    assert not (sessions / f"{direct_id}.jsonl").exists()
+
+    async def jsonrpc() -> list[RestoreResult]:
+        async with SessiondClient(daemon.url, token=TOKEN) as c:
+            journal = await c.sessions_cleanups(agent="work")
+            assert [e.kind for e in journal.entries] == ["delete", "reset"]
+            assert [e.restorable for e in journal.entries] == [True, True]
+            undone = [await c.sessions_restore(agent="work", id=e.id) for e in journal.entries]
+            assert read_rows(state, "work")["agent:work:main"]["sessionId"] == main_id
+            fresh = await c.sessions_reset(key="agent:work:main", agent="work")
+            assert fresh.durable and len(fresh.archived) == 1
+            assert fresh.archived[0].startswith(str(sessions / f"{main_id}.jsonl.reset."))
+            (newest, *_) = (await c.sessions_cleanups(agent="work")).entries
+            assert newest.kind == "reset" and newest.restorable
+            undone.append(await c.sessions_restore(agent="work", id=newest.id))
+            return undone
+
+    undone = run(jsonrpc())
+    assert [r.restored_rows for r in undone] == [1, 1, 1]
+    assert [r.renamed_files for r in undone] == [1, 1, 1]
+    after = read_rows(state, "work")
+    assert after["agent:work:main"] == before["agent:work:main"]
+    assert after[direct] == before[direct]
+    assert (sessions / f"{main_id}.jsonl").exists()
+    assert (sessions / f"{direct_id}.jsonl").exists()
+    counted = _scrape(daemon.port)
+    for method in ("sessions.reset", "sessions.delete", "health"):
+        assert counted[("sessiond_requests_total", (("method", method), ("outcome", "ok")))] >= 1
 
 
 def test_external_edits_reach_subscribers_and_unsubscribe_stops_them(
