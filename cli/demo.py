@@ -59,7 +59,7 @@ def _rows(now: int, agent: str, base: int) -> tuple[dict[str, Any], list[tuple[s
 
 MARK = ".sessiond-demo"
 """The file that says a directory is the demo's own."""
-MADE = ("agents", "openclaw.json", "sessiond.log", "sessiond.port")
+MADE = ("agents", "openclaw.json", "sessiond.log", "sessiond.port", "tui.log")
 """What the demo puts in its directory: all it ever removes there."""
 
 
@@ -139,14 +139,24 @@ def next_steps(root: Path, url: str, token: str) -> list[str]:
         f"  export SESSIOND_URL={url} OPENCLAW_GATEWAY_TOKEN={token}",
         f"  sessiond sessions cleanup {flags} --dry-run   # the preview above, again",
         f"  sessiond sessions cleanup {flags}             # apply it, through the daemon",
-        "There is no restore command yet: an apply archives the transcript of each row it",
-        "removes as <sessionId>.jsonl.deleted.<time> beside it (rename it back to keep the file;",
-        "the row is gone from sessions.json), and deletes only unreferenced old files, e.g.",
+        "  sessiond sessions restore --last             # undo it: rows and transcripts come back",
+        "  sessiond tui                                 # the live view: sessions, plan, undo",
+        "An apply archives the transcript of each row it removes as",
+        "<sessionId>.jsonl.deleted.<time> beside it, and journals what it did, e.g.",
         f"  ls {sessions}",
     ]
 
 
-def demo_command(directory: str, serve_seconds: float | None) -> int:
+def _open_tui(url: str, token: str, root: Path) -> int:
+    from sessiond.cli.tui.command import maintenance_of, run_tui
+    from sessiond.daemon.config_file import load_config_file
+
+    maintenance = maintenance_of(load_config_file(str(root / "openclaw.json")))
+    return run_tui(url, token, maintenance, str(root / "tui.log"))
+
+
+def demo_command(directory: str, serve_seconds: float | None, *, tui: bool = False) -> int:
+    """Serve a fresh demo state dir; print a dry run through the daemon, or (`tui`) open the TUI."""
     from sessiond.daemon.store_lock import holder_of, state_dir_lock_path
 
     root = Path(directory).expanduser().resolve()
@@ -164,7 +174,8 @@ def demo_command(directory: str, serve_seconds: float | None) -> int:
     port_file = root / "sessiond.port"
     exe = str(Path(sys.executable).with_name("sessiond"))
     env = dict(os.environ, OPENCLAW_STATE_DIR=str(root), OPENCLAW_GATEWAY_TOKEN=token)
-    print(f"demo state dir: {root}")
+    if not tui:  # the TUI owns the terminal; where the demo lives is said once it is closed
+        print(f"demo state dir: {root}")
     daemon = subprocess.Popen(
         [exe, "serve", "--state-dir", str(root), "--port", "0", "--port-file", str(port_file)],
         env=env,
@@ -179,6 +190,10 @@ def demo_command(directory: str, serve_seconds: float | None) -> int:
                 return 1
             time.sleep(0.05)
         url = f"ws://127.0.0.1:{port_file.read_text().strip()}"
+        if tui:
+            code = _open_tui(url, token, root)
+            print(f"demo state dir: {root} (logs: sessiond.log, tui.log)")
+            return code
         print(f"sessiond is serving {url} (token in OPENCLAW_GATEWAY_TOKEN={token})\n")
         asyncio.run(_show(url, token))
         if serve_seconds is None:

@@ -78,6 +78,10 @@ EXIT_CODES: dict[str, list[tuple[int, str]]] = {
         ),
         (EXIT_USAGE, "bad command line"),
     ],
+    "tui": [
+        (0, "quit (q)"),
+        (EXIT_USAGE, "bad command line, or stdin and stdout are not a terminal"),
+    ],
     "demo": [
         (0, "the demo ran"),
         (1, "the directory is not one the demo may use, or the daemon did not start"),
@@ -292,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="Keep serving this long after the demo (default: until Ctrl-C on a terminal)",
     )
+    _flag(demo, "demo", "--tui", action="store_true", help="Open `sessiond tui` on the demo state")
+    _add_tui_command(commands)
 
     sessions = commands.add_parser("sessions", help="Session store commands")
     _add_target_flags(sessions, suppress=False)
@@ -378,6 +384,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_tui_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tui = commands.add_parser(
+        "tui",
+        help="A live terminal view of every store, its cleanup plan, and undo",
+        description="Every agent's sessions, live; each store's state; the cleanup plan and its "
+        "apply; the cleanup journal and its undo (docs/tui.md). Keys are listed at the bottom.",
+    )
+    _flag(
+        tui,
+        "tui",
+        "--url",
+        source=Source(env=("SESSIOND_URL",), default="ws://127.0.0.1:$OPENCLAW_GATEWAY_PORT"),
+        help="sessiond to watch (waited for, with backoff, while it does not answer)",
+    )
+    _flag(
+        tui,
+        "tui",
+        "--token",
+        source=Source(env=("OPENCLAW_GATEWAY_TOKEN",), config="gateway.auth.token"),
+        help="sessiond's token",
+    )
+    _flag(tui, "tui", "--log", help="Append the TUI's logs to this file (default: none)")
+
+
 def _add_route_flags(parser: argparse.ArgumentParser, command: str) -> None:
     """Where an undo command runs: chosen as for `sessions cleanup` (cli/daemon_route.py)."""
     _flag(
@@ -411,7 +441,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from sessiond.cli.demo import demo_command
 
-        return demo_command(args.dir, args.serve_seconds)
+        return demo_command(args.dir, args.serve_seconds, tui=args.tui)
+    if args.command == "tui":
+        from sessiond.cli.tui.command import tui_command
+
+        return tui_command(args.url, args.token, args.log)
     if args.command == "serve":
         from sessiond.cli.serve import serve_command
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 import structlog
+from sessiond.daemon.fault_hooks import fault_point
 from sessiond.daemon.file_version import (
     HASH_LIMIT,
     DiskSig,
@@ -58,43 +59,6 @@ def read_store_bytes(path: str) -> bytes | None:
 
 def read_store(path: str) -> Store:
     return load_store_bytes(read_store_bytes(path), path)
-
-
-# Test-only fault injection: the crash tests pause or die at named points of a write.
-# Points of a store write, in order: temp-open, before-fsync, after-temp-write (the temp file is
-# written and fsynced), after-precheck, after-rename, durable; and of a plan's file operations:
-# after-archive (each rename) and after-unlink (each removal); and of the cleanup journal
-# (daemon/journal.py): journal-begin (an entry is durable) and journal-finish (it is closed).
-# `SESSIOND_TEST_FAULT_PHASE=<file>` records "<write number> <point>" there at each point (one
-# pwrite, so a test that SIGKILLs the daemon can tell where the write was, and an external
-# writer can tell whether its rename raced the window between the precheck and the rename).
-_FAULT_HOOK = os.environ.get("SESSIOND_TEST_FAULT_HOOK")
-_PHASE_PATH = os.environ.get("SESSIOND_TEST_FAULT_PHASE")
-_phase_state: list[int] = []  # [fd, writes so far], opened on first use (after any fork)
-# In-process tests (tests/daemon/test_live_store_states.py) act at a point through this:
-# another writer's rename landing exactly between the check and the swap, for instance.
-FAULT_ACTIONS: dict[str, Callable[[], None]] = {}
-
-
-def _fault_point(name: str) -> None:
-    action = FAULT_ACTIONS.get(name)
-    if action is not None:
-        action()
-    if _PHASE_PATH is not None:
-        if not _phase_state:
-            _phase_state.extend([os.open(_PHASE_PATH, os.O_WRONLY | os.O_CREAT, 0o600), 0])
-        if name == "temp-open":
-            _phase_state[1] += 1
-        os.pwrite(_phase_state[0], f"{_phase_state[1]} {name}".ljust(40).encode(), 0)
-    if _FAULT_HOOK is None:
-        return
-    hooks = _FAULT_HOOK.split(",")
-    if f"{name}:pause" in hooks:
-        time.sleep(float(os.environ.get("SESSIOND_TEST_FAULT_PAUSE", "0.05")))
-    # `<name>:enospc` fails the write as a full disk would, while the flag file exists.
-    flag = os.environ.get("SESSIOND_TEST_FAULT_FLAG", "")
-    if f"{name}:enospc" in hooks and flag and os.path.exists(flag):
-        raise OSError(errno.ENOSPC, "No space left on device (test fault)")
 
 
 def fsync_directory(directory: str) -> None:
@@ -142,7 +106,7 @@ def _write_durably(path: str, data: bytes, precheck: Callable[[], None] | None) 
         try:
             if precheck is not None:
                 precheck()
-            _fault_point("after-precheck")
+            fault_point("after-precheck")
             os.replace(temp, path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -180,14 +144,14 @@ def _durable_temp(path: str, data: bytes) -> tuple[str, int]:
     except OSError as exc:
         raise _write_error(path, exc) from exc
     try:
-        _fault_point("temp-open")
+        fault_point("temp-open")
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        _fault_point("before-fsync")
+        fault_point("before-fsync")
         os.fsync(fd)
-        _fault_point("after-temp-write")
+        fault_point("after-temp-write")
     except BaseException as exc:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -200,9 +164,9 @@ def _durable_temp(path: str, data: bytes) -> tuple[str, int]:
 
 def _durable_rename(path: str) -> None:
     """After the rename: the directory fsynced, so the rename itself survives a power cut."""
-    _fault_point("after-rename")
+    fault_point("after-rename")
     fsync_directory(os.path.dirname(os.path.abspath(path)) or ".")
-    _fault_point("durable")
+    fault_point("durable")
 
 
 AT_FDCWD = -100
@@ -298,7 +262,7 @@ class DiskStoreFile:
             try:
                 if not self.unchanged(expected):
                     raise ExternalChange(self._path)
-                _fault_point("after-precheck")
+                fault_point("after-precheck")
                 swapped = self._swap(temp, expected)
             except BaseException as exc:
                 with contextlib.suppress(OSError):
@@ -471,7 +435,7 @@ def apply_file_ops(
         try:
             os.rename(source, archive)
             outcome.archived.append((source, archive))
-            _fault_point("after-archive")
+            fault_point("after-archive")
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -489,7 +453,7 @@ def apply_file_ops(
                 continue
             os.unlink(path)
             outcome.removed.append(path)
-            _fault_point("after-unlink")
+            fault_point("after-unlink")
         except FileNotFoundError:
             continue
         except OSError as exc:

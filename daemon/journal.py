@@ -27,10 +27,10 @@ import msgspec
 import structlog
 from sessiond.daemon.durable_file import (
     STORE_FILE_MODE,
-    _fault_point,  # the crash tests' named points (SESSIOND_TEST_FAULT_HOOK)
     fsync_directory,
     write_durably,
 )
+from sessiond.daemon.fault_hooks import fault_point
 from sessiond.engine.errors import JournalEntryNotFound, NotRestorable
 from sessiond.engine.journal import (
     RECORD,
@@ -159,11 +159,11 @@ class StoreJournal:
         """Durable before returning: the store write it describes may follow."""
         self._append(Begin(entry))
         self.stats.entries_written += 1
-        _fault_point("journal-begin")
+        fault_point("journal-begin")
 
     def finish(self, record: Finish, now_ms: int) -> None:
         self._append(record)
-        _fault_point("journal-finish")
+        fault_point("journal-finish")
         tracked = self.entries.get(record.id)
         if tracked is not None and record.state == "done":
             self._count(tracked.entry, record)

@@ -47,6 +47,7 @@ import msgspec
 import structlog
 from sessiond.daemon import methods, systemd
 from sessiond.daemon.config_file import load_config_file
+from sessiond.daemon.fault_hooks import fault_point
 from sessiond.daemon.gateway_dialect import GATEWAY_METHODS, looks_like_gateway
 from sessiond.daemon.gateway_sessions import JSONRPC_SHAPES, REFERENCE_SHAPES, GatewaySessions
 from sessiond.daemon.gateway_shell import serve_gateway
@@ -109,24 +110,6 @@ SHUTDOWN_CLOSE_TIMEOUT_S = 1.0
 event) before dropping it; a client that stopped reading would otherwise block in drain."""
 _ENCODER = msgspec.json.Encoder()
 _LOOSE = msgspec.json.Decoder(dict[str, Any])
-
-# Test-only fault injection (same variables as daemon/durable_file.py): `<point>:raise` in
-# SESSIOND_TEST_FAULT_HOOK raises RuntimeError at that point while the file named by
-# SESSIOND_TEST_FAULT_FLAG exists. Points: `frame` (before a JSON-RPC frame is parsed, outside
-# the dialect's own error handling) and `dispatch` (inside `Daemon.dispatch`). No request can
-# make these paths raise on purpose, so this stands in for a bug.
-_RAISE_AT = frozenset(
-    hook.removesuffix(":raise")
-    for hook in os.environ.get("SESSIOND_TEST_FAULT_HOOK", "").split(",")
-    if hook.endswith(":raise")
-)
-
-
-def _fault_point(name: str) -> None:
-    if name in _RAISE_AT:
-        flag = os.environ.get("SESSIOND_TEST_FAULT_FLAG", "")
-        if flag and os.path.exists(flag):
-            raise RuntimeError(f"test fault at {name}")
 
 
 def version() -> str:
@@ -378,7 +361,7 @@ class Daemon:
                 return await self.dispatch(conn, call)
 
         try:
-            _fault_point("frame")
+            fault_point("frame", on_disk_path=False)
             reply = await self.protocol.handle(data, dispatch)
         except Exception as exc:
             log.exception("frame handling failed", frame_bytes=len(data))
@@ -449,7 +432,7 @@ class Daemon:
         if call.method != "auth":
             if not conn.authenticated:
                 raise AuthRequired("authentication required: call auth first")
-            _fault_point("dispatch")
+            fault_point("dispatch", on_disk_path=False)
         started = time.perf_counter()
         outcome = "internal"
         try:

@@ -21,8 +21,8 @@ missing answer is a hang. Never allowed: -32603 (an internal error is a bug), cl
 dead daemon, an answer to a notification. The daemon's RSS is sampled after the first half and
 at the end; the second half must not grow it by more than 10 MB.
 
-When the OpenClaw gateway dialect exists (daemon/openclaw_gateway.py), the script also fuzzes
-it on its own connections (see `gateway_round`).
+The OpenClaw gateway dialect (daemon/gateway_dialect.py) is fuzzed too, on its own connections
+(see `gateway_round`).
 
     PYTHONPATH=tests .venv/bin/python stress/fuzz.py [--frames 100000] [--connections 8] [--seed 1]
 """
@@ -626,13 +626,6 @@ async def closing_round(url: str, gen: Gen, n: int, tally: Tally) -> None:
 # ------------------------------------------------------------------------------ gateway
 
 
-def gateway_available() -> bool:
-    """True when server.py picks the gateway dialect (the module alone is not enough)."""
-    from sessiond.daemon import server
-
-    return hasattr(server, "looks_like_gateway") or hasattr(server, "serve_gateway")
-
-
 def _connect_params(token: str) -> dict[str, Any]:
     return {
         "minProtocol": 4,
@@ -797,8 +790,7 @@ def run(frames: int, connections: int, seed: int, workdir: Path) -> Report:
     samples: dict[str, int] = {}
     closing = max(20, frames // 200)
     main_frames = frames - closing
-    gateway = gateway_available()
-    gateway_frames = main_frames // 10 if gateway else 0
+    gateway_frames = main_frames // 10
     rpc_frames = main_frames - gateway_frames
     with DaemonProcess(root, "--max-frame-bytes", str(MAX_FRAME)) as daemon:
         started = time.monotonic()
@@ -827,17 +819,12 @@ def run(frames: int, connections: int, seed: int, workdir: Path) -> Report:
         report.check(alive, "daemon died")
         health = http_status(daemon.port, "/healthz") if alive else 0
         report.check(health == 200, f"/healthz {health} after fuzzing")
-        gateway_note = "not present (daemon/openclaw_gateway.py not committed)"
-        if gateway:
-            gateway_note = "fuzzed"
-            gd = DaemonProcess(write_state_dir(workdir / "gw", {"main": rows}), "--token", token)
-            with gd:
-                pre = gateway_frames // 5
-                asyncio.run(gateway_preconnect(gd.url, token, Gen(seed + 6), pre, tally))
-                asyncio.run(
-                    gateway_round(gd.url, token, Gen(seed + 5), gateway_frames - pre, tally)
-                )
-                report.check(gd.proc.poll() is None, "gateway daemon died")
+        gd = DaemonProcess(write_state_dir(workdir / "gw", {"main": rows}), "--token", token)
+        with gd:
+            pre = gateway_frames // 5
+            asyncio.run(gateway_preconnect(gd.url, token, Gen(seed + 6), pre, tally))
+            asyncio.run(gateway_round(gd.url, token, Gen(seed + 5), gateway_frames - pre, tally))
+            report.check(gd.proc.poll() is None, "gateway daemon died")
     logs = daemon.logs()
     crashes = logs.count("connection handler failed") + logs.count("internal error")
     report.check(crashes == 0, f"{crashes} handler failures / internal errors in the daemon log")
@@ -858,7 +845,7 @@ def run(frames: int, connections: int, seed: int, workdir: Path) -> Report:
             if k.startswith("answer ")
         },
         closes={k: v for k, v in sorted(tally.stats.items()) if k.startswith("closed ")},
-        gateway_dialect=gateway_note,
+        gateway_dialect="fuzzed",
         gateway={k: v for k, v in sorted(tally.stats.items()) if k.startswith("gateway ")},
         crashes=int(not alive) + crashes,
         hangs=tally.stats["hangs"],

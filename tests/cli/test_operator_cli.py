@@ -238,16 +238,23 @@ def test_demo_prints_next_commands_that_work_as_printed(tmp_path: Path) -> None:
         env = dict(pair.split("=", 1) for pair in exported.groups())
         assert env["SESSIOND_URL"].startswith("ws://127.0.0.1:")
         commands = [
-            shlex.split(line, comments=True) for line in lines if line.startswith("  sessiond ")
+            shlex.split(line, comments=True)
+            for line in lines
+            if line.startswith("  sessiond sessions ")
         ]
-        assert len(commands) == 2
-        preview, apply = (sessiond(*argv[1:], env=env) for argv in commands)
+        assert len(commands) == 3
+        assert re.search(r"^  sessiond tui ", text, re.M), "the TUI is named"
+        before = read_rows(demo, "main")
+        preview, apply = (sessiond(*argv[1:], env=env) for argv in commands[:2])
         assert preview.returncode == 0, preview.stderr
         assert "Would retire stale direct DM sessions: 3" in preview.stdout
         assert apply.returncode == 0, apply.stderr
         assert len(read_rows(demo, "main")) == 3, "the apply ran, through the demo's daemon"
         archived = [p.name for p in store_path(demo, "main").parent.glob("*.jsonl.deleted.*")]
-        assert archived, "the restore hint names files that exist after an apply"
+        assert archived, "the archive hint names files that exist after an apply"
+        restore = sessiond(*commands[2][1:], env=env)
+        assert restore.returncode == 0, restore.stderr
+        assert read_rows(demo, "main") == before, "the restore put the main store back"
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0

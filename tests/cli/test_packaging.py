@@ -39,6 +39,7 @@ def test_wheel_installs_everything_under_sessiond_only(tmp_path: Path) -> None:
         "sessiond/protocol/methods.py",
         "sessiond/protocol/schema.json",
         "sessiond/cli/main.py",
+        "sessiond/cli/tui/app.py",
         "sessiond/client/generated.py",
         "sessiond/client/codegen/__init__.py",
     ):

@@ -1,6 +1,6 @@
 """SIGKILL at each step of a journaled apply and of a restore (issue 15).
 
-The daemon pauses at a named fault point (daemon/durable_file.py `_fault_point`, hooked by
+The daemon pauses at a named fault point (daemon/fault_hooks.py `fault_point`, hooked by
 SESSIOND_TEST_FAULT_HOOK) and is killed there. The next start closes the unfinished journal
 entry: finished when its store write landed, rolled back when not. Then the store, the files
 and the journal agree (every row's transcript at its name, every removed row's transcript

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from sessiond.daemon.durable_file import FAULT_ACTIONS
+from sessiond.daemon.fault_hooks import FAULT_ACTIONS
 from sessiond.daemon.live_store import LiveStore
 from sessiond.daemon.live_store_state import (
     TRANSITIONS,

@@ -510,6 +510,7 @@ async def _drive(
                 "flushes": store.flushes,
                 "externalReloads": store.external_reloads,
                 "conflicts": store.conflicts,
+                "staleWritesRepaired": store.stale_writes_repaired,
                 "flushFailures": store.flush_failures,
             }
         return figures

@@ -17,7 +17,7 @@ def client(proc: DaemonProcess) -> SessiondClient:
 
 
 def fault_env(phase: Path, hook: str, pause: float = 30.0) -> dict[str, str]:
-    """The test-only fault hook (daemon/disk_io.py): pause at `hook`, record points in `phase`."""
+    """The test-only fault hook (daemon/fault_hooks.py): pause at `hook`, record in `phase`."""
     return {
         "SESSIOND_TEST_FAULT_HOOK": hook,
         "SESSIOND_TEST_FAULT_PAUSE": str(pause),

@@ -3,7 +3,7 @@
 Guarantee: a SIGKILL at any step of a save leaves sessions.json equal to the old or the new
 version, never empty or partial, and the next start removes the dead writer's temp file.
 
-The daemon is held at each step by the test-only fault hook (daemon/disk_io.py) and killed there
+The daemon is held at each step by the test-only fault hook (daemon/fault_hooks.py) and killed there
 with a real SIGKILL: temp file created, temp written but not fsynced, fsynced, just before the
 rename, and after the rename but before the directory fsync. OpenClaw 2026.5.12 keeps the old
 store after such a kill too, but leaves its temp file for good and fsyncs nothing (docs/compat.md

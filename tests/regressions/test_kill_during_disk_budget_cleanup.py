@@ -7,7 +7,8 @@ unreferenced transcript, which the next cleanup removes.
 OpenClaw 2026.5.12 removes budget files before it writes sessions.json (docs/compat.md row 2), so
 a kill there leaves rows pointing at transcripts that are gone (docs/compat.md row 28, observed);
 sessiond commits the reduced index first. Both the daemon's `sessions.cleanup` and the local
-CLI are killed with a real SIGKILL at the test-only fault point `after-unlink` (daemon/disk_io.py).
+CLI are killed with a real SIGKILL at the test-only fault point `after-unlink`
+(daemon/fault_hooks.py).
 """
 
 from __future__ import annotations
