@@ -26,7 +26,7 @@ typecheck: $(STAMP)
 
 # The fast suite: everything but the live reference checks (under 5 minutes on 2 cores).
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not reference and not clients"
+	$(BIN)/pytest -q -m "not reference and not clients and not stress"
 
 # Live checks against the real OpenClaw 2026.5.12 at OPENCLAW_REF_DIR (skipped without it).
 reference: $(STAMP)
@@ -68,6 +68,7 @@ clean:
 
 # Crash, edit-race, fuzz, load, disk-fault and security runs (a few minutes on 2 cores).
 stress: $(STAMP)
+	$(BIN)/pytest -q -m stress
 	PYTHONPATH=tests $(BIN)/python stress/run_all.py
 
 # sessiond vs the reference OpenClaw at OPENCLAW_REF_DIR (default /work/ref): bench/out/report.md
