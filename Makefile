@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit reference gen check-gen ts ts-skipped clean stress bench
+.PHONY: demo test lint typecheck unit reference clients gen check-gen ts ts-skipped clean stress bench
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,11 +26,17 @@ typecheck: $(STAMP)
 
 # The fast suite: everything but the live reference checks (under 5 minutes on 2 cores).
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not reference"
+	$(BIN)/pytest -q -m "not reference and not clients and not stress"
 
 # Live checks against the real OpenClaw 2026.5.12 at OPENCLAW_REF_DIR (skipped without it).
 reference: $(STAMP)
 	$(BIN)/pytest -q -m reference
+
+# OpenClaw's own clients against sessiond: the real TUI in tmux, the real Control UI in headless
+# Chromium (Debian's `chromium`); needs OPENCLAW_REF_DIR. Screens are printed (-rP); with
+# SESSIOND_UPDATE_DOCS=1 the Control UI screenshot in docs/ is rewritten.
+clients: $(STAMP)
+	$(BIN)/pytest -q -rP -m clients tests/clients
 
 # Generated files are committed: protocol/schema.json from the Structs, then both clients from it
 # (the Python one goes through ruff inside the generator, so its output is stable), and
@@ -62,6 +68,7 @@ clean:
 
 # Crash, edit-race, fuzz, load, disk-fault and security runs (a few minutes on 2 cores).
 stress: $(STAMP)
+	$(BIN)/pytest -q -m stress
 	PYTHONPATH=tests $(BIN)/python stress/run_all.py
 
 # sessiond vs the reference OpenClaw at OPENCLAW_REF_DIR (default /work/ref): bench/out/report.md

@@ -8,12 +8,14 @@ client/base.py, client/connection.py and client/changes.py.
 
 from __future__ import annotations
 
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 
 import msgspec
 from sessiond.client.base import ClientBase, ClientOptions, FirstMatch, SyncClientBase
 from sessiond.client.errors import RpcError
 from sessiond.protocol.methods import (
+    AgentsParams,
+    AgentsResult,
     AllAgentsCleanup,
     AuthParams,
     AuthResult,
@@ -25,10 +27,16 @@ from sessiond.protocol.methods import (
     DeleteResult,
     GetParams,
     GetResult,
+    HistoryParams,
+    HistoryResult,
     ListParams,
     ListResult,
     PatchParams,
     PatchResult,
+    PreviewParams,
+    PreviewResult,
+    ResetParams,
+    ResetResult,
     RestoreParams,
     RestoreResult,
     StatusParams,
@@ -51,6 +59,7 @@ __all__ = [
     "MethodNotFoundError",
     "NotRestorableError",
     "ParseError",
+    "RuntimeUnavailableError",
     "SessiondClient",
     "SessiondSyncClient",
     "StalePlanError",
@@ -78,6 +87,13 @@ class MethodNotFoundError(RpcError):
 
 class InvalidRequestError(RpcError):
     """`INVALID_REQUEST` (-32600): The frame is not a valid JSON-RPC 2.0 request."""
+
+
+class RuntimeUnavailableError(RpcError):
+    """`APP_RUNTIME_UNAVAILABLE` (-32009): The request needs OpenClaw's own runtime (its model
+    catalog), which sessiond does not run. Only the gateway dialect's `sessions.patch` of a
+    `model` sends it today (as UNAVAILABLE).
+    """
 
 
 class NotRestorableError(RpcError):
@@ -136,6 +152,7 @@ ERRORS: dict[int, type[RpcError]] = {
     -32602: InvalidParamsError,
     -32601: MethodNotFoundError,
     -32600: InvalidRequestError,
+    -32009: RuntimeUnavailableError,
     -32008: NotRestorableError,
     -32007: JournalEntryNotFoundError,
     -32006: StalePlanError,
@@ -148,6 +165,7 @@ ERRORS: dict[int, type[RpcError]] = {
 }
 """The error class of each JSON-RPC code; other codes raise RpcError."""
 
+_AGENTS_LIST = msgspec.json.Decoder(AgentsResult)
 _AUTH = msgspec.json.Decoder(AuthResult)
 _DAEMON_STATUS = msgspec.json.Decoder(StatusResult)
 _SESSIONS_CLEANUP: FirstMatch[CleanupSummary | AllAgentsCleanup] = FirstMatch(
@@ -156,8 +174,11 @@ _SESSIONS_CLEANUP: FirstMatch[CleanupSummary | AllAgentsCleanup] = FirstMatch(
 _SESSIONS_CLEANUPS = msgspec.json.Decoder(CleanupsResult)
 _SESSIONS_DELETE = msgspec.json.Decoder(DeleteResult)
 _SESSIONS_GET = msgspec.json.Decoder(GetResult)
+_SESSIONS_HISTORY = msgspec.json.Decoder(HistoryResult)
 _SESSIONS_LIST = msgspec.json.Decoder(ListResult)
 _SESSIONS_PATCH = msgspec.json.Decoder(PatchResult)
+_SESSIONS_PREVIEW = msgspec.json.Decoder(PreviewResult)
+_SESSIONS_RESET = msgspec.json.Decoder(ResetResult)
 _SESSIONS_RESTORE = msgspec.json.Decoder(RestoreResult)
 _SESSIONS_SUBSCRIBE = msgspec.json.Decoder(SubscribeResult)
 _SESSIONS_UNSUBSCRIBE = msgspec.json.Decoder(UnsubscribeResult)
@@ -167,6 +188,11 @@ class SessiondClient(ClientBase):
     """The asyncio client: `async with SessiondClient(url, token=...) as c:`."""
 
     errors = ERRORS
+
+    async def agents_list(self) -> AgentsResult:
+        """The configured agents and their stores."""
+        params = AgentsParams()
+        return await self._call("agents.list", params, _AGENTS_LIST, mutates=False)
 
     async def auth(self, *, token: str) -> AuthResult:
         """Authenticate with the shared token.
@@ -254,6 +280,18 @@ class SessiondClient(ClientBase):
         params = GetParams(key=key, agent=agent)
         return await self._call("sessions.get", params, _SESSIONS_GET, mutates=False)
 
+    async def sessions_history(
+        self, *, key: str, agent: str | None = None, limit: int = 200, max_chars: int = 8000
+    ) -> HistoryResult:
+        """A session's newest messages.
+
+        A session's newest messages as a chat client shows them (from the transcript's tail).
+
+        Raises `StoreNotFoundError`.
+        """
+        params = HistoryParams(key=key, agent=agent, limit=limit, max_chars=max_chars)
+        return await self._call("sessions.history", params, _SESSIONS_HISTORY, mutates=False)
+
     async def sessions_list(
         self,
         *,
@@ -299,6 +337,34 @@ class SessiondClient(ClientBase):
         """
         params = PatchParams(key=key, fields=fields, agent=agent, if_updated_at=if_updated_at)
         return await self._call("sessions.patch", params, _SESSIONS_PATCH, mutates=True)
+
+    async def sessions_preview(
+        self, *, keys: list[str], agent: str | None = None, limit: int = 12, max_chars: int = 240
+    ) -> PreviewResult:
+        """Each session's last messages, short.
+
+        The last messages of each session as short lines (1 to 64 keys, bounded reads).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
+        """
+        params = PreviewParams(keys=keys, agent=agent, limit=limit, max_chars=max_chars)
+        return await self._call("sessions.preview", params, _SESSIONS_PREVIEW, mutates=False)
+
+    async def sessions_reset(
+        self, *, key: str, agent: str | None = None, reason: Literal["new", "reset"] = "reset"
+    ) -> ResetResult:
+        """Replace a session with a fresh one (journaled: `sessions.restore` puts it back).
+
+        Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and
+        identity kept; the old transcript is archived as `<file>.reset.<time>` once the row is on
+        disk. `reason: "new"` announces it as a new session rather than a reset.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
+
+        It changes state, so it is not sent again after a dropped connection.
+        """
+        params = ResetParams(key=key, agent=agent, reason=reason)
+        return await self._call("sessions.reset", params, _SESSIONS_RESET, mutates=True)
 
     async def sessions_restore(
         self,
@@ -348,6 +414,10 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
 
     def __init__(self, url: str, **options: Unpack[ClientOptions]) -> None:
         super().__init__(SessiondClient(url, **options))
+
+    def agents_list(self) -> AgentsResult:
+        """The configured agents and their stores."""
+        return self._run(self.client.agents_list())
 
     def auth(self, *, token: str) -> AuthResult:
         """Authenticate with the shared token.
@@ -429,6 +499,19 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
         """
         return self._run(self.client.sessions_get(key=key, agent=agent))
 
+    def sessions_history(
+        self, *, key: str, agent: str | None = None, limit: int = 200, max_chars: int = 8000
+    ) -> HistoryResult:
+        """A session's newest messages.
+
+        A session's newest messages as a chat client shows them (from the transcript's tail).
+
+        Raises `StoreNotFoundError`.
+        """
+        return self._run(
+            self.client.sessions_history(key=key, agent=agent, limit=limit, max_chars=max_chars)
+        )
+
     def sessions_list(
         self,
         *,
@@ -478,6 +561,34 @@ class SessiondSyncClient(SyncClientBase[SessiondClient]):
                 key=key, fields=fields, agent=agent, if_updated_at=if_updated_at
             )
         )
+
+    def sessions_preview(
+        self, *, keys: list[str], agent: str | None = None, limit: int = 12, max_chars: int = 240
+    ) -> PreviewResult:
+        """Each session's last messages, short.
+
+        The last messages of each session as short lines (1 to 64 keys, bounded reads).
+
+        Raises `StoreNotFoundError`, `InvalidParamsError`.
+        """
+        return self._run(
+            self.client.sessions_preview(keys=keys, agent=agent, limit=limit, max_chars=max_chars)
+        )
+
+    def sessions_reset(
+        self, *, key: str, agent: str | None = None, reason: Literal["new", "reset"] = "reset"
+    ) -> ResetResult:
+        """Replace a session with a fresh one (journaled: `sessions.restore` puts it back).
+
+        Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and
+        identity kept; the old transcript is archived as `<file>.reset.<time>` once the row is on
+        disk. `reason: "new"` announces it as a new session rather than a reset.
+
+        Raises `StoreNotFoundError`, `StoreNotWritableError`.
+
+        It changes state, so it is not sent again after a dropped connection.
+        """
+        return self._run(self.client.sessions_reset(key=key, agent=agent, reason=reason))
 
     def sessions_restore(
         self,

@@ -7,8 +7,10 @@ received frames into outputs, and the caller carries them out in order:
 - `Connected()`: `connect` succeeded (mark the connection authenticated, start `tick()`s every
   `facts.tick_interval_ms`);
 - `Dispatch(...)`: run `dispatch.call` through the daemon's one implementation of that method
-  (the JSON-RPC dialect runs the same), then send `answer(...)`, `refuse(...)` (a domain error,
-  coded from protocol/errors.py) or `crashed(...)` for it;
+  (the JSON-RPC dialect runs the same; for OpenClaw's clients' methods it is given the
+  reference's params and answers in the reference's shapes, daemon/gateway_sessions.py), then
+  send `answer(...)`, `refuse(...)` (a domain error, coded from protocol/errors.py) or
+  `crashed(...)` for it;
 - `SwitchToJsonRpc(frame)`: the peer speaks JSON-RPC 2.0 after all (it stayed silent until the
   challenge came); hand this frame and the connection to the JSON-RPC dialect.
 
@@ -47,8 +49,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sessiond.daemon.jsonrpc_dialect import Call
-from sessiond.engine.errors import DomainError, InvalidParams
-from sessiond.engine.keys import normalize_agent_id
+from sessiond.engine.errors import DomainError
 from sessiond.protocol.cleanup import CleanupParams
 from sessiond.protocol.errors import ERRORS
 from sessiond.protocol.gateway_frames import (
@@ -56,9 +57,11 @@ from sessiond.protocol.gateway_frames import (
     NOT_PAIRED,
     PROTOCOL_VERSION,
     ChallengePayload,
+    ChatHistoryParams,
     ConnectAuth,
     ConnectParams,
     DeviceProof,
+    EmptyParams,
     ErrorShape,
     EventFrame,
     Features,
@@ -68,23 +71,20 @@ from sessiond.protocol.gateway_frames import (
     RequestFrame,
     ResponseFrame,
     ServerInfo,
+    SessionDefaultsSnapshot,
     SessionsCleanupParams,
-    SessionsDefaults,
+    SessionsDeleteParams,
+    SessionsDescribeParams,
     SessionsListParams,
-    SessionsListResult,
-    SessionsListRow,
+    SessionsPatchParams,
+    SessionsPreviewParams,
+    SessionsResetParams,
     ShutdownPayload,
     Snapshot,
     StateVersion,
     TickPayload,
 )
-from sessiond.protocol.methods import (
-    ListParams,
-    ListResult,
-    SessionSummary,
-    keyed_by_table,
-    served_by,
-)
+from sessiond.protocol.methods import keyed_by_table, served_by
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -117,7 +117,7 @@ CLOSE_REASON_MAX_BYTES: Final = 120
 ADMIN_SCOPE: Final = "operator.admin"
 READ_SCOPE: Final = "operator.read"
 WRITE_SCOPE: Final = "operator.write"
-EVENTS: Final = ("connect.challenge", "tick", "shutdown")
+EVENTS: Final = ("connect.challenge", "tick", "shutdown", "sessions.changed")
 """Every event this dialect sends (`hello-ok.features.events`)."""
 
 _UNREADABLE: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
@@ -192,6 +192,7 @@ class ServerFacts:
     state_dir: str | None = None
     config_path: str | None = None
     tick_interval_ms: int = TICK_INTERVAL_MS
+    session_defaults: SessionDefaultsSnapshot | None = None
 
 
 # ------------------------------------------------------------------------- method adapters
@@ -201,8 +202,10 @@ class ServerFacts:
 class GatewayAdapter:
     """The gateway's shape of one method of the table: its params in, its payload out.
 
-    `to_params` may raise `InvalidParams` for params that validate but that sessiond does not
-    serve; they are answered INVALID_REQUEST, as the error table codes that kind.
+    `to_params` may raise a domain error (`InvalidParams`) for params that validate but that
+    sessiond does not serve; it is answered as the error table codes its kind. The methods
+    OpenClaw's clients call keep the reference's params and payload as they are (`_native`):
+    the daemon's implementation serves those in the reference's shapes.
     """
 
     params: type[Any]
@@ -232,63 +235,17 @@ def _cleanup_payload(result: Any, _params: Any, _now_ms: int, _paths: Mapping[st
     return result
 
 
-LIST_DEFAULT_LIMIT: Final = 100
-LIST_MAX_LIMIT: Final = 1000
+def _same(params: Any) -> Any:
+    return params
 
 
-def _list_params(p: SessionsListParams) -> ListParams:
-    for name, value in (("label", p.label), ("spawnedBy", p.spawned_by), ("search", p.search)):
-        if value is not msgspec.UNSET:
-            raise InvalidParams(f"sessions.list: {name} is not supported by sessiond")
-    limit = LIST_DEFAULT_LIMIT if p.limit is msgspec.UNSET else min(p.limit, LIST_MAX_LIMIT)
-    agent = _unset_none(p.agent_id)
-    return ListParams(
-        limit=limit,
-        agent=agent,
-        all_agents=agent is None,
-        active_minutes=_unset_none(p.active_minutes),
-    )
+def _as_is(result: Any, _params: Any, _now_ms: int, _paths: Mapping[str, str]) -> Any:
+    return result
 
 
-def _kind(summary: SessionSummary) -> Literal["direct", "group", "global", "unknown"]:
-    if summary.key == "global":
-        return "global"
-    if summary.key == "unknown":
-        return "unknown"
-    if summary.chat_type in ("group", "channel"):
-        return "group"
-    return "group" if ":group:" in summary.key or ":channel:" in summary.key else "direct"
-
-
-def _list_payload(
-    result: ListResult, params: ListParams, now_ms: int, paths: Mapping[str, str]
-) -> SessionsListResult:
-    """The reference's result shape around sessiond's page (rows newest first)."""
-    if params.agent is not None:
-        path = paths.get(normalize_agent_id(params.agent), "")
-    else:
-        path = next(iter(paths.values())) if len(paths) == 1 else "(multiple)"
-    rows = [
-        SessionsListRow(
-            key=s.key,
-            kind=_kind(s),
-            updated_at=s.updated_at,
-            session_id=msgspec.UNSET if s.session_id is None else s.session_id,
-            chat_type=msgspec.UNSET if s.chat_type is None else s.chat_type,
-            model=msgspec.UNSET if s.model is None else s.model,
-        )
-        for s in result.sessions
-    ]
-    return SessionsListResult(
-        ts=now_ms,
-        path=path,
-        count=len(rows),
-        total_count=result.total_count,
-        limit_applied=params.limit,
-        has_more=result.has_more,
-        defaults=SessionsDefaults(),
-        sessions=rows,
-    )
+def _native(params: type[Any], scope: str) -> GatewayAdapter:
+    """A method the daemon answers in the reference's shape: its params and payload as they are."""
+    return GatewayAdapter(params, scope, _same, _as_is)
 
 
 GATEWAY_METHODS: Final[dict[str, GatewayAdapter]] = keyed_by_table(
@@ -296,14 +253,26 @@ GATEWAY_METHODS: Final[dict[str, GatewayAdapter]] = keyed_by_table(
         "sessions.cleanup": GatewayAdapter(
             SessionsCleanupParams, ADMIN_SCOPE, _cleanup_params, _cleanup_payload
         ),
-        "sessions.list": GatewayAdapter(
-            SessionsListParams, READ_SCOPE, _list_params, _list_payload
-        ),
+        # ---- OpenClaw's clients (issue 14): TUI, Control UI, macOS app (gateway_sessions.py)
+        "sessions.list": _native(SessionsListParams, READ_SCOPE),
+        "sessions.preview": _native(SessionsPreviewParams, READ_SCOPE),
+        "sessions.describe": _native(SessionsDescribeParams, READ_SCOPE),
+        "sessions.subscribe": _native(EmptyParams, READ_SCOPE),
+        "sessions.unsubscribe": _native(EmptyParams, READ_SCOPE),
+        "sessions.patch": _native(SessionsPatchParams, ADMIN_SCOPE),
+        "sessions.reset": _native(SessionsResetParams, ADMIN_SCOPE),
+        "sessions.delete": _native(SessionsDeleteParams, ADMIN_SCOPE),
+        "agents.list": _native(EmptyParams, READ_SCOPE),
+        "chat.history": _native(ChatHistoryParams, READ_SCOPE),
+        "health": _native(EmptyParams, READ_SCOPE),
+        "status": _native(EmptyParams, READ_SCOPE),
     },
     served_by("gateway"),
 )
 """The methods the table says this dialect serves, with their adapters: exactly the ones
-`hello-ok.features.methods` announces."""
+`hello-ok.features.methods` announces. Anything else (chat.send, models.list, compaction,
+usage: they need a model) is answered as the reference answers an unknown method, `unknown
+method: <name>`, which the clients branch on."""
 
 
 # ---------------------------------------------------------------------------- device proofs
@@ -573,6 +542,11 @@ class GatewayConnection:
     def tick(self, now_ms: int) -> bytes:
         return self._event("tick", TickPayload(ts=now_ms))
 
+    def targeted_event(self, name: str, payload: Any) -> bytes:
+        """An event for subscribers only (`sessions.changed`): like the reference's targeted
+        events it carries no `seq` and leaves the connection's sequence alone."""
+        return _encode(EventFrame(event=name, payload=payload))
+
     def shutdown(self, reason: str, restart_expected_ms: int | None = None) -> bytes:
         """The event the reference sends to every client before closing them with 1012."""
         later = msgspec.UNSET if restart_expected_ms is None else restart_expected_ms
@@ -785,6 +759,7 @@ class GatewayConnection:
                 config_path=facts.config_path or msgspec.UNSET,
                 state_dir=facts.state_dir or msgspec.UNSET,
                 auth_mode=mode,
+                session_defaults=facts.session_defaults or msgspec.UNSET,
             ),
             auth=HelloAuth(role=granted.role, scopes=granted.scopes),
             policy=Policy(

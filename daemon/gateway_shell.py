@@ -2,9 +2,10 @@
 
 It only moves bytes and time: frames in, the state machine's outputs carried out in order,
 requests run through `Daemon.dispatch` (the same implementations the JSON-RPC dialect runs, so
-no method is implemented twice), a `tick` every `policy.tickIntervalMs`, and the handshake
-deadline. Auth uses `wall_ms` even when `SESSIOND_NOW_MS` pins `now_ms`: a device's `signedAt`
-is compared with real time.
+no method is implemented twice; OpenClaw's clients' methods answer in the reference's shapes), a
+`tick` every `policy.tickIntervalMs`, subscribers' `sessions.changed` events (through the
+outbox), and the handshake deadline. Auth uses `wall_ms` even when `SESSIOND_NOW_MS` pins
+`now_ms`: a device's `signedAt` is compared with real time.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from sessiond.daemon.gateway_dialect import (
     State,
     SwitchToJsonRpc,
 )
+from sessiond.engine import session_rows
+from sessiond.engine.config import default_agent_id
 from sessiond.engine.errors import DomainError
+from sessiond.protocol.gateway_frames import SessionDefaultsSnapshot
 from websockets.exceptions import ConnectionClosed
 
 if TYPE_CHECKING:
@@ -42,12 +46,21 @@ _STARTED_MS = wall_ms()
 def new_machine(daemon: Daemon) -> GatewayConnection:
     from sessiond.daemon.server import version
 
+    cfg = daemon.registry.config
+    main_key, main_session = session_rows.main_key(cfg), session_rows.main_session_key(cfg)
+    scope = session_rows.session_scope(cfg)
     facts = ServerFacts(
         version=version(),
         started_ms=_STARTED_MS,
         max_payload=daemon.options.max_frame_bytes,
         state_dir=daemon.where.state_dir,
         config_path=daemon.config_path,
+        session_defaults=SessionDefaultsSnapshot(
+            default_agent_id=default_agent_id(cfg),
+            main_key=main_key,
+            main_session_key=main_session,
+            scope=scope if isinstance(scope, str) else "per-sender",
+        ),
     )
     return GatewayConnection(
         credentials=Credentials(token=daemon.token),
@@ -103,6 +116,7 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
             elif isinstance(out, Connected):
                 conn.authenticated = True
                 conn.farewell = lambda: machine.shutdown("sessiond restarting")
+                conn.gateway_event = machine.targeted_event
                 ticker = asyncio.create_task(_tick(conn, machine))
                 log.info("gateway connected", role=machine.role, scopes=machine.scopes)
             elif isinstance(out, SwitchToJsonRpc):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import dataclasses
 import os
 import time
 import weakref
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -57,6 +57,7 @@ from sessiond.engine.store import Store, view_row
 from sessiond.engine.transcripts import SessionsDir, archive_name
 from sessiond.protocol.cleanup import CleanupParams, CleanupResult
 from sessiond.protocol.methods import (
+    ChangeReason,
     DeleteParams,
     DeleteResult,
     GetParams,
@@ -67,7 +68,13 @@ from sessiond.protocol.methods import (
     PatchResult,
     SessionSummary,
 )
-from sessiond.protocol.undo import CleanupsParams, CleanupsResult, RestoreParams, RestoreResult
+from sessiond.protocol.undo import (
+    CleanupsParams,
+    CleanupsResult,
+    JournalKind,
+    RestoreParams,
+    RestoreResult,
+)
 
 _ROW = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
@@ -115,11 +122,18 @@ def store_for(registry: Registry, agent: str | None) -> LiveStore:
     return live
 
 
-def _not_writable(live: LiveStore) -> StoreReadOnly:
+def not_writable(live: LiveStore) -> StoreReadOnly:
     return StoreReadOnly(
         "store does not parse; it is read-only until it does",
         {"storePath": live.path, "parseError": str(live.broken or live.store.error)},
     )
+
+
+def writable(live: LiveStore) -> LiveStore:
+    """`live`, once it is known to parse (else `not_writable`'s StoreReadOnly)."""
+    if not live.writable:
+        raise not_writable(live)
+    return live
 
 
 # ------------------------------------------------------------------------------------- list
@@ -217,7 +231,7 @@ def _updated_at_of(raw: msgspec.Raw | None) -> Any:
 async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
     live = store_for(registry, params.agent)
     if not live.writable:
-        raise _not_writable(live)
+        raise not_writable(live)
     current = live.store.get(params.key)
     if params.if_updated_at is not msgspec.UNSET:
         found = _updated_at_of(current)
@@ -234,7 +248,7 @@ async def patch_session(registry: Registry, params: PatchParams) -> PatchResult:
     try:
         gen = live.apply({params.key: row}, "patch")
     except StoreReadOnly as exc:
-        raise _not_writable(live) from exc
+        raise not_writable(live) from exc
     durable = await live.wait_durable(gen)
     return PatchResult(params.key, live.agent_id, live.store.get(params.key) or row, durable)
 
@@ -250,46 +264,82 @@ async def _durable_now(live: LiveStore) -> bool:
 async def delete_session(registry: Registry, params: DeleteParams) -> DeleteResult:
     """Remove the row, and once that is durable archive its transcript as cleanup does; both
     journaled first, so `sessions.restore` can put them back."""
-    live = store_for(registry, params.agent)
-    if not live.writable:
-        raise _not_writable(live)
-    current = live.store.get(params.key)
-    if current is None:
+    live = writable(store_for(registry, params.agent))
+    if live.store.get(params.key) is None:
         return DeleteResult(params.key, live.agent_id, False, await _durable_now(live), [])
-    fields = view_row(current).fields
+    removed = await remove_row(registry, live, params.key)
+    return DeleteResult(params.key, live.agent_id, True, removed.durable, removed.archived)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A journaled change: whether its rows are on disk, and the transcripts it archived."""
+
+    durable: bool
+    archived: list[str]
+
+
+async def remove_row(
+    registry: Registry, live: LiveStore, key: str, *, archive: bool = True
+) -> Written:
+    """Remove `key` (a row of `live`), journaled; with `archive`, its transcripts are archived
+    as `.deleted.` once the removal is durable, unless another row shares its session."""
+    fields = view_row(live.store.rows[key]).fields
     session_id = fields.session_id if isinstance(fields.session_id, str) else None
     shared = session_id is not None and live.index().session_ids.get(session_id, 0) > 1
     clock = now_ms()
     archives: list[tuple[str, str]] = []
-    if session_id is not None and not shared:
+    if archive and session_id is not None and not shared:
         archives = await asyncio.to_thread(
-            _archive_plan, registry, live.path, session_id, fields.session_file, clock
+            archive_plan, registry, live.path, session_id, fields.session_file, "deleted", clock
         )
+    owners = {session_id.strip(): key} if session_id else {}
+    return await journaled_change(registry, live, "delete", {key: None}, archives, owners, clock)
+
+
+async def journaled_change(
+    registry: Registry,
+    live: LiveStore,
+    kind: JournalKind,
+    changes: dict[str, msgspec.Raw | None],
+    archives: list[tuple[str, str]],
+    owners: dict[str, str],
+    clock: int,
+    reason: ChangeReason | None = None,
+) -> Written:
+    """One journal entry of `kind`: rows changed in the store, then (once durable) the
+    transcripts renamed per `archives` ((path, archive path); `owners` maps a session id to
+    its key). A failed flush is `durable: False`: the rows stay in memory and are retried."""
     journal = registry.journals.open(live.path, live.store, clock)
-    owners = {session_id.strip(): params.key} if session_id else {}
     entry = JournalEntry(
         id=new_entry_id(clock),
         time_ms=clock,
-        kind="delete",
+        kind=kind,
         store_path=live.path,
-        rows=row_changes(live.store, {params.key: None}, {params.key: "delete"}),
+        rows=row_changes(live.store, changes, dict.fromkeys(changes, kind)),
         moves=names(archives, owners),
     )
     try:
-        outcome = await _drive(live, entry_flow(entry, None, {params.key: None}), journal)
+        outcome = await _drive(live, entry_flow(entry, None, changes, reason), journal)
     except StoreWriteFailed:
-        return DeleteResult(params.key, live.agent_id, True, False, [])
-    archived = [archive for _source, archive in outcome.archived]
-    return DeleteResult(params.key, live.agent_id, True, True, archived)
+        return Written(False, [])
+    return Written(True, [archive for _source, archive in outcome.archived])
 
 
-def _archive_plan(
-    registry: Registry, store_path: str, session_id: str, session_file: Any, clock: int
+def archive_plan(
+    registry: Registry,
+    store_path: str,
+    session_id: str,
+    session_file: Any,
+    reason: str,
+    clock: int,
 ) -> list[tuple[str, str]]:
+    """(transcript, its archive name) for each of a session's transcripts (blocking: it looks
+    at the sessions dir); `reason` names the archive (`deleted`, `reset`)."""
     directory = os.path.dirname(os.path.abspath(store_path))
     sdir = SessionsDir(directory, plan_inputs(registry).view(), registry.where.state_dir)
     candidates = sdir.archive_candidates(session_id, session_file, registry.where.home)
-    return [(p, archive_name(p, "deleted", clock)) for p in candidates]
+    return [(p, archive_name(p, reason, clock)) for p in candidates]
 
 
 # ---------------------------------------------------------------------------------- cleanup
@@ -309,7 +359,7 @@ async def cleanup(
         if live is None:
             raise StoreNotFound(f"store not loaded: {target.store_path}")
         if not live.writable:
-            raise _not_writable(live)
+            raise not_writable(live)
         lives[target.store_path] = live
     kept = plan_inputs(registry)
     if params.dry_run:
@@ -436,7 +486,7 @@ finish after the answer, journaled, before the apply lock is let go."""
 LATE_MIN_ARCHIVES = 1_000
 
 
-@dataclasses.dataclass(slots=True)
+@dataclass(slots=True)
 class _Late:
     """Renames of an apply still running when it answered; its journal entry is closed, with
     what they did, when they are done."""
@@ -495,7 +545,7 @@ async def _drive(
             try:
                 gen = live.apply(step.changes, step.reason, step.order_like)
             except StoreReadOnly as exc:
-                raise _not_writable(live) from exc
+                raise not_writable(live) from exc
             if not await live.wait_durable(gen):
                 raise StoreWriteFailed(
                     f"{step.what} could not be written; kept in memory and retried",
@@ -593,7 +643,7 @@ async def restore(
     back; keys that exist again and names now taken are reported and left alone."""
     live = store_for(registry, params.agent)
     if not live.writable:
-        raise _not_writable(live)
+        raise not_writable(live)
     clock = now_ms()
     journal = registry.journals.open(live.path, live.store, clock)
     async with registry.journals.apply_lock:

@@ -48,7 +48,8 @@ import structlog
 from sessiond.daemon import methods, systemd
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.fault_hooks import fault_point
-from sessiond.daemon.gateway_dialect import looks_like_gateway
+from sessiond.daemon.gateway_dialect import GATEWAY_METHODS, looks_like_gateway
+from sessiond.daemon.gateway_sessions import JSONRPC_SHAPES, REFERENCE_SHAPES, GatewaySessions
 from sessiond.daemon.gateway_shell import serve_gateway
 from sessiond.daemon.jsonrpc_dialect import Call, RpcProtocol
 from sessiond.daemon.live_store import LiveStore
@@ -216,6 +217,7 @@ class Connection:
     outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     farewell: Callable[[], bytes] | None = None  # the gateway dialect's `shutdown` event
     dialect: str = "undecided"  # jsonrpc or gateway, once the first frame (or silence) says
+    gateway_event: Callable[[str, Any], bytes] | None = None  # a gateway event frame, unnumbered
 
 
 class Daemon:
@@ -252,6 +254,8 @@ class Daemon:
         self.metrics = Metrics(
             self.registry, lambda: [c.dialect for c in self.connections.values()]
         )
+        self.gateway = GatewaySessions(self)  # OpenClaw's clients (issue 14)
+        self.registry.listeners.append(self.gateway.on_change)
 
     # ------------------------------------------------------------------------ HTTP and upgrade
 
@@ -657,20 +661,47 @@ class AuthRequired(DomainError):
 
 
 _Method = Callable[[Daemon, Connection, Any], Awaitable[Any]]
+
+
+def _in_two_shapes(jsonrpc: _Method, reference: _Method, reference_params: type[Any]) -> _Method:
+    """One method both dialects serve, each in its own shape: the gateway dialect's adapter
+    hands over the reference's params as they are (`GATEWAY_METHODS`), and their type picks
+    the implementation that answers in the reference's shape (daemon/gateway_sessions.py)."""
+
+    async def run(daemon: Daemon, conn: Connection, params: Any) -> Any:
+        if isinstance(params, reference_params):
+            return await reference(daemon, conn, params)
+        return await jsonrpc(daemon, conn, params)
+
+    return run
+
+
+def _implementations(own: dict[str, _Method], reference: dict[str, _Method]) -> dict[str, _Method]:
+    both = own.keys() & reference.keys()
+    merged = {**own, **reference}
+    for name in both:
+        merged[name] = _in_two_shapes(own[name], reference[name], GATEWAY_METHODS[name].params)
+    return merged
+
+
 _METHODS: Final[dict[str, _Method]] = keyed_by_table(
-    {
-        "auth": Daemon._auth,
-        "sessions.list": Daemon._list,
-        "sessions.get": Daemon._get,
-        "sessions.patch": Daemon._patch,
-        "sessions.delete": Daemon._delete,
-        "sessions.cleanup": Daemon._cleanup,
-        "sessions.subscribe": Daemon._subscribe,
-        "sessions.unsubscribe": Daemon._unsubscribe,
-        "daemon.status": Daemon._status,
-        "sessions.cleanups": Daemon._cleanups,
-        "sessions.restore": Daemon._restore,
-    },
+    _implementations(
+        {
+            "auth": Daemon._auth,
+            "sessions.list": Daemon._list,
+            "sessions.get": Daemon._get,
+            "sessions.patch": Daemon._patch,
+            "sessions.delete": Daemon._delete,
+            "sessions.cleanup": Daemon._cleanup,
+            "sessions.subscribe": Daemon._subscribe,
+            "sessions.unsubscribe": Daemon._unsubscribe,
+            "daemon.status": Daemon._status,
+            "sessions.cleanups": Daemon._cleanups,
+            "sessions.restore": Daemon._restore,
+            **JSONRPC_SHAPES,  # OpenClaw's clients' operations for JSON-RPC (issue 14)
+        },
+        REFERENCE_SHAPES,  # OpenClaw's clients' methods, in the reference's shapes (issue 14)
+    ),
     METHODS,
 )
 """Every method's implementation, whichever dialect calls it (checked against `METHODS`)."""

@@ -79,3 +79,10 @@ class NotRestorable(DomainError):
     already); `data.why` says which."""
 
     kind = "not_restorable"
+
+
+class RuntimeUnavailable(DomainError):
+    """The request needs OpenClaw's own runtime (its model catalog: a `model` patch), which
+    sessiond does not run; the reference's clients get the reference's UNAVAILABLE for it."""
+
+    kind = "runtime_unavailable"

@@ -25,6 +25,14 @@ def js_trim(text: str) -> str:
     return text.strip(_JS_SPACE)
 
 
+def js_trim_start(text: str) -> str:
+    return text.lstrip(_JS_SPACE)
+
+
+def js_trim_end(text: str) -> str:
+    return text.rstrip(_JS_SPACE)
+
+
 def is_array_index(key: str) -> bool:
     """True for keys V8 enumerates first, in ascending numeric order."""
     if not key or not key.isascii() or not key.isdigit():

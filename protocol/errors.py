@@ -25,6 +25,7 @@ ErrorKind = Literal[
     "journal_entry_not_found",
     "key_not_found",
     "not_restorable",
+    "runtime_unavailable",
     "stale_plan",
     "store_not_found",
     "store_read_only",
@@ -58,6 +59,7 @@ ERRORS: Final[dict[ErrorKind, WireCodes]] = {
         jsonrpc.APP_JOURNAL_ENTRY_NOT_FOUND, gateway_frames.INVALID_REQUEST
     ),
     "not_restorable": WireCodes(jsonrpc.APP_NOT_RESTORABLE, gateway_frames.INVALID_REQUEST),
+    "runtime_unavailable": WireCodes(jsonrpc.APP_RUNTIME_UNAVAILABLE, gateway_frames.UNAVAILABLE),
     "config_invalid": WireCodes(jsonrpc.INTERNAL_ERROR, gateway_frames.UNAVAILABLE),
     "internal": WireCodes(jsonrpc.INTERNAL_ERROR, gateway_frames.UNAVAILABLE),
 }

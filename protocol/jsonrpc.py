@@ -17,6 +17,7 @@ __all__ = [
     "APP_JOURNAL_ENTRY_NOT_FOUND",
     "APP_KEY_NOT_FOUND",
     "APP_NOT_RESTORABLE",
+    "APP_RUNTIME_UNAVAILABLE",
     "APP_STALE_PLAN",
     "APP_STORE_NOT_FOUND",
     "APP_STORE_NOT_WRITABLE",
@@ -59,6 +60,9 @@ APP_JOURNAL_ENTRY_NOT_FOUND: Final = -32007
 """No cleanup journal entry by that id (or none at all) for the store."""
 APP_NOT_RESTORABLE: Final = -32008
 """The journal entry cannot be restored (unfinished, rolled back, or restored already)."""
+APP_RUNTIME_UNAVAILABLE: Final = -32009
+"""The request needs OpenClaw's own runtime (its model catalog), which sessiond does not run.
+Only the gateway dialect's `sessions.patch` of a `model` sends it today (as UNAVAILABLE)."""
 
 RequestId = str | int | float | None
 

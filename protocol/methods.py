@@ -4,7 +4,8 @@
 raise (their wire codes are in protocol/errors.py), and the dialects that serve it. The daemon's
 implementations, its JSON-RPC dialect and the gateway dialect's adapters are keyed by its names
 and checked against it (`keyed_by_table`); protocol/schema.json and the generated clients are
-written from it (`make gen`); nothing else in the project defines these types. Params forbid
+written from its JSON-RPC rows (`make gen`); nothing else in the project defines these types
+(the gateway-only rows take theirs from protocol/gateway_frames.py). Params forbid
 unknown fields so a typo is an error (-32602) rather than a silently ignored option. Rows travel
 as `msgspec.Raw`: the daemon never round-trips a stored row through a Struct, so fields it does
 not know survive.
@@ -19,6 +20,15 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 import msgspec
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupParams, CleanupSummary
 from sessiond.protocol.errors import ErrorKind
+from sessiond.protocol.gateway_frames import (
+    ChatHistoryParams,
+    ChatHistoryResult,
+    EmptyParams,
+    HealthPayload,
+    SessionsDescribeParams,
+    SessionsDescribeResult,
+    StatusPayload,
+)
 from sessiond.protocol.undo import (
     CleanupsParams,
     CleanupsResult,
@@ -33,6 +43,9 @@ __all__ = [
     "NOTIFICATIONS",
     "PROGRESS_NOTIFICATION",
     "STORES_CHANGED_NOTIFICATION",
+    "AgentInfo",
+    "AgentsParams",
+    "AgentsResult",
     "AllAgentsCleanup",
     "AuthParams",
     "AuthResult",
@@ -46,14 +59,22 @@ __all__ = [
     "DialectName",
     "GetParams",
     "GetResult",
+    "HistoryParams",
+    "HistoryResult",
     "ListParams",
     "ListResult",
     "MethodSpec",
     "PatchParams",
     "PatchResult",
+    "PreviewLine",
+    "PreviewParams",
+    "PreviewResult",
     "ProgressParams",
+    "ResetParams",
+    "ResetResult",
     "RestoreParams",
     "RestoreResult",
+    "SessionPreviewLines",
     "SessionSummary",
     "SessionsChanged",
     "StatusParams",
@@ -191,7 +212,10 @@ class UnsubscribeResult(msgspec.Struct, rename="camel"):
     unsubscribed: bool
 
 
-ChangeReason = Literal["patch", "delete", "cleanup", "external", "reload", "conflict", "restore"]
+ChangeReason = Literal[
+    "patch", "delete", "cleanup", "external", "reload", "conflict", "restore", "reset", "new"
+]
+"""Why rows changed; `reset`/`new`: a session was replaced by a fresh one (`sessions.reset`)."""
 
 
 class SessionsChanged(msgspec.Struct, rename="camel"):
@@ -249,10 +273,98 @@ class StatusResult(msgspec.Struct, rename="camel"):
     stores: list[StoreStatus]
 
 
+# ---- OpenClaw's clients' operations (issue 14): what the gateway dialect serves them, for
+# JSON-RPC clients too. Keys are as stored, in `agent`'s store (the default agent's if absent).
+
+
+class ResetParams(_Params):
+    """Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and
+    identity kept; the old transcript is archived as `<file>.reset.<time>` once the row is on
+    disk. `reason: "new"` announces it as a new session rather than a reset."""
+
+    key: str
+    agent: str | None = None
+    reason: Literal["reset", "new"] = "reset"
+
+
+class ResetResult(msgspec.Struct, rename="camel"):
+    key: str
+    agent_id: str
+    entry: msgspec.Raw
+    durable: bool
+    archived: list[str]
+
+
+class PreviewParams(_Params):
+    """The last messages of each session as short lines (1 to 64 keys, bounded reads)."""
+
+    keys: list[str]
+    agent: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 12
+    max_chars: Annotated[int, msgspec.Meta(ge=20, le=2000)] = 240
+
+
+class PreviewLine(msgspec.Struct):
+    role: str
+    text: str
+
+
+class SessionPreviewLines(msgspec.Struct):
+    """`status`: ok, empty (nothing to show), missing (no row or no transcript), error."""
+
+    key: str
+    status: Literal["ok", "empty", "missing", "error"]
+    items: list[PreviewLine]
+
+
+class PreviewResult(msgspec.Struct):
+    previews: list[SessionPreviewLines]
+
+
+class HistoryParams(_Params):
+    """A session's newest messages as a chat client shows them (from the transcript's tail)."""
+
+    key: str
+    agent: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 200
+    max_chars: Annotated[int, msgspec.Meta(ge=1, le=500_000)] = 8000
+
+
+class HistoryResult(msgspec.Struct, rename="camel"):
+    """`messages`: transcript message objects (`role`, `content`, ...), oldest first."""
+
+    key: str
+    agent_id: str
+    session_id: str | None
+    messages: list[dict[str, Any]]
+
+
+class AgentsParams(_Params):
+    pass
+
+
+class AgentInfo(msgspec.Struct, rename="camel"):
+    id: str
+    name: str | None
+    default: bool
+    workspace: str
+    store_path: str
+
+
+class AgentsResult(msgspec.Struct, rename="camel"):
+    default_id: str
+    main_key: str
+    agents: list[AgentInfo]
+
+
+# ---- end of OpenClaw's clients' operations
+
+
 DialectName = Literal["jsonrpc", "gateway"]
-"""JSON-RPC 2.0, or OpenClaw's gateway protocol v4 (which serves only a few methods)."""
+"""JSON-RPC 2.0, or OpenClaw's gateway protocol v4 (the methods OpenClaw's clients call)."""
 
 _JSONRPC: Final[frozenset[DialectName]] = frozenset({"jsonrpc"})
+_GATEWAY: Final[frozenset[DialectName]] = frozenset({"gateway"})
 _BOTH: Final[frozenset[DialectName]] = frozenset({"jsonrpc", "gateway"})
 
 
@@ -263,6 +375,11 @@ class MethodSpec:
     `errors` are the method's own; any method but `auth` may also get `auth_required` on a
     connection that has not authenticated. `mutates`: the call may change a store, so a client
     does not send it again after a dropped connection. `doc` is the generated clients' docstring.
+
+    `params` and `result` are the JSON-RPC shape when JSON-RPC serves the method, else the
+    gateway's (protocol/gateway_frames.py). The gateway dialect's adapter names the params it
+    decodes; `gateway_errors` are the kinds only that shape raises (the reference's refusals,
+    worded as it words them), kept apart so the JSON-RPC schema lists only what JSON-RPC sends.
     """
 
     params: type[Any]
@@ -271,6 +388,7 @@ class MethodSpec:
     errors: tuple[ErrorKind, ...]
     dialects: frozenset[DialectName] = _JSONRPC
     doc: str = ""
+    gateway_errors: tuple[ErrorKind, ...] = ()
 
 
 METHODS: Final[dict[str, MethodSpec]] = {
@@ -316,20 +434,25 @@ METHODS: Final[dict[str, MethodSpec]] = {
         PatchResult,
         mutates=True,
         errors=("store_not_found", "store_read_only", "conflict"),
+        dialects=_BOTH,
         doc="Create or change one session's row.",
+        gateway_errors=("invalid_params", "store_write_failed", "runtime_unavailable"),
     ),
     "sessions.delete": MethodSpec(
         DeleteParams,
         DeleteResult,
         mutates=True,
         errors=("store_not_found", "store_read_only"),
+        dialects=_BOTH,
         doc="Remove one row, then archive its transcripts.",
+        gateway_errors=("invalid_params", "store_write_failed"),
     ),
     "sessions.subscribe": MethodSpec(
         SubscribeParams,
         SubscribeResult,
         mutates=False,
         errors=("store_not_found",),
+        dialects=_BOTH,
         doc="Receive `sessions.changed` for these stores on this connection (with "
         "`allAgents`, also for stores added later, announced by `sessions.storesChanged`).",
     ),
@@ -338,6 +461,7 @@ METHODS: Final[dict[str, MethodSpec]] = {
         UnsubscribeResult,
         mutates=False,
         errors=(),
+        dialects=_BOTH,
         doc="Stop every `sessions.changed` on this connection.",
     ),
     "daemon.status": MethodSpec(
@@ -367,6 +491,73 @@ METHODS: Final[dict[str, MethodSpec]] = {
         ),
         doc="Undo one journal entry (default: the newest restorable), or preview it with `dryRun`.",
     ),
+    # ---- OpenClaw's clients' operations (issue 14); the gateway serves them in the reference's
+    # shapes (daemon/gateway_sessions.py), JSON-RPC over the same cores
+    "sessions.reset": MethodSpec(
+        ResetParams,
+        ResetResult,
+        mutates=True,
+        errors=("store_not_found", "store_read_only"),
+        dialects=_BOTH,
+        doc="Replace a session with a fresh one (journaled: `sessions.restore` puts it back).",
+        gateway_errors=("invalid_params", "store_write_failed"),
+    ),
+    "sessions.preview": MethodSpec(
+        PreviewParams,
+        PreviewResult,
+        mutates=False,
+        errors=("store_not_found", "invalid_params"),
+        dialects=_BOTH,
+        doc="Each session's last messages, short.",
+    ),
+    "sessions.history": MethodSpec(
+        HistoryParams,
+        HistoryResult,
+        mutates=False,
+        errors=("store_not_found",),
+        doc="A session's newest messages.",
+    ),
+    "agents.list": MethodSpec(
+        AgentsParams,
+        AgentsResult,
+        mutates=False,
+        errors=(),
+        dialects=_BOTH,
+        doc="The configured agents and their stores.",
+    ),
+    "sessions.describe": MethodSpec(
+        SessionsDescribeParams,
+        SessionsDescribeResult,
+        mutates=False,
+        errors=("invalid_params",),
+        dialects=_GATEWAY,
+        doc="One session's row as the reference's clients show it.",
+    ),
+    "chat.history": MethodSpec(
+        ChatHistoryParams,
+        ChatHistoryResult,
+        mutates=False,
+        errors=(),
+        dialects=_GATEWAY,
+        doc="A session's newest messages as the reference's chat view takes them.",
+    ),
+    "health": MethodSpec(
+        EmptyParams,
+        HealthPayload,
+        mutates=False,
+        errors=(),
+        dialects=_GATEWAY,
+        doc="The reference's health snapshot: each agent's store, row count and newest rows.",
+    ),
+    "status": MethodSpec(
+        EmptyParams,
+        StatusPayload,
+        mutates=False,
+        errors=(),
+        dialects=_GATEWAY,
+        doc="The reference's status summary of the sessions.",
+    ),
+    # ---- end of OpenClaw's clients' operations
 }
 
 

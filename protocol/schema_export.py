@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 from sessiond.protocol import jsonrpc
 from sessiond.protocol.errors import ERRORS
-from sessiond.protocol.methods import METHODS, NOTIFICATIONS
+from sessiond.protocol.methods import NOTIFICATIONS, served_by
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -110,8 +110,9 @@ def error_codes() -> dict[str, dict[str, Any]]:
 
 def build_schema() -> dict[str, Any]:
     """The whole contract as one JSON-ready dict."""
+    served = served_by("jsonrpc")  # the gateway-only rows are OpenClaw's shapes, not ours
     kinds: list[Any] = []
-    for spec in METHODS.values():
+    for spec in served.values():
         kinds += [spec.params, *_members(spec.result)]
     kinds += NOTIFICATIONS.values()
     _, components = msgspec.json.schema_components(kinds, ref_template=_REF)
@@ -125,7 +126,7 @@ def build_schema() -> dict[str, Any]:
             "params": _ref(spec.params),
             "result": _result_schema(spec.result),
         }
-        for name, spec in METHODS.items()
+        for name, spec in served.items()
     }
     notifications = {
         name: {"description": kind.__doc__ or "", "params": _ref(kind)}

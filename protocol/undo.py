@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-JournalKind = Literal["cleanup", "delete", "restore"]
+JournalKind = Literal["cleanup", "delete", "restore", "reset"]
+"""What made the entry: a cleanup, a `sessions.delete`, a `sessions.restore`, a `sessions.reset`."""
 EntryState = Literal["pending", "done", "rolled-back"]
 DeletionReason = Literal["retention", "budget", "sweep", "sidecar"]
 ProgressToken = str | int

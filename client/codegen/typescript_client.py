@@ -103,7 +103,15 @@ def _interface(struct: Struct) -> Iterator[str]:
     for field in struct.fields:
         yield from jsdoc(_field_note(field), 2)
         optional = "" if field.required else "?"
-        yield f"  {_key(field.wire)}{optional}: {ts_type(field.schema)};"
+        kind = ts_type(field.schema)
+        line = f"  {_key(field.wire)}{optional}: {kind};"
+        if len(line) <= _WIDTH or " | " not in kind:
+            yield line
+            continue
+        yield f"  {_key(field.wire)}{optional}:"  # a long union: one member a line
+        members = kind.split(" | ")
+        yield from (f"    | {member}" for member in members[:-1])
+        yield f"    | {members[-1]};"
     yield "}"
 
 

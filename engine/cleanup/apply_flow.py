@@ -160,10 +160,14 @@ def cleanup_entry(
 
 
 def entry_flow(
-    entry: JournalEntry, order_like: Store | None, changes: dict[str, msgspec.Raw | None]
+    entry: JournalEntry,
+    order_like: Store | None,
+    changes: dict[str, msgspec.Raw | None],
+    reason: ChangeReason | None = None,
 ) -> Generator[ApplyStep, FileOpsOutcome | None, FileOpsOutcome]:
-    """Steps of a change that is one journal entry (a delete, a restore): journal, then files
-    and rows in the entry's order, then the entry closed. Returns what the disk did."""
+    """Steps of a change that is one journal entry (a delete, a reset, a restore): journal,
+    then files and rows in the entry's order, then the entry closed. Returns what the disk did.
+    `reason` is the change's, as subscribers hear it (default: from the entry's kind)."""
     directory = os.path.dirname(os.path.abspath(entry.store_path))
     ops = FileOps(
         archives=tuple(
@@ -176,7 +180,8 @@ def entry_flow(
     if entry.files_first and ops.archives:
         outcome = yield RunFileOps(ops, directory)
     if changes:
-        reason: ChangeReason = "restore" if entry.kind == "restore" else "delete"
+        if reason is None:
+            reason = "restore" if entry.kind == "restore" else "delete"
         yield CommitRows(changes, order_like, f"the {entry.kind}", reason)
     if not entry.files_first and ops.archives:
         outcome = yield RunFileOps(ops, directory)

@@ -37,20 +37,24 @@ from sessiond.client import (
 from sessiond.client.generated import ERRORS
 from sessiond.protocol import jsonrpc
 from sessiond.protocol.methods import (
-    METHODS,
+    AgentsResult,
     AllAgentsCleanup,
     AuthResult,
     CleanupsResult,
     CleanupSummary,
     DeleteResult,
     GetResult,
+    HistoryResult,
     ListResult,
     PatchResult,
+    PreviewResult,
+    ResetResult,
     RestoreResult,
     SessionsChanged,
     StatusResult,
     SubscribeResult,
     UnsubscribeResult,
+    served_by,
 )
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -131,6 +135,27 @@ def test_every_method_returns_the_protocol_types(daemon: DaemonProcess) -> None:
             assert all(isinstance(s, CleanupSummary) for s in every.stores)
             called.add("sessions.cleanup")
 
+            agents = await c.agents_list()
+            assert isinstance(agents, AgentsResult) and agents.default_id == "main"
+            assert [(a.id, a.default) for a in agents.agents] == [("main", True), ("work", False)]
+            called.add("agents.list")
+            previews = await c.sessions_preview(keys=["agent:main:new", "agent:main:nope"])
+            assert isinstance(previews, PreviewResult)
+            assert [(p.key, p.status) for p in previews.previews] == [
+                ("agent:main:new", "empty"),  # a session id, no transcript on disk
+                ("agent:main:nope", "missing"),
+            ]
+            called.add("sessions.preview")
+            history = await c.sessions_history(key="agent:main:new")
+            assert isinstance(history, HistoryResult) and history.messages == []
+            assert history.session_id == "s-new"
+            called.add("sessions.history")
+            fresh = await c.sessions_reset(key="agent:work:fresh", agent="work", reason="new")
+            assert isinstance(fresh, ResetResult) and fresh.durable and fresh.archived == []
+            assert read_rows(daemon.state_dir, "work")["agent:work:fresh"]["totalTokens"] == 0
+            await c.sessions_delete(key="agent:work:fresh", agent="work")
+            called.add("sessions.reset")
+
             sub = await c.sessions_subscribe(agent="work")
             assert isinstance(sub, SubscribeResult) and sub.stores[0].agent_id == "work"
             called.add("sessions.subscribe")
@@ -139,7 +164,7 @@ def test_every_method_returns_the_protocol_types(daemon: DaemonProcess) -> None:
             called.add("sessions.unsubscribe")
 
     asyncio.run(go())
-    assert called == set(METHODS), "every method of the table is exercised here"
+    assert called == set(served_by("jsonrpc")), "every JSON-RPC method of the table is exercised"
 
 
 def test_daemon_errors_raise_their_classes(daemon: DaemonProcess) -> None:

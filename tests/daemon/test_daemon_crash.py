@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness.daemon_process import DaemonProcess
 from harness.raw_frames import RpcClient
 from harness.state_dirs import store_path, write_state_dir
@@ -77,6 +78,7 @@ async def lane(root: Path, kills: int, seed: int, stats: dict[str, int]) -> None
             assert rows[key]["n"] >= n, f"cycle {cycle}: lost durable change {key}={n}"
 
 
+@pytest.mark.stress
 def test_sigkill_never_loses_a_durable_change(tmp_path: Path) -> None:
     roots = [write_state_dir(tmp_path / f"lane{i}", {"main": {}}) for i in range(LANES)]
     stats: dict[str, Any] = {"acked": 0, "kills": 0, "mid_write": 0}

@@ -31,7 +31,7 @@ from harness.state_dirs import read_rows, write_state_dir
 from sessiond.daemon import gateway_dialect as gw
 from sessiond.engine.errors import StoreNotFound, StoreWriteFailed
 from sessiond.protocol.cleanup import CleanupParams
-from sessiond.protocol.methods import ListParams, ListResult, SessionSummary
+from sessiond.protocol.gateway_frames import SessionsListParams
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -169,6 +169,25 @@ def refusal(outputs: list[gw.Output]) -> tuple[dict[str, Any], tuple[int, str]]:
     return frames[0]["error"], closes(outputs)[0]
 
 
+SERVED = [
+    "sessions.cleanup",
+    "sessions.list",
+    "sessions.patch",
+    "sessions.delete",
+    "sessions.subscribe",
+    "sessions.unsubscribe",
+    "sessions.reset",
+    "sessions.preview",
+    "agents.list",
+    "sessions.describe",
+    "chat.history",
+    "health",
+    "status",
+]
+"""What sessiond answers in this dialect (issue 14: what OpenClaw's clients call), in the
+method table's order."""
+
+
 # ---------------------------------------------------------------------------------- handshake
 
 
@@ -191,9 +210,14 @@ def test_signed_connect_gets_hello_ok_listing_exactly_what_is_served() -> None:
     assert list(hello)[:2] == ["type", "protocol"]
     assert hello["type"] == "hello-ok" and hello["protocol"] == 4
     assert hello["server"] == {"version": "0.1.0", "connId": "conn-1"}
-    assert hello["features"]["methods"] == ["sessions.cleanup", "sessions.list"]
+    assert hello["features"]["methods"] == SERVED
     assert hello["features"]["methods"] == list(gw.GATEWAY_METHODS)
-    assert hello["features"]["events"] == ["connect.challenge", "tick", "shutdown"]
+    assert hello["features"]["events"] == [
+        "connect.challenge",
+        "tick",
+        "shutdown",
+        "sessions.changed",
+    ]
     assert hello["auth"] == {"role": "operator", "scopes": ["operator.admin"]}
     assert hello["policy"]["tickIntervalMs"] == 30_000
     assert hello["snapshot"]["uptimeMs"] == 5000 and hello["snapshot"]["authMode"] == "token"
@@ -445,8 +469,8 @@ def test_unknown_method_bad_params_and_bad_frames_keep_the_connection_open() -> 
     assert "unexpected property 'dryRun'" in answer["error"]["message"]
     (answer,) = sent(conn.receive(req("sessions.cleanup", {"agent": None}), NOW))
     assert answer["error"]["message"].startswith("invalid sessions.cleanup params: at /agent")
-    (answer,) = sent(conn.receive(req("sessions.list", {"search": "x"}), NOW))
-    assert answer["error"]["message"] == "sessions.list: search is not supported by sessiond"
+    (answer,) = sent(conn.receive(req("sessions.list", {"search": 1}), NOW))
+    assert answer["error"]["message"].startswith("invalid sessions.list params: at /search")
     (answer,) = sent(conn.receive(b'{"type":"req","method":"x"}', NOW))
     assert answer["id"] == "invalid"
     assert answer["error"]["message"].startswith("invalid request frame: ")
@@ -467,51 +491,13 @@ def test_answers_refusals_and_crashes() -> None:
     conn = connected(machine())
     (dispatch,) = conn.receive(req("sessions.list", {"limit": 5000, "agentId": "main"}, "l1"), NOW)
     assert isinstance(dispatch, gw.Dispatch)
-    assert dispatch.call.params == ListParams(limit=1000, agent="main")
-    page = ListResult(
-        sessions=[
-            SessionSummary("agent:main:g", "main", 2, "s2", "group"),
-            SessionSummary("agent:main:telegram:group:1", "main", 1),
-            SessionSummary("agent:main:main", "main", None, "s1", None, "gpt"),
-        ],
-        total_count=3,
-        has_more=False,
-        next_cursor=None,
-    )
-    paths = {"main": "/s/main.json", "ops": "/s/ops.json"}
-    frame = json.loads(conn.answer(dispatch, page, NOW, paths))
-    assert frame["id"] == "l1" and frame["ok"] is True
-    assert frame["payload"] == {
-        "ts": NOW,
-        "path": "/s/main.json",
-        "count": 3,
-        "totalCount": 3,
-        "limitApplied": 1000,
-        "hasMore": False,
-        "defaults": {"modelProvider": None, "model": None, "contextTokens": None},
-        "sessions": [
-            {
-                "key": "agent:main:g",
-                "kind": "group",
-                "updatedAt": 2,
-                "sessionId": "s2",
-                "chatType": "group",
-            },
-            {"key": "agent:main:telegram:group:1", "kind": "group", "updatedAt": 1},
-            {
-                "key": "agent:main:main",
-                "kind": "direct",
-                "updatedAt": None,
-                "sessionId": "s1",
-                "model": "gpt",
-            },
-        ],
-    }
-    (all_agents,) = conn.receive(req("sessions.list", {}), NOW)
-    assert isinstance(all_agents, gw.Dispatch)
-    assert all_agents.call.params == ListParams(limit=100, all_agents=True)
-    empty = ListResult([], 0, False, None)
-    assert json.loads(conn.answer(all_agents, empty, NOW, paths))["payload"]["path"] == "(multiple)"
+    # The table's sessions.list, handed the reference's params as they came: the daemon's
+    # implementation answers those in the reference's shape (gateway_sessions.py).
+    assert dispatch.call.method == "sessions.list"
+    assert dispatch.call.params == SessionsListParams(limit=5000, agent_id="main")
+    payload = {"ts": NOW, "path": "/s/main.json", "count": 0, "sessions": []}
+    frame = json.loads(conn.answer(dispatch, payload, NOW, {}))
+    assert frame == {"type": "res", "id": "l1", "ok": True, "payload": payload}
 
     error = StoreNotFound('Unknown agent id "x".', {"agent": "x"})
     frame = json.loads(conn.refuse(dispatch, error))
@@ -614,7 +600,7 @@ def test_daemon_speaks_the_gateway_protocol_to_a_silent_client(daemon: DaemonPro
         ws, hello = await gateway_connect(daemon.url)
         async with ws:
             assert hello["ok"] is True and hello["payload"]["type"] == "hello-ok"
-            assert hello["payload"]["features"]["methods"] == ["sessions.cleanup", "sessions.list"]
+            assert hello["payload"]["features"]["methods"] == SERVED
             listed = await call(ws, "sessions.list", {"limit": 2, "agentId": "main"})
             page = listed["payload"]
             assert [r["key"] for r in page["sessions"]] == [

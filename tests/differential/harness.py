@@ -550,6 +550,7 @@ aside before the text comparison and reported as known."""
 
 SESSIOND_FILES: dict[str, str] = {
     ".json.journal": "compat #33: sessiond keeps a cleanup journal beside each store it cleans.",
+    ".sessiond.lock": "compat #30: a running sessiond locks each store it serves (a lock file).",
 }
 """Files only sessiond leaves (by name suffix): set aside before the listing comparison."""
 

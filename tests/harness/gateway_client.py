@@ -37,6 +37,7 @@ class GatewayClient:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.ids = itertools.count(1)
+        self.hello: Any = None  # the `hello-ok` payload, once connected
 
     @classmethod
     async def connect(cls, url: str, token: str, timeout: float = 30.0) -> GatewayClient:
@@ -90,7 +91,7 @@ class GatewayClient:
                 "nonce": nonce,
             },
         }
-        await client.call("connect", params, timeout)
+        client.hello = await client.call("connect", params, timeout)
         return client
 
     async def _next(self, match: Any, timeout: float) -> Any:

@@ -9,6 +9,22 @@ import { ClientBase } from "./base.js";
 import type { ClientOptions } from "./connection.js";
 import { RpcError, type RpcErrorClass } from "./errors.js";
 
+export interface AgentInfo {
+  id: string;
+  name: string | null;
+  default: boolean;
+  workspace: string;
+  storePath: string;
+}
+
+export type AgentsParams = Record<string, never>;
+
+export interface AgentsResult {
+  defaultId: string;
+  mainKey: string;
+  agents: AgentInfo[];
+}
+
 export interface AllAgentsCleanup {
   allAgents: boolean;
   mode: "enforce" | "warn";
@@ -157,6 +173,25 @@ export interface GetResult {
   entry: unknown;
 }
 
+/** A session's newest messages as a chat client shows them (from the transcript's tail). */
+export interface HistoryParams {
+  key: string;
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `200`. From 1 to 1000. */
+  limit?: number;
+  /** Default `8000`. From 1 to 500000. */
+  maxChars?: number;
+}
+
+/** `messages`: transcript message objects (`role`, `content`, ...), oldest first. */
+export interface HistoryResult {
+  key: string;
+  agentId: string;
+  sessionId: string | null;
+  messages: Array<Record<string, unknown>>;
+}
+
 /**
  * What one entry did: rows removed, put back, changed; files archived (or renamed back) and deleted
  * outright.
@@ -178,7 +213,7 @@ export interface JournalCounts {
 export interface JournalEntrySummary {
   id: string;
   timeMs: number;
-  kind: "cleanup" | "delete" | "restore";
+  kind: "cleanup" | "delete" | "reset" | "restore";
   state: "done" | "pending" | "rolled-back";
   storePath: string;
   options: Record<string, string | boolean | null>;
@@ -250,6 +285,26 @@ export interface PatchResult {
   durable: boolean;
 }
 
+export interface PreviewLine {
+  role: string;
+  text: string;
+}
+
+/** The last messages of each session as short lines (1 to 64 keys, bounded reads). */
+export interface PreviewParams {
+  keys: string[];
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `12`. From 1 to 50. */
+  limit?: number;
+  /** Default `240`. From 20 to 2000. */
+  maxChars?: number;
+}
+
+export interface PreviewResult {
+  previews: SessionPreviewLines[];
+}
+
 /** Params of the `$/progress` notification: the request's token and one step. */
 export interface ProgressParams {
   token: string | number;
@@ -272,6 +327,27 @@ export interface ProgressValue {
   title?: string | null;
   /** Default `null`. */
   total?: number | null;
+}
+
+/**
+ * Replace a session with a fresh one: new `sessionId`, token counts zeroed, settings and identity
+ * kept; the old transcript is archived as `<file>.reset.<time>` once the row is on disk. `reason:
+ * "new"` announces it as a new session rather than a reset.
+ */
+export interface ResetParams {
+  key: string;
+  /** Default `null`. */
+  agent?: string | null;
+  /** Default `"reset"`. */
+  reason?: "new" | "reset";
+}
+
+export interface ResetResult {
+  key: string;
+  agentId: string;
+  entry: unknown;
+  durable: boolean;
+  archived: string[];
 }
 
 /**
@@ -309,6 +385,13 @@ export interface RestoreResult {
   journalId?: string | null;
 }
 
+/** `status`: ok, empty (nothing to show), missing (no row or no transcript), error. */
+export interface SessionPreviewLines {
+  key: string;
+  status: "empty" | "error" | "missing" | "ok";
+  items: PreviewLine[];
+}
+
 /** The few fields a session list shows; `sessions.get` returns the whole row. */
 export interface SessionSummary {
   key: string;
@@ -329,7 +412,16 @@ export interface SessionsChanged {
   storePath: string;
   seq: number;
   keys: string[];
-  reason: "cleanup" | "conflict" | "delete" | "external" | "patch" | "reload" | "restore";
+  reason:
+    | "cleanup"
+    | "conflict"
+    | "delete"
+    | "external"
+    | "new"
+    | "patch"
+    | "reload"
+    | "reset"
+    | "restore";
 }
 
 export type StatusParams = Record<string, never>;
@@ -410,6 +502,11 @@ export interface UnsubscribeResult {
 
 /** Every method: its params, result, and whether it changes state. */
 export interface Methods {
+  "agents.list": {
+    params: AgentsParams;
+    result: AgentsResult;
+    mutates: false;
+  };
   auth: {
     params: AuthParams;
     result: AuthResult;
@@ -440,6 +537,11 @@ export interface Methods {
     result: GetResult;
     mutates: false;
   };
+  "sessions.history": {
+    params: HistoryParams;
+    result: HistoryResult;
+    mutates: false;
+  };
   "sessions.list": {
     params: ListParams;
     result: ListResult;
@@ -448,6 +550,16 @@ export interface Methods {
   "sessions.patch": {
     params: PatchParams;
     result: PatchResult;
+    mutates: true;
+  };
+  "sessions.preview": {
+    params: PreviewParams;
+    result: PreviewResult;
+    mutates: false;
+  };
+  "sessions.reset": {
+    params: ResetParams;
+    result: ResetResult;
     mutates: true;
   };
   "sessions.restore": {
@@ -481,6 +593,7 @@ export const ErrorCode = {
   INVALID_PARAMS: -32602,
   METHOD_NOT_FOUND: -32601,
   INVALID_REQUEST: -32600,
+  APP_RUNTIME_UNAVAILABLE: -32009,
   APP_NOT_RESTORABLE: -32008,
   APP_JOURNAL_ENTRY_NOT_FOUND: -32007,
   APP_STALE_PLAN: -32006,
@@ -506,6 +619,13 @@ export class MethodNotFoundError extends RpcError {}
 
 /** `INVALID_REQUEST` (-32600): The frame is not a valid JSON-RPC 2.0 request. */
 export class InvalidRequestError extends RpcError {}
+
+/**
+ * `APP_RUNTIME_UNAVAILABLE` (-32009): The request needs OpenClaw's own runtime (its model catalog),
+ * which sessiond does not run. Only the gateway dialect's `sessions.patch` of a `model` sends it
+ * today (as UNAVAILABLE).
+ */
+export class RuntimeUnavailableError extends RpcError {}
 
 /**
  * `APP_NOT_RESTORABLE` (-32008): The journal entry cannot be restored (unfinished, rolled back, or
@@ -562,6 +682,7 @@ export const ERRORS: ReadonlyMap<number, RpcErrorClass> = new Map([
   [-32602, InvalidParamsError],
   [-32601, MethodNotFoundError],
   [-32600, InvalidRequestError],
+  [-32009, RuntimeUnavailableError],
   [-32008, NotRestorableError],
   [-32007, JournalEntryNotFoundError],
   [-32006, StalePlanError],
@@ -577,6 +698,11 @@ export const ERRORS: ReadonlyMap<number, RpcErrorClass> = new Map([
 export class SessiondClient extends ClientBase {
   constructor(url: string, options: ClientOptions = {}) {
     super(url, options, ERRORS);
+  }
+
+  /** The configured agents and their stores. */
+  agentsList(): Promise<AgentsResult> {
+    return this.request("agents.list", {}, false);
   }
 
   /**
@@ -636,6 +762,15 @@ export class SessiondClient extends ClientBase {
   }
 
   /**
+   * A session's newest messages.
+   *
+   * Rejects with `StoreNotFoundError`.
+   */
+  sessionsHistory(params: HistoryParams): Promise<HistoryResult> {
+    return this.request("sessions.history", params, false);
+  }
+
+  /**
    * Session summaries, a page at a time.
    *
    * Rejects with `StoreNotFoundError`, `InvalidParamsError`.
@@ -653,6 +788,26 @@ export class SessiondClient extends ClientBase {
    */
   sessionsPatch(params: PatchParams): Promise<PatchResult> {
     return this.request("sessions.patch", params, true);
+  }
+
+  /**
+   * Each session's last messages, short.
+   *
+   * Rejects with `StoreNotFoundError`, `InvalidParamsError`.
+   */
+  sessionsPreview(params: PreviewParams): Promise<PreviewResult> {
+    return this.request("sessions.preview", params, false);
+  }
+
+  /**
+   * Replace a session with a fresh one (journaled: `sessions.restore` puts it back).
+   *
+   * Rejects with `StoreNotFoundError`, `StoreNotWritableError`.
+   *
+   * It changes state, so it is not sent again after a dropped connection.
+   */
+  sessionsReset(params: ResetParams): Promise<ResetResult> {
+    return this.request("sessions.reset", params, true);
   }
 
   /**
