@@ -282,7 +282,7 @@ class DiskStoreFile:
             # deleted unseen.
             displaced = self._handed_back(temp, expected) if swapped else None
             _durable_rename(self._path)
-            return Replaced(DiskSig.of(os.fstat(fd), data), displaced)
+            return Replaced(DiskSig.written(os.fstat(fd), data), displaced)
         except OSError as exc:  # renamed but not known durable: the caller retries the write
             raise _write_error(self._path, exc) from exc
         finally:
