@@ -64,6 +64,7 @@ log = structlog.get_logger("sessiond.stores")
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
 EMPTY_SETTLE_S = 0.1
+ECHO_LOOK_AGAIN_S = 0.01
 
 
 @dataclass(slots=True)
@@ -371,6 +372,17 @@ class LiveStore:
 
     async def reload(self) -> None:
         """Pick up the file after an event; our own writes are recognised and skipped."""
+        # Under a stream of patches, flushes run back to back and each event is the echo of
+        # our own last rename. Queued for the lock, this reload would run between two flushes
+        # and hold the next one (and every patch waiting on it) behind its look at the file.
+        # So while a flush runs, look without the lock: a file that is the version we know
+        # needs nothing (a change after the look is another event; one before the flush's
+        # rename is that flush's to merge). A file that is not may be the very one that
+        # flush is renaming in, its version not yet known: look again shortly.
+        while self.lock.locked():
+            if await asyncio.to_thread(self.disk.unchanged, self.sig):
+                return
+            await asyncio.sleep(ECHO_LOOK_AGAIN_S)
         async with self.lock:
             self.lifecycle.fire(Event.RELOAD)
             try:
