@@ -12,8 +12,10 @@ import ctypes
 import errno
 import os
 import platform
+import queue
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
@@ -311,9 +313,11 @@ class DiskStoreFile:
 
     def _handed_back(self, temp: str, expected: DiskSig | None) -> Snapshot | None:
         """The file the exchange replaced, now at `temp`: None when it is the version expected,
-        else its bytes (another writer's rename landed after the check). Removed either way."""
+        else its bytes (another writer's rename landed after the check). Removed either way;
+        its blocks are freed off this write's path (`_close_later`)."""
         try:
-            with open(temp, "rb") as handle:
+            handle = open(temp, "rb")  # noqa: SIM115 - closed by _close_later once unlinked
+            try:
                 st = os.fstat(handle.fileno())
                 same_inode = expected is not None and (
                     st.st_dev,
@@ -327,13 +331,19 @@ class DiskStoreFile:
                     data = None
                 else:
                     data, st = _settled_read(handle, st)
+            except BaseException:
+                handle.close()
+                raise
         except OSError as exc:
             kept = f"{self._path}.displaced.{time.time_ns()}"
             with contextlib.suppress(OSError):
                 os.rename(temp, kept)
             _log().error("could not read the file our write replaced", path=kept, error=str(exc))
             return None
-        os.unlink(temp)
+        try:
+            os.unlink(temp)
+        finally:
+            _close_later(handle)
         if data is None or (expected is not None and digest_of(data) == expected.digest):
             return None
         return Snapshot(data, DiskSig.of(st, data))
@@ -342,6 +352,27 @@ class DiskStoreFile:
         copy = f"{self._path}{suffix}"
         write_durably(copy, data)
         return copy
+
+
+_closing: queue.SimpleQueue[BinaryIO] = queue.SimpleQueue()
+_closer: list[threading.Thread] = []
+
+
+def _close_later(handle: BinaryIO) -> None:
+    """Close `handle`, a file already unlinked, on a thread of its own. That last close frees
+    the file's blocks: 5 ms for a 15 MB store on ext4, and more under load, which the write
+    (durable without it) and every request waiting on that write were paying for."""
+    if not _closer or not _closer[0].is_alive():
+        _closer[:] = [threading.Thread(target=_close_forever, name="sessiond-close", daemon=True)]
+        _closer[0].start()
+    _closing.put(handle)
+
+
+def _close_forever() -> None:
+    while True:
+        handle = _closing.get()
+        with contextlib.suppress(OSError):
+            handle.close()
 
 
 # How long a handed-back file must keep its size and mtime before it counts as complete.
