@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import itertools
 import os
 import platform
 import queue
@@ -50,6 +51,10 @@ _T = TypeVar("_T")
 STORE_FILE_MODE = 0o600
 TEMP_PREFIX = ".sessiond-"
 TEMP_SUFFIX = ".tmp"
+# Temp names: `<pid>.<this run's random tag><count>`, unique without a random draw (a system
+# call) per write; the tag keeps a reused pid's names apart from a dead writer's leftovers.
+_TEMP_RUN = secrets.token_hex(4)
+_temp_count = itertools.count()
 
 
 class StoreWriteError(OSError):
@@ -142,15 +147,19 @@ def _durable_temp(path: str, data: bytes) -> tuple[str, int]:
     """A fsynced temp file beside `path` holding `data`, and its fd (still open: its fstat after
     the rename is the new version's). Any failure is a `StoreWriteError` and leaves no temp."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
-    temp = os.path.join(
-        directory,
-        f"{TEMP_PREFIX}{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}",
-    )
+    unique = f"{os.getpid()}.{_TEMP_RUN}{next(_temp_count)}"
+    temp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}.{unique}{TEMP_SUFFIX}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
         # Inside the conversion too: a read-only or unwritable directory fails right here
         # (EROFS, EACCES), and any OSError other than StoreWriteError killed the flusher.
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
+        # The directory is made only when missing: each system call is one more wait for
+        # the interpreter lock, which under load the event loop holds most of the time.
+        try:
+            fd = os.open(temp, flags, STORE_FILE_MODE)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(temp, flags, STORE_FILE_MODE)
     except OSError as exc:
         raise _write_error(path, exc) from exc
     try:
