@@ -6,7 +6,8 @@ version once the file's last change is older than `RACY_NS`: a rewrite within th
 tick keeps inode, size and both times (OpenClaw #32191), so until then the bytes of a file up to
 `HASH_LIMIT` are hashed and compared. A larger file is never read just to be compared (that was
 a whole read of a big store before every write): its stat decides, and the one change it cannot
-see is a same-size in-place rewrite within the same timestamp tick as the version we know.
+see is a same-size in-place rewrite within the same timestamp tick as the version we know. So a
+larger version of our own write is not hashed either (`DiskSig.written`).
 
 `StoreFile` is everything a `LiveStore` does to its file; `durable_file.DiskStoreFile` is the
 one implementation, over the real file system.
