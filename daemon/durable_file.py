@@ -291,8 +291,15 @@ class DiskStoreFile:
                 raise
             # From here on our file is in place: what the swap handed back is looked at, never
             # deleted unseen.
-            displaced = self._handed_back(temp, expected) if swapped else None
-            _durable_rename(self._path)
+            unlinked: list[BinaryIO] = []
+            try:
+                displaced = self._handed_back(temp, expected, unlinked) if swapped else None
+                _durable_rename(self._path)
+            finally:
+                # Closed (its blocks freed) only after the directory fsync: freeing them during
+                # it made that fsync 3.5 ms instead of 0.7 ms (median, under stress/load.py).
+                for handle in unlinked:
+                    _close_later(handle)
             return Replaced(DiskSig.written(os.fstat(fd), data), displaced)
         except OSError as exc:  # renamed but not known durable: the caller retries the write
             raise _write_error(self._path, exc) from exc
@@ -320,12 +327,14 @@ class DiskStoreFile:
         os.replace(temp, self._path)
         return False
 
-    def _handed_back(self, temp: str, expected: DiskSig | None) -> Snapshot | None:
+    def _handed_back(
+        self, temp: str, expected: DiskSig | None, unlinked: list[BinaryIO]
+    ) -> Snapshot | None:
         """The file the exchange replaced, now at `temp`: None when it is the version expected,
         else its bytes (another writer's rename landed after the check). Removed either way;
-        its blocks are freed off this write's path (`_close_later`)."""
+        its handle, still open, goes to `unlinked`: its blocks are freed when that closes."""
         try:
-            handle = open(temp, "rb")  # noqa: SIM115 - closed by _close_later once unlinked
+            handle = open(temp, "rb")  # noqa: SIM115 - closed by _close_later, in _replace
             try:
                 st = os.fstat(handle.fileno())
                 same_inode = expected is not None and (
@@ -349,10 +358,8 @@ class DiskStoreFile:
                 os.rename(temp, kept)
             _log().error("could not read the file our write replaced", path=kept, error=str(exc))
             return None
-        try:
-            os.unlink(temp)
-        finally:
-            _close_later(handle)
+        unlinked.append(handle)
+        os.unlink(temp)
         if data is None or (expected is not None and digest_of(data) == expected.digest):
             return None
         return Snapshot(data, DiskSig.of(st, data))
