@@ -26,8 +26,8 @@ from sessiond.cli.daemon_route import (
 from sessiond.cli.progress_bar import terminal_progress
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.config_file import load_config_file
-from sessiond.daemon.durable_file import StoreWriteError, read_store
 from sessiond.daemon.os_disk_view import OsDiskView
+from sessiond.daemon.store_read import read_store
 from sessiond.engine.cleanup.plan import CleanupOptions
 from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.report import combine, preview_summary
@@ -206,6 +206,7 @@ def _locally(
                 _print_json(exc.data, sys.stderr)
             return EXIT_FAILED
     from sessiond.cli.local_cleanup import apply_locally
+    from sessiond.daemon.durable_file import StoreWriteError
 
     applied = []
     rows = sum(len(p.store) for p in planned)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from sessiond.cli.progress_bar import TerminalProgress
-from sessiond.daemon.store_lock import Holder, holder_of, store_lock_path
 from sessiond.engine.cleanup.progress import NO_PROGRESS, Progress
 from sessiond.engine.config import SessionsConfig, StoreTarget
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupSummary
@@ -33,6 +32,7 @@ from sessiond.protocol.undo import CleanupsResult, RestoreResult
 
 if TYPE_CHECKING:
     from sessiond.client import SessiondClient
+    from sessiond.daemon.store_lock import Holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,10 @@ class HeldUnusable(Exception):
 
 def held_by_daemon(targets: list[StoreTarget]) -> Held | None:
     """The daemon holding the targets' stores, if any does; raises HeldUnusable when they are
-    split between daemons, or only some of them are held."""
+    split between daemons, or only some of them are held. (The lock module loads here: a dry
+    run never asks.)"""
+    from sessiond.daemon.store_lock import holder_of, store_lock_path
+
     holders = [(t, holder_of(store_lock_path(t.store_path))) for t in targets]
     held = [(t, h) for t, h in holders if h is not None]
     if not held:

@@ -29,14 +29,15 @@ from sessiond.daemon.file_version import (
     read_with_stat,
     still_version,
 )
+from sessiond.daemon.store_read import read_store as read_store
+from sessiond.daemon.store_read import read_store_bytes as read_store_bytes
 from sessiond.engine.cleanup.apply_flow import FileOpsOutcome
 from sessiond.engine.cleanup.plan import FileOps
-from sessiond.engine.store import Store, load_store_bytes
 
 
 def _log() -> Any:
-    """The stores' logger, imported when a line is logged: the local CLI reads stores through
-    this module and logs nothing here, and structlog's import (with rich beside it) is tens of
+    """The stores' logger, imported when a line is logged: the local CLI applies through this
+    module and logs nothing here, and structlog's import (with rich beside it) is tens of
     milliseconds of a fresh process."""
     import structlog
 
@@ -52,21 +53,6 @@ TEMP_SUFFIX = ".tmp"
 
 class StoreWriteError(OSError):
     """A durable write did not complete; the old file is untouched and no temp file is left."""
-
-
-def read_store_bytes(path: str) -> bytes | None:
-    """The file's bytes, or None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        return None
-
-
-def read_store(path: str) -> Store:
-    return load_store_bytes(read_store_bytes(path), path)
 
 
 def fsync_directory(directory: str) -> None:

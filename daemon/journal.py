@@ -32,6 +32,7 @@ from sessiond.daemon.durable_file import (
 from sessiond.daemon.fault_hooks import fault_point
 from sessiond.engine.errors import JournalEntryNotFound, NotRestorable
 from sessiond.engine.journal import (
+    JOURNAL_SUFFIX,
     RECORD,
     Begin,
     Finish,
@@ -52,7 +53,6 @@ def _log() -> Any:
     return structlog.get_logger("sessiond.journal")
 
 
-JOURNAL_SUFFIX = ".journal"
 KEEP_ENTRIES = 50
 KEEP_DAYS = 30
 _DAY_MS = 86_400_000
