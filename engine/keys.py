@@ -117,7 +117,7 @@ def is_protected(key: str, entry: Any) -> bool:
     by_key = _protected_by_key(key)
     if by_key is not None:
         return by_key
-    return _chat_type(entry) in ("group", "channel", "thread")
+    return chat_type_protects(entry)
 
 
 @functools.lru_cache(maxsize=KEY_CACHE)
@@ -163,14 +163,25 @@ def key_rules(key: str, agent_id: str) -> tuple[bool | None, bool]:
     """(what the key alone decides about protection, whether `dmScope: main` retires it for
     `agent_id` when it is not the active key): `_protected_by_key` and
     `is_main_scope_stale_direct_key`, from one parse of the key. The plan index asks it once
-    per row; tests/engine/test_units_and_keys.py holds it to the rules one by one."""
-    parsed = parse_agent_session_key.__wrapped__(key)
+    per row, so the parse is inlined (no `ParsedKey`) and the agent ids' normal forms are
+    cached; tests/engine/test_units_and_keys.py holds it to the rules one by one."""
     raw = js_trim(key)
     lowered = raw.lower()
-    rest = js_trim(parsed.rest if parsed else key).lower()
+    # `parse_agent_session_key`: its segments are `parts`, its rest `parts[2:]` joined.
+    parts = [p for p in lowered.split(":") if p] if ":" in lowered else None
+    owner = js_trim(parts[1]) if parts is not None and len(parts) >= 3 else ""
+    parsed = bool(owner) and parts is not None and parts[0] == "agent"
+    if parsed:
+        assert parts is not None
+        parsed_rest = ":".join(parts[2:])
+        rest = js_trim(parsed_rest).lower()
+        synthetic = parsed_rest.startswith(("subagent:", "acp:", "cron:"))
+    else:
+        rest = lowered
+        synthetic = False
     synthetic = (
-        lowered.startswith(("subagent:", "acp:"))
-        or (parsed is not None and parsed.rest.startswith(("subagent:", "acp:", "cron:")))
+        synthetic
+        or lowered.startswith(("subagent:", "acp:"))
         or rest.startswith(("hook:", "node:"))
         or rest == "heartbeat"
         or rest.endswith(":heartbeat")
@@ -185,18 +196,24 @@ def key_rules(key: str, agent_id: str) -> tuple[bool | None, bool]:
         if thread or _TELEGRAM_TOPIC.match(rest) or _GROUP_OR_CHANNEL.match(rest):
             protected = True
     direct = False
-    if parsed is not None and normalize_agent_id(parsed.agent_id) == normalize_agent_id(agent_id):
-        parts = [p for p in parsed.rest.split(":") if p]
+    if parsed and _normal_agent_id(owner) == _normal_agent_id(agent_id):
+        assert parts is not None
+        count = len(parts) - 2  # segments of the rest
         direct = (
-            (len(parts) == 2 and parts[0] == "direct")
-            or (len(parts) == 3 and parts[1] == "direct")
-            or (len(parts) == 4 and parts[2] == "direct")
+            (count == 2 and parts[2] == "direct")
+            or (count == 3 and parts[3] == "direct")
+            or (count == 4 and parts[4] == "direct")
         )
     return protected, direct
 
 
-def protected_by(by_key: bool | None, entry: Any) -> bool:
-    """`is_protected` given what the key decided (`key_rules`)."""
-    if by_key is not None:
-        return by_key
+@functools.lru_cache(maxsize=256)
+def _normal_agent_id(value: str) -> str:
+    """`normalize_agent_id` for the few agent ids a store's keys name, once each."""
+    return normalize_agent_id(value)
+
+
+def chat_type_protects(entry: Any) -> bool:
+    """`is_protected` for a key that decides nothing (`key_rules` gave None): the row's
+    chatType (or its origin's) does."""
     return _chat_type(entry) in ("group", "channel", "thread")
