@@ -94,7 +94,13 @@ def is_sweepable(name: str) -> bool:
 
 def file_kind(name: str) -> tuple[bool, bool]:
     """(is_archive, is_sweepable); a dir's listing keeps the answers for all its files
-    (`DirListing.kinds`), so they are asked once per version of the dir."""
+    (`DirListing.kinds`), so they are asked once per version of the dir.
+
+    A `.jsonl` name, nearly every name of a sessions dir, is answered at once: archives end in
+    their stamp's `Z` (or are `sessions.json.bak.<n>`), and every `.jsonl` that is no archive
+    is a transcript, a checkpoint or a trajectory, all sweepable."""
+    if name.endswith(".jsonl"):
+        return False, True
     return is_archive(name), is_sweepable(name)
 
 

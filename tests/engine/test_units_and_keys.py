@@ -197,3 +197,36 @@ def test_key_rules_answer_what_the_rules_answer_one_by_one(key: str, agent: str)
         _protected_by_key(key),
         is_main_scope_stale_direct_key(key, agent, None, "main"),
     )
+
+
+FILE_NAME = st.lists(
+    st.sampled_from(
+        [
+            "sessions.json",
+            ".bak.",
+            "7",
+            "00000000-0000-4000-8000-000000000000",
+            ".checkpoint.",
+            ".CHECKPOINT.",
+            ".trajectory",
+            "-path.json",
+            ".jsonl",
+            ".json",
+            ".deleted.",
+            ".reset.",
+            "2026-01-02T03-04-05.678Z",
+            "2026-01-02T03-04-05Z",
+            "Z",
+            "x",
+        ]
+    ),
+    max_size=5,
+).map("".join)
+
+
+@settings(max_examples=2000)
+@given(name=FILE_NAME)
+def test_file_kind_answers_what_the_rules_answer_one_by_one(name: str) -> None:
+    from sessiond.engine.transcripts import file_kind, is_archive, is_sweepable
+
+    assert file_kind(name) == (is_archive(name), is_sweepable(name))
