@@ -190,6 +190,21 @@ def load_store_bytes(data: bytes | None, path: str) -> Store:
         return Store(status=LoadStatus.NOT_OBJECT, error=error, had_bom=had_bom)
     except msgspec.DecodeError as exc:
         return _corrupt(body, path, exc, had_bom)
+    return _loaded(rows, had_bom)
+
+
+def load_store_buffer(buffer: memoryview) -> Store | None:
+    """The store whose file `buffer` holds (a read-only map of it: the rows are views into
+    it), when it is one JSON object without a BOM, as nearly every store is; None for anything
+    else, which `load_store_bytes` then judges from the file's bytes (and says why)."""
+    try:
+        rows = _ROWS.decode(buffer)
+    except msgspec.DecodeError:
+        return None
+    return _loaded(rows, False)
+
+
+def _loaded(rows: dict[str, msgspec.Raw], had_bom: bool) -> Store:
     if any(is_array_index(k) for k in rows):
         rows = {k: rows[k] for k in js_key_order(rows)}
     return Store(rows=rows, status=LoadStatus.OK, had_bom=had_bom)
