@@ -162,42 +162,44 @@ def is_main_scope_stale_direct_key(
 def key_rules(key: str, agent_id: str) -> tuple[bool | None, bool]:
     """(what the key alone decides about protection, whether `dmScope: main` retires it for
     `agent_id` when it is not the active key): `_protected_by_key` and
-    `is_main_scope_stale_direct_key`, from one parse of the key. The plan index asks it once
-    per row, so the parse is inlined (no `ParsedKey`) and the agent ids' normal forms are
-    cached; tests/engine/test_units_and_keys.py holds it to the rules one by one."""
+    `is_main_scope_stale_direct_key`, from one parse of the key. The plan index asks it of every
+    row a fresh process plans, so the parse is inlined (no `ParsedKey`), the agent ids' normal
+    forms are cached, and a regex runs only on a key holding the words it needs;
+    tests/engine/test_units_and_keys.py holds it to the rules one by one."""
     raw = js_trim(key)
     lowered = raw.lower()
     # `parse_agent_session_key`: its segments are `parts`, its rest `parts[2:]` joined.
-    parts = [p for p in lowered.split(":") if p] if ":" in lowered else None
-    owner = js_trim(parts[1]) if parts is not None and len(parts) >= 3 else ""
-    parsed = bool(owner) and parts is not None and parts[0] == "agent"
-    if parsed:
-        assert parts is not None
+    parts = lowered.split(":")
+    if "" in parts:
+        parts = [p for p in parts if p]
+    owner = js_trim(parts[1]) if len(parts) >= 3 and parts[0] == "agent" else ""
+    if owner:
         parsed_rest = ":".join(parts[2:])
         rest = js_trim(parsed_rest).lower()
         synthetic = parsed_rest.startswith(("subagent:", "acp:", "cron:"))
     else:
         rest = lowered
         synthetic = False
-    synthetic = (
+    protected: bool | None = None
+    if (
         synthetic
         or lowered.startswith(("subagent:", "acp:"))
         or rest.startswith(("hook:", "node:"))
         or rest == "heartbeat"
         or rest.endswith(":heartbeat")
         or ":heartbeat:" in rest
-    )
-    protected: bool | None = None
-    if synthetic:
+    ):
         protected = False
     else:
         marker = lowered.rfind(":thread:") if raw else -1
-        thread = marker != -1 and bool(js_trim(raw[marker + 8 :]))
-        if thread or _TELEGRAM_TOPIC.match(rest) or _GROUP_OR_CHANNEL.match(rest):
+        if (
+            (marker != -1 and js_trim(raw[marker + 8 :]))
+            or (":topic:" in rest and _TELEGRAM_TOPIC.match(rest))
+            or ((":group:" in rest or ":channel:" in rest) and _GROUP_OR_CHANNEL.match(rest))
+        ):
             protected = True
     direct = False
-    if parsed and _normal_agent_id(owner) == _normal_agent_id(agent_id):
-        assert parts is not None
+    if owner and _normal_agent_id(owner) == _normal_agent_id(agent_id):
         count = len(parts) - 2  # segments of the rest
         direct = (
             (count == 2 and parts[2] == "direct")
