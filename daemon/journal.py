@@ -30,9 +30,9 @@ from sessiond.daemon.durable_file import (
     write_durably,
 )
 from sessiond.daemon.fault_hooks import fault_point
+from sessiond.daemon.store_files import JOURNAL_SUFFIX
 from sessiond.engine.errors import JournalEntryNotFound, NotRestorable
 from sessiond.engine.journal import (
-    JOURNAL_SUFFIX,
     RECORD,
     Begin,
     Finish,

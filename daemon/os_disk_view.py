@@ -15,9 +15,8 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sessiond.daemon.store_lock import STORE_LOCK_SUFFIX
+from sessiond.daemon.store_files import JOURNAL_SUFFIX, STORE_LOCK_SUFFIX
 from sessiond.engine.disk_view import DirFile, DirListing, absolute
-from sessiond.engine.journal import JOURNAL_SUFFIX
 
 RACY_NS = 2_000_000_000
 """A dir whose mtime or ctime is this close to the clock when it is read is read again next

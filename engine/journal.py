@@ -34,10 +34,6 @@ from sessiond.protocol.undo import (
 
 Options = dict[str, str | bool | None]
 
-JOURNAL_SUFFIX = ".journal"
-"""The journal is `<store>.journal`, beside the store (daemon/journal.py writes it); named here
-so that whatever lists a sessions dir can leave it out without loading the journal's writer."""
-
 
 class RowChange(msgspec.Struct, rename="camel", omit_defaults=True):
     """One row before and after the change (absent: not there). `follows` is the key the row

@@ -13,7 +13,6 @@ marked read-only, so no later save can replace it with `{}`.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,7 +72,10 @@ def view_row(raw: msgspec.Raw | bytes) -> RowView:
         try:
             value = _ANY.decode(raw)
         except msgspec.ValidationError:
-            # A number past the float range (1e400): JSON.parse reads Infinity, and so do we.
+            # A number past the float range (1e400): JSON.parse reads Infinity, and so do we
+            # (the stdlib's parser, loaded only for such a row).
+            import json
+
             value = json.loads(bytes(raw))
             if isinstance(value, dict):
                 return RowView(msgspec.convert(value, EntryView), True, True)
