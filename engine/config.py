@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import json5
+import msgspec
 from sessiond.engine.config_position import (
     Position,
     json5_error_position,
@@ -81,8 +81,7 @@ class TargetError(DomainError):
     kind = "store_not_found"
 
 
-@dataclass(frozen=True, slots=True)
-class Maintenance:
+class Maintenance(msgspec.Struct, frozen=True):
     """Resolved `session.maintenance`. A zero setting switches its rule off (None here).
 
     OpenClaw 2026.5.12 reads `pruneAfter: 0` as "everything is stale" and `maxDiskBytes: 0` as
@@ -98,29 +97,26 @@ class Maintenance:
     high_water_bytes: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AgentConfig:
+class AgentConfig(msgspec.Struct, frozen=True):
     id: str
     default: bool = False
     model: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class SessionsConfig:
+class SessionsConfig(msgspec.Struct, frozen=True):
     """The part of `openclaw.json` that session maintenance reads."""
 
     path: str
     dm_scope: str = DEFAULT_DM_SCOPE
     store: str | None = None
-    maintenance: Maintenance = field(default_factory=Maintenance)
+    maintenance: Maintenance = msgspec.field(default_factory=Maintenance)
     agents: tuple[AgentConfig, ...] = ()
     default_model: Any = None
     gateway_token: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class StoreTarget:
+class StoreTarget(msgspec.Struct, frozen=True):
     agent_id: str
     store_path: str
 
@@ -411,8 +407,7 @@ def default_agent_id(cfg: SessionsConfig) -> str:
     return normalize_agent_id(chosen.id)
 
 
-@dataclass(frozen=True, slots=True)
-class Locations:
+class Locations(msgspec.Struct, frozen=True):
     """Where things live for one invocation: resolved once, passed everywhere."""
 
     state_dir: str
