@@ -10,19 +10,17 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import json5
 import msgspec
-from sessiond.engine.config_position import (
-    Position,
-    json5_error_position,
-    locate_setting,
-)
 from sessiond.engine.errors import DomainError
 from sessiond.engine.js_semantics import js_trim
 from sessiond.engine.keys import DEFAULT_AGENT_ID, normalize_agent_id
 from sessiond.engine.units import UnitParseError, parse_byte_size, parse_duration_ms
+
+if TYPE_CHECKING:  # engine/config_position.py loads only for a config with a problem
+    from sessiond.engine.config_position import Position
 
 MaintenanceMode = Literal["enforce", "warn"]
 DEFAULT_PRUNE_AFTER_MS = 30 * 86_400_000
@@ -372,6 +370,8 @@ def parse_config_text(text: str, path: str) -> SessionsConfig:
     try:
         raw = json5.loads(text) if text.strip() else {}
     except ValueError as exc:
+        from sessiond.engine.config_position import json5_error_position
+
         found = json5_error_position(str(exc))
         detail = f"JSON5 parse failed: {found[0] if found else exc}"
         raise ConfigError(
@@ -382,6 +382,8 @@ def parse_config_text(text: str, path: str) -> SessionsConfig:
     try:
         return parse_config(raw, path)
     except ConfigError as exc:
+        from sessiond.engine.config_position import locate_setting
+
         exc.details = [
             (problem, locate_setting(text, problem.partition(":")[0])) for problem in exc.problems
         ]

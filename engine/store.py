@@ -26,8 +26,11 @@ _ANY = msgspec.json.Decoder()
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 
-class EntryView(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True):
-    """The fields of a row that cleanup decisions and the dry-run table read; nothing else."""
+class EntryView(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True, gc=False):
+    """The fields of a row that cleanup decisions and the dry-run table read; nothing else.
+
+    Outside the cycle collector, like `RowView`: its values are decoded JSON, which cannot
+    refer back to it, and a plan decodes one per row."""
 
     session_id: Any = None
     session_file: Any = None
