@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+import msgspec
 from sessiond.cli.progress_bar import TerminalProgress
 from sessiond.engine.cleanup.progress import NO_PROGRESS, Progress
 from sessiond.engine.config import SessionsConfig, StoreTarget
@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from sessiond.daemon.store_lock import Holder
 
 
-@dataclass(frozen=True, slots=True)
-class DaemonUrl:
+class DaemonUrl(msgspec.Struct, frozen=True):
     url: str
     explicit: bool
     source: str  # "--url", "SESSIOND_URL" or "the default"
@@ -83,8 +82,7 @@ def unreachable(url: str, timeout: float = 1.0) -> str | None:
         return (exc.strerror or str(exc)).lower()
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+class Held(msgspec.Struct, frozen=True):
     """The targets' stores are all held by one live daemon, which serves them as these agents."""
 
     holder: Holder

@@ -13,17 +13,16 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sessiond.cli.serve import EXIT_FLUSH_FAILED, EXIT_REFUSED
 from sessiond.protocol.gateway_frames import DEFAULT_PORT
 
 EXIT_USAGE = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(msgspec.Struct, frozen=True):
     """Where a setting comes from when its flag is not given, in the order they are tried."""
 
     flags: tuple[str, ...] = ()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
@@ -251,8 +250,7 @@ def commit_state(entry: JournalEntry, store: Store) -> CommitState:
 # ----------------------------------------------------------------------------------- restore
 
 
-@dataclass(slots=True)
-class RestorePlan:
+class RestorePlan(msgspec.Struct):
     """What a restore of `of` does now: row changes (with the order to leave), renames back,
     each key's outcome, files lost for good."""
 
@@ -262,7 +260,7 @@ class RestorePlan:
     moves: list[FileMove]
     keys: list[KeyOutcome]
     lost: list[str]
-    rows: list[RowChange] = field(default_factory=list)
+    rows: list[RowChange] = msgspec.field(default_factory=list)
 
     @property
     def conflicts(self) -> int:

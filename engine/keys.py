@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sessiond.engine.js_semantics import js_trim
 
 _AGENT_ID_VALID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.IGNORECASE)
@@ -30,8 +30,7 @@ KEY_CACHE = 1 << 12
 index (engine/cleanup/row_index.py), not here; 100k keys per rule cost ~100 MB."""
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedKey:
+class ParsedKey(msgspec.Struct, frozen=True):
     agent_id: str
     rest: str
 
