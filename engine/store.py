@@ -210,7 +210,8 @@ def load_store_buffer(buffer: memoryview) -> Store | None:
 
 
 def _loaded(rows: dict[str, msgspec.Raw], had_bom: bool) -> Store:
-    if any(is_array_index(k) for k in rows):
+    # An array index is all digits; most stores have no such key, which `map` rules out in C.
+    if any(map(str.isdigit, rows)) and any(is_array_index(k) for k in rows):
         rows = {k: rows[k] for k in js_key_order(rows)}
     return Store(rows=rows, status=LoadStatus.OK, had_bom=had_bom)
 
