@@ -32,6 +32,10 @@ from sessiond.engine.store import Store, load_store_buffer, load_store_bytes
 
 _SETLEASE: int | None = getattr(fcntl, "F_SETLEASE", None)  # Linux only
 _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)
+MAPPED_AT_MOST = 64
+"""Stores mapped by one `leased_reads`; the rest are read as bytes. Each map holds two file
+descriptors until the block ends (ours, and the map's own duplicate), and `--all-agents` over
+a great many agents must not run out of them."""
 
 
 def read_store_bytes(path: str) -> bytes | None:
@@ -57,7 +61,9 @@ class _Leases:
         self.fds: list[int] = []
 
     def read(self, path: str) -> Store:
-        store = self._mapped(path, self.lease) if self.lease is not None else None
+        store = None
+        if self.lease is not None and len(self.fds) < MAPPED_AT_MOST:
+            store = self._mapped(path, self.lease)
         return store if store is not None else read_store(path)
 
     def _mapped(self, path: str, lease: int) -> Store | None:

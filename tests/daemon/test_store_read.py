@@ -121,3 +121,19 @@ def test_sigio_is_handled_as_before_once_the_block_ends(tmp_path: Path) -> None:
         read(str(path))
         assert signal.getsignal(signal.SIGIO) == signal.SIG_IGN
     assert signal.getsignal(signal.SIGIO) == before
+
+
+def test_past_the_cap_stores_are_read_as_bytes(tmp_path: Path) -> None:
+    from sessiond.daemon.store_read import MAPPED_AT_MOST
+
+    paths = []
+    for n in range(MAPPED_AT_MOST + 2):
+        path = tmp_path / f"{n}.json"
+        path.write_bytes(BODIES["plain"])
+        paths.append(path)
+    with leased_reads() as read:
+        stores = [read(str(p)) for p in paths]
+        leased = [p for p in paths if _leases_on(p)]
+        assert len(leased) == MAPPED_AT_MOST
+        assert all(_same(s, read_store(str(p))) for s, p in zip(stores, paths, strict=True))
+    assert not any(_leases_on(p) for p in paths)
