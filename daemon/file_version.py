@@ -120,9 +120,18 @@ class StoreFile(Protocol):
         when the stat cannot tell."""
         ...
 
-    def replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
+    def replace(
+        self, data: bytes, expected: DiskSig | None, keep_previous_at: str | None = None
+    ) -> Replaced:
         """Durably put `data` where `expected` is. Raises `ExternalChange` (nothing written)
-        when the file is no longer `expected`, `StoreWriteError` when the write failed."""
+        when the file is no longer `expected`, `StoreWriteError` when the write failed. With
+        `keep_previous_at`, the version replaced is left durably at that path (where the file
+        system can exchange two names atomically; see `keeps_previous`)."""
+        ...
+
+    @property
+    def keeps_previous(self) -> bool:
+        """Whether `replace` can keep the version it replaces."""
         ...
 
     def keep_aside(self, data: bytes, suffix: str) -> str:
