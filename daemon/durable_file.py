@@ -23,6 +23,7 @@ from sessiond.daemon.file_version import (
     HASH_LIMIT,
     DiskSig,
     ExternalChange,
+    FileData,
     Replaced,
     Snapshot,
     digest_of,
@@ -136,7 +137,25 @@ def _write_error(path: str, exc: OSError) -> StoreWriteError:
     return StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}")
 
 
-def _durable_temp(path: str, data: bytes, temp: str | None = None) -> tuple[str, int]:
+def _write_all(fd: int, data: FileData) -> None:
+    """Every byte of `data`; pieces go out by `os.writev`, up to `_IOV_MAX` a call."""
+    if isinstance(data, bytes):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        return
+    for start in range(0, len(data), _IOV_MAX):
+        batch = data[start : start + _IOV_MAX]
+        want = sum(len(piece) for piece in batch)
+        written = os.writev(fd, batch)
+        if written < want:  # short write (a signal, a nearly full disk): the rest one by one
+            _write_all(fd, b"".join(bytes(piece) for piece in batch)[written:])
+
+
+_IOV_MAX = 1024
+
+
+def _durable_temp(path: str, data: FileData, temp: str | None = None) -> tuple[str, int]:
     """A fsynced temp file beside `path` (or at `temp`) holding `data`, and its fd (still open:
     its fstat after the rename is the new version's). Any failure is a `StoreWriteError` and
     leaves no temp."""
@@ -159,10 +178,7 @@ def _durable_temp(path: str, data: bytes, temp: str | None = None) -> tuple[str,
         raise _write_error(path, exc) from exc
     try:
         fault_point("temp-open")
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        _write_all(fd, data)
         fault_point("before-fsync")
         os.fsync(fd)
         fault_point("after-temp-write")
@@ -272,12 +288,12 @@ class DiskStoreFile:
         return still_version(self._path, version)
 
     def replace(
-        self, data: bytes, expected: DiskSig | None, keep_previous_at: str | None = None
+        self, data: FileData, expected: DiskSig | None, keep_previous_at: str | None = None
     ) -> Replaced:
         return _observed(self._path, lambda: self._replace(data, expected, keep_previous_at))
 
     def _replace(
-        self, data: bytes, expected: DiskSig | None, keep_previous_at: str | None
+        self, data: FileData, expected: DiskSig | None, keep_previous_at: str | None
     ) -> Replaced:
         # Kept: the new version is written at `keep_previous_at` and exchanged with the old,
         # which thus stays there, durable, without a byte copied (a journal snapshot).

@@ -53,7 +53,7 @@ from sessiond.engine.store import (
     Store,
     StoreParseError,
     load_store_bytes,
-    serialize_store,
+    store_pieces,
 )
 from sessiond.engine.transcripts import iso_stamp
 from sessiond.engine.write_history import Changes, WriteHistory, diff
@@ -267,7 +267,7 @@ class LiveStore:
             keep_at = keep[1] if keep is not None and keep[0] <= target_gen else None
 
             def write() -> tuple[Replaced, Changes]:
-                data = serialize_store(snapshot, self.plan_index.is_canonical)
+                data = store_pieces(snapshot, self.plan_index.is_canonical)
                 done = self.disk.replace(data, expected, keep_at)
                 # What this version changed, hashed here rather than on the loop.
                 return done, diff(base, snapshot, keys, own) if done.displaced is None else {}
