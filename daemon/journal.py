@@ -5,9 +5,10 @@ JSON Lines of `Begin` (an entry, written and fsynced before the store write it d
 an fsync of the directory); a torn last line (a crash mid-append) is dropped when the file is
 read, and the file rewritten without it through `write_durably`.
 
-Retention, applied whenever an entry finishes: at most `KEEP_ENTRIES` finished entries and
-none older than `KEEP_DAYS`; an entry that renamed files to archives is kept only while one of
-those archives still exists (once the last has expired there is nothing to rename back).
+Retention, applied whenever an entry finishes: at most `KEEP_ENTRIES` finished entries, of
+them at most `KEEP_SNAPSHOTS` with a snapshot, and none older than `KEEP_DAYS`; an entry that
+renamed files to archives is kept only while one of those archives still exists (once the last
+has expired there is nothing to rename back).
 Unfinished entries are never dropped: opening the journal finishes or rolls them back first
 (`StoreJournal.recover`), so after a crash the store, its files and the journal agree again.
 
@@ -66,6 +67,7 @@ SNAPSHOT_MIN_BYTES = 8 << 20
 """From this many bytes of removed rows on, an entry names a snapshot instead of holding them:
 the snapshot costs the old store's size on disk, but no write and no memory."""
 KEEP_ENTRIES = 50
+KEEP_SNAPSHOTS = 3
 KEEP_DAYS = 30
 _DAY_MS = 86_400_000
 _ENCODER = msgspec.json.Encoder()
@@ -215,10 +217,14 @@ class StoreJournal:
         finished = [t for t in self.entries.values() if t.finish is not None]
         drop: set[str] = set()
         cutoff = now_ms - KEEP_DAYS * _DAY_MS
+        snapshots = 0
         for index, tracked in enumerate(reversed(finished)):
             entry = tracked.entry
+            snapshots += entry.snapshot is not None
             if index >= KEEP_ENTRIES or entry.time_ms < cutoff:
                 drop.add(entry.id)
+            elif entry.snapshot is not None and snapshots > KEEP_SNAPSHOTS:
+                drop.add(entry.id)  # each costs a whole store on disk: only the newest kept
             elif (
                 tracked.state == "done"
                 and entry.kind != "restore"

@@ -111,3 +111,28 @@ def test_an_entry_whose_snapshot_is_gone_says_so(tmp_path: Path) -> None:
                 assert store.read_bytes() == kept
 
         run(go)
+
+
+def test_only_the_newest_snapshots_are_kept(tmp_path: Path) -> None:
+    """Each snapshot costs a whole store on disk: entries past the newest three that hold one
+    are dropped with it (their rows could not come back without it)."""
+    root = _state(tmp_path / "state")
+    store = store_path(root, "main")
+    undo = store.parent / ".sessiond-undo"
+    with DaemonProcess(root, env={"SESSIOND_NOW_MS": str(NOW_MS)}) as proc:
+
+        async def go() -> None:
+            async with SessiondClient(proc.url) as c:
+                ids = []
+                for _ in range(5):  # clean, restore, clean again: each cleanup a snapshot
+                    await c.sessions_cleanup()
+                    [newest, *_] = (await c.sessions_cleanups()).entries
+                    ids.append(newest.id)
+                    await c.sessions_restore()
+                listed = {e.id for e in (await c.sessions_cleanups()).entries}
+                assert set(ids[-3:]) <= listed and not set(ids[:2]) & listed
+                assert sorted(p.name.rsplit(".", 1)[-1] for p in undo.iterdir()) == sorted(
+                    i.rsplit(".", 1)[-1] for i in ids[-3:]
+                )
+
+        run(go)
