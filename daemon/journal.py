@@ -298,7 +298,24 @@ class StoreJournal:
             )
             self.finish(record, now_ms)
             closed.append(record)
+        self._drop_unnamed_snapshots()
         return closed
+
+    def _drop_unnamed_snapshots(self) -> None:
+        """Snapshots of this store that no entry names (their entry was dropped while its
+        snapshot could not be removed, or the journal was deleted by hand): nothing can use
+        them, and each is a whole store on disk."""
+        prefix = os.path.basename(self.store_path) + "."
+        named = {t.entry.snapshot for t in self.entries.values() if t.entry.snapshot}
+        try:
+            found = os.listdir(os.path.join(self.directory, SNAPSHOT_DIR))
+        except OSError:
+            return
+        for name in found:
+            relative = f"{SNAPSHOT_DIR}/{name}"
+            if name.startswith(prefix) and relative not in named:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.directory, relative))
 
     def _rename(self, source: str, target: str) -> bool | None:
         """True: renamed; None: nothing to do (already done, or gone); False: it failed."""

@@ -136,3 +136,22 @@ def test_only_the_newest_snapshots_are_kept(tmp_path: Path) -> None:
                 )
 
         run(go)
+
+
+def test_a_snapshot_no_entry_names_is_removed_at_start(tmp_path: Path) -> None:
+    root = _state(tmp_path / "state")
+    store = store_path(root, "main")
+    undo = store.parent / ".sessiond-undo"
+    undo.mkdir(mode=0o700)
+    stray = undo / "sessions.json.20260101T000000.000Z-abcdef"  # its journal deleted by hand
+    other = undo / "other.json.20260101T000000.000Z-abcdef"  # another store's: not ours
+    stray.write_bytes(b"{}")
+    other.write_bytes(b"{}")
+    with DaemonProcess(root, env={"SESSIOND_NOW_MS": str(NOW_MS)}) as proc:
+
+        async def go() -> None:
+            async with SessiondClient(proc.url) as c:
+                await c.sessions_cleanups()  # opens (and recovers) the store's journal
+
+        run(go)
+    assert not stray.exists() and other.exists()
