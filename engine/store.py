@@ -256,6 +256,16 @@ def serialize_store(
         return b"{}"
     if canonical is None:
         return b"{\n" + b",\n".join(row_chunk(k, v) for k, v in store.rows.items()) + b"\n}"
+    return b"".join(store_pieces(store, canonical))
+
+
+def store_pieces(
+    store: Store, canonical: Callable[[str, msgspec.Raw], bool]
+) -> list[bytes | msgspec.Raw]:
+    """`serialize_store`'s bytes as the pieces they are made of, rows copied by reference: a
+    writer that hands them to the disk as they are never holds the file twice in memory."""
+    if not store.rows:
+        return [b"{}"]
     parts: list[bytes | msgspec.Raw] = [b"{\n"]
     for key, raw in store.rows.items():
         if canonical(key, raw):
@@ -263,7 +273,7 @@ def serialize_store(
         else:
             parts += (row_chunk(key, raw), b",\n")
     parts[-1] = b"\n}"
-    return b"".join(parts)
+    return parts
 
 
 def formatted_body(raw: msgspec.Raw | bytes) -> bytes:
