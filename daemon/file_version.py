@@ -6,7 +6,8 @@ version once the file's last change is older than `RACY_NS`: a rewrite within th
 tick keeps inode, size and both times (OpenClaw #32191), so until then the bytes of a file up to
 `HASH_LIMIT` are hashed and compared. A larger file is never read just to be compared (that was
 a whole read of a big store before every write): its stat decides, and the one change it cannot
-see is a same-size in-place rewrite within the same timestamp tick as the version we know.
+see is a same-size in-place rewrite within the same timestamp tick as the version we know. So a
+larger version of our own write is not hashed either (`DiskSig.written`).
 
 `StoreFile` is everything a `LiveStore` does to its file; `durable_file.DiskStoreFile` is the
 one implementation, over the real file system.
@@ -40,7 +41,7 @@ class DiskSig:
     size: int
     mtime_ns: int
     ctime_ns: int
-    digest: bytes
+    digest: bytes | None  # None: not hashed (a big file of our own write; see `written`)
     seen_ns: int  # wall clock when this version was read or written
 
     @classmethod
@@ -53,6 +54,19 @@ class DiskSig:
             st.st_ctime_ns,
             digest_of(data),
             time.time_ns(),
+        )
+
+    @classmethod
+    def written(cls, st: os.stat_result, data: FileData) -> DiskSig:
+        """The version a write of ours just put in place. Over `HASH_LIMIT` its stat alone
+        vouches for it (`same_stat`), so its bytes are not hashed: that hash was a third of a
+        flush at 15 MB under load, and every patch waits for a flush. A digest of None equals
+        no file's, so a file that turns up later with other stat fields but these very bytes
+        (a `touch`) is read and merged as another writer's: a merge that changes nothing."""
+        if st.st_size <= HASH_LIMIT:
+            return cls.of(st, data)
+        return cls(
+            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, None, time.time_ns()
         )
 
     def same_stat(self, st: os.stat_result) -> bool:
