@@ -4,7 +4,7 @@ the plan keeps its index and dir listing across runs as the daemon does; then th
 work (plan, summary, JSON) is timed, and with --profile profiled (cProfile, top entries by
 cumulative and by own time).
 
-    .venv/bin/python bench/profile_plan.py STATE_DIR [--runs 3] [--profile] [--top 25]
+    .venv/bin/python bench/profile_plan.py STATE_DIR [--runs 3] [--profile] [--first] [--top 25]
 """
 
 from __future__ import annotations
@@ -42,11 +42,10 @@ def dry_run_of(root: Path, options: CleanupOptions | None = None) -> Callable[[]
         live.load_initial()
     rows = sum(len(v.store) for v in lives.values())
     print(f"load {time.perf_counter() - started:.2f} s, rows {rows}")
-    indexes: dict[str, PlanIndex] = {}
     listings = ListingCache()
 
     def index_for(target: StoreTarget) -> PlanIndex:
-        return indexes.setdefault(target.store_path, PlanIndex("", target.agent_id))
+        return lives[target.store_path].plan_index  # as the daemon's: warmed by the load
 
     def dry_run() -> bytes:
         snapshots = {p: live.store.copy() for p, live in lives.items()}
@@ -76,9 +75,18 @@ def main() -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--first", action="store_true", help="profile the first dry run too")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     dry_run = dry_run_of(args.root)
+    if args.first:  # the first plan of a freshly started daemon, not a warm one
+        prof = cProfile.Profile()
+        t = time.perf_counter()
+        prof.enable()
+        dry_run()
+        prof.disable()
+        print(f"first dry run {(time.perf_counter() - t) * 1000:.0f} ms (profiled)")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
     times = []
     for _ in range(args.runs):
         t = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 import msgspec
@@ -26,8 +27,8 @@ from sessiond.cli.daemon_route import (
 from sessiond.cli.progress_bar import terminal_progress
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.config_file import load_config_file
-from sessiond.daemon.durable_file import StoreWriteError, read_store
 from sessiond.daemon.os_disk_view import OsDiskView
+from sessiond.daemon.store_read import leased_reads, read_store
 from sessiond.engine.cleanup.plan import CleanupOptions
 from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.report import combine, preview_summary
@@ -44,6 +45,7 @@ from sessiond.engine.config import (
 )
 from sessiond.engine.errors import DomainError, StoreReadOnly
 from sessiond.engine.js_semantics import printable
+from sessiond.engine.store import Store
 from sessiond.protocol.cleanup import AllAgentsCleanup
 
 EXIT_OK = 0
@@ -167,13 +169,16 @@ def _locally(
         enforce=args.enforce,
     )
     clock = now_ms()
+    if args.dry_run:
+        # The stores are mapped, not copied, and leased until the preview is printed.
+        with leased_reads() as read:
+            return _dry_run(args, config, targets, where, options, clock, read)
     progress = terminal_progress(as_json)
-    if not args.dry_run:
-        # The journal (and the apply) load only for an apply: a dry run is a fresh process too.
-        from sessiond.cli.local_cleanup import open_journal
+    # The journal (and the apply) load only for an apply: a dry run is a fresh process too.
+    from sessiond.cli.local_cleanup import open_journal
 
-        for target in targets:  # a killed apply is finished or rolled back before planning
-            open_journal(target.store_path, clock)
+    for target in targets:  # a killed apply is finished or rolled back before planning
+        open_journal(target.store_path, clock)
     try:
         planned = plan_targets(
             targets, lambda t: read_store(t.store_path), config, options, OsDiskView(), clock, where
@@ -183,20 +188,6 @@ def _locally(
         return EXIT_FAILED
     mode = planned[0].plan.mode if planned else config.maintenance.mode
     plans = [p.plan for p in planned]
-    if args.dry_run:
-        summaries = [preview_summary(p.plan, config, include_actions=not as_json) for p in planned]
-        previewed = str(plan_id(plans, 0))
-        if as_json:
-            _print_json(combine(summaries, mode, dry_run=True, plan_id=previewed))
-            return EXIT_OK
-        out: list[str] = []
-        for index, summary in enumerate(summaries):
-            if index > 0:
-                out.append("")
-            out += render_dry_run(summary, clock, agent_header=len(summaries) > 1)
-        sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
-        print_plan_id(previewed)
-        return EXIT_OK
     if args.plan:
         try:
             check_plan_id(args.plan, plans, 0)
@@ -206,6 +197,7 @@ def _locally(
                 _print_json(exc.data, sys.stderr)
             return EXIT_FAILED
     from sessiond.cli.local_cleanup import apply_locally
+    from sessiond.daemon.durable_file import StoreWriteError
 
     applied = []
     rows = sum(len(p.store) for p in planned)
@@ -232,6 +224,39 @@ def _locally(
         _print_json(combine(applied, mode, dry_run=False))
     else:
         sys.stdout.write("".join(f"{line}\n" for line in render_applied(applied)))
+    return EXIT_OK
+
+
+def _dry_run(
+    args: argparse.Namespace,
+    config: SessionsConfig,
+    targets: list[StoreTarget],
+    where: Locations,
+    options: CleanupOptions,
+    clock: int,
+    read: Callable[[str], Store],
+) -> int:
+    as_json = bool(args.json)
+    try:
+        planned = plan_targets(
+            targets, lambda t: read(t.store_path), config, options, OsDiskView(), clock, where
+        )
+    except StoreReadOnly as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    mode = planned[0].plan.mode if planned else config.maintenance.mode
+    summaries = [preview_summary(p.plan, config, include_actions=not as_json) for p in planned]
+    previewed = str(plan_id([p.plan for p in planned], 0))
+    if as_json:
+        _print_json(combine(summaries, mode, dry_run=True, plan_id=previewed))
+        return EXIT_OK
+    out: list[str] = []
+    for index, summary in enumerate(summaries):
+        if index > 0:
+            out.append("")
+        out += render_dry_run(summary, clock, agent_header=len(summaries) > 1)
+    sys.stdout.write(printable("".join(f"{line}\n" for line in out)))
+    print_plan_id(previewed)
     return EXIT_OK
 
 

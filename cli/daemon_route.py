@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+import msgspec
 from sessiond.cli.progress_bar import TerminalProgress
-from sessiond.daemon.store_lock import Holder, holder_of, store_lock_path
 from sessiond.engine.cleanup.progress import NO_PROGRESS, Progress
 from sessiond.engine.config import SessionsConfig, StoreTarget
 from sessiond.protocol.cleanup import AllAgentsCleanup, CleanupSummary
@@ -33,10 +32,10 @@ from sessiond.protocol.undo import CleanupsResult, RestoreResult
 
 if TYPE_CHECKING:
     from sessiond.client import SessiondClient
+    from sessiond.daemon.store_lock import Holder
 
 
-@dataclass(frozen=True, slots=True)
-class DaemonUrl:
+class DaemonUrl(msgspec.Struct, frozen=True):
     url: str
     explicit: bool
     source: str  # "--url", "SESSIOND_URL" or "the default"
@@ -68,8 +67,12 @@ def unreachable(url: str, timeout: float = 1.0) -> str | None:
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         return "not a ws:// or wss:// URL"
     port = port or (443 if parts.scheme == "wss" else 80)
+    # An ASCII host goes to the resolver as bytes: as a str it would be IDNA-encoded, and the
+    # codec's import is a millisecond of every local run.
+    name = parts.hostname
+    host = name.encode("ascii") if name.isascii() else name
     try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):  # type: ignore[arg-type]
             return None
     except TimeoutError:
         return f"no answer within {timeout:g} s"
@@ -79,8 +82,7 @@ def unreachable(url: str, timeout: float = 1.0) -> str | None:
         return (exc.strerror or str(exc)).lower()
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+class Held(msgspec.Struct, frozen=True):
     """The targets' stores are all held by one live daemon, which serves them as these agents."""
 
     holder: Holder
@@ -93,7 +95,10 @@ class HeldUnusable(Exception):
 
 def held_by_daemon(targets: list[StoreTarget]) -> Held | None:
     """The daemon holding the targets' stores, if any does; raises HeldUnusable when they are
-    split between daemons, or only some of them are held."""
+    split between daemons, or only some of them are held. (The lock module loads here: a dry
+    run never asks.)"""
+    from sessiond.daemon.store_lock import holder_of, store_lock_path
+
     holders = [(t, holder_of(store_lock_path(t.store_path))) for t in targets]
     held = [(t, h) for t, h in holders if h is not None]
     if not held:

@@ -26,20 +26,22 @@ from sessiond.daemon.file_version import (
     HASH_LIMIT,
     DiskSig,
     ExternalChange,
+    FileData,
     Replaced,
     Snapshot,
     digest_of,
     read_with_stat,
     still_version,
 )
+from sessiond.daemon.store_read import read_store as read_store
+from sessiond.daemon.store_read import read_store_bytes as read_store_bytes
 from sessiond.engine.cleanup.apply_flow import FileOpsOutcome
 from sessiond.engine.cleanup.plan import FileOps
-from sessiond.engine.store import Store, load_store_bytes
 
 
 def _log() -> Any:
-    """The stores' logger, imported when a line is logged: the local CLI reads stores through
-    this module and logs nothing here, and structlog's import (with rich beside it) is tens of
+    """The stores' logger, imported when a line is logged: the local CLI applies through this
+    module and logs nothing here, and structlog's import (with rich beside it) is tens of
     milliseconds of a fresh process."""
     import structlog
 
@@ -59,21 +61,6 @@ _temp_count = itertools.count()
 
 class StoreWriteError(OSError):
     """A durable write did not complete; the old file is untouched and no temp file is left."""
-
-
-def read_store_bytes(path: str) -> bytes | None:
-    """The file's bytes, or None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        return None
-
-
-def read_store(path: str) -> Store:
-    return load_store_bytes(read_store_bytes(path), path)
 
 
 def fsync_directory(directory: str) -> None:
@@ -143,12 +130,36 @@ def _write_error(path: str, exc: OSError) -> StoreWriteError:
     return StoreWriteError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}")
 
 
-def _durable_temp(path: str, data: bytes) -> tuple[str, int]:
-    """A fsynced temp file beside `path` holding `data`, and its fd (still open: its fstat after
-    the rename is the new version's). Any failure is a `StoreWriteError` and leaves no temp."""
+def _write_all(fd: int, data: FileData) -> None:
+    """Every byte of `data`; pieces go out by `os.writev`, up to `_IOV_MAX` a call."""
+    if isinstance(data, bytes):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        return
+    for start in range(0, len(data), _IOV_MAX):
+        batch = data[start : start + _IOV_MAX]
+        want = sum(len(piece) for piece in batch)
+        written = os.writev(fd, batch)
+        if written < want:  # short write (a signal, a nearly full disk): the rest one by one
+            _write_all(fd, b"".join(bytes(piece) for piece in batch)[written:])
+
+
+_IOV_MAX = 1024
+
+
+def _durable_temp(path: str, data: FileData, temp: str | None = None) -> tuple[str, int]:
+    """A fsynced temp file beside `path` (or at `temp`) holding `data`, and its fd (still open:
+    its fstat after the rename is the new version's). Any failure is a `StoreWriteError` and
+    leaves no temp."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
-    unique = f"{os.getpid()}.{_TEMP_RUN}{next(_temp_count)}"
-    temp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}.{unique}{TEMP_SUFFIX}")
+    if temp is None:
+        unique = f"{os.getpid()}.{_TEMP_RUN}{next(_temp_count)}"
+        name = f"{TEMP_PREFIX}{os.path.basename(path)}.{unique}{TEMP_SUFFIX}"
+        temp = os.path.join(directory, name)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)  # an earlier attempt's, whose write failed
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
         # Inside the conversion too: a read-only or unwritable directory fails right here
@@ -164,10 +175,7 @@ def _durable_temp(path: str, data: bytes) -> tuple[str, int]:
         raise _write_error(path, exc) from exc
     try:
         fault_point("temp-open")
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        _write_all(fd, data)
         fault_point("before-fsync")
         os.fsync(fd)
         fault_point("after-temp-write")
@@ -260,6 +268,10 @@ class DiskStoreFile:
     def path(self) -> str:
         return self._path
 
+    @property
+    def keeps_previous(self) -> bool:
+        return self.exchanges
+
     def prepare(self) -> None:
         directory = os.path.dirname(self._path)
         os.makedirs(directory, exist_ok=True)
@@ -272,11 +284,17 @@ class DiskStoreFile:
     def unchanged(self, version: DiskSig | None) -> bool:
         return still_version(self._path, version)
 
-    def replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
-        return _observed(self._path, lambda: self._replace(data, expected))
+    def replace(
+        self, data: FileData, expected: DiskSig | None, keep_previous_at: str | None = None
+    ) -> Replaced:
+        return _observed(self._path, lambda: self._replace(data, expected, keep_previous_at))
 
-    def _replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
-        temp, fd = _durable_temp(self._path, data)
+    def _replace(
+        self, data: FileData, expected: DiskSig | None, keep_previous_at: str | None
+    ) -> Replaced:
+        # Kept: the new version is written at `keep_previous_at` and exchanged with the old,
+        # which thus stays there, durable, without a byte copied (a journal snapshot).
+        temp, fd = _durable_temp(self._path, data, keep_previous_at)
         try:
             try:
                 if not self.unchanged(expected):
@@ -291,9 +309,12 @@ class DiskStoreFile:
                 raise
             # From here on our file is in place: what the swap handed back is looked at, never
             # deleted unseen.
+            kept = keep_previous_at is not None
             unlinked: list[BinaryIO] = []
             try:
-                displaced = self._handed_back(temp, expected, unlinked) if swapped else None
+                displaced = self._handed_back(temp, expected, kept, unlinked) if swapped else None
+                if kept and swapped:
+                    fsync_directory(os.path.dirname(temp))
                 _durable_rename(self._path)
             finally:
                 # Closed (its blocks freed) only after the directory fsync: freeing them during
@@ -328,13 +349,14 @@ class DiskStoreFile:
         return False
 
     def _handed_back(
-        self, temp: str, expected: DiskSig | None, unlinked: list[BinaryIO]
+        self, temp: str, expected: DiskSig | None, kept: bool, unlinked: list[BinaryIO]
     ) -> Snapshot | None:
         """The file the exchange replaced, now at `temp`: None when it is the version expected,
-        else its bytes (another writer's rename landed after the check). Removed either way;
-        its handle, still open, goes to `unlinked`: its blocks are freed when that closes."""
+        else its bytes (another writer's rename landed after the check). Removed either way,
+        unless `kept` (a journal snapshot); a removed one's handle, still open, goes to
+        `unlinked`: its blocks are freed when that closes."""
         try:
-            handle = open(temp, "rb")  # noqa: SIM115 - closed by _close_later, in _replace
+            handle = open(temp, "rb")  # noqa: SIM115 - closed here if kept, else by _close_later
             try:
                 st = os.fstat(handle.fileno())
                 same_inode = expected is not None and (
@@ -353,13 +375,16 @@ class DiskStoreFile:
                 handle.close()
                 raise
         except OSError as exc:
-            kept = f"{self._path}.displaced.{time.time_ns()}"
+            aside = temp if kept else f"{self._path}.displaced.{time.time_ns()}"
             with contextlib.suppress(OSError):
-                os.rename(temp, kept)
-            _log().error("could not read the file our write replaced", path=kept, error=str(exc))
+                os.rename(temp, aside)
+            _log().error("could not read the file our write replaced", path=aside, error=str(exc))
             return None
-        unlinked.append(handle)
-        os.unlink(temp)
+        if kept:
+            handle.close()
+        else:
+            unlinked.append(handle)
+            os.unlink(temp)
         if data is None or (expected is not None and digest_of(data) == expected.digest):
             return None
         return Snapshot(data, DiskSig.of(st, data))
@@ -455,6 +480,21 @@ def temp_writer_alive(pid: int) -> bool:
     return not fields or fields[0] != b"Z"
 
 
+def _rename_no_replace(source: str, target: str) -> bool:
+    """Rename unless `target` exists (False then). One system call where renameat2 has
+    RENAME_NOREPLACE (no window, and a third of a 59k-file apply's rename time was the lstat
+    asking first); elsewhere the lstat, then the rename."""
+    try:
+        if rename_atomically(source, target, RENAME_NOREPLACE):
+            return True
+    except FileExistsError:
+        return False
+    if os.path.lexists(target):
+        return False
+    os.rename(source, target)
+    return True
+
+
 def apply_file_ops(
     ops: FileOps, allowed_dir: str, on_step: Callable[[int], None] | None = None
 ) -> FileOpsOutcome:
@@ -484,11 +524,10 @@ def apply_file_ops(
         if not inside(source) or not inside(archive):
             outcome.failed.append((source, "outside the sessions dir"))
             continue
-        if os.path.lexists(archive):
-            outcome.failed.append((source, f"{os.path.basename(archive)} exists"))
-            continue
         try:
-            os.rename(source, archive)
+            if not _rename_no_replace(source, archive):
+                outcome.failed.append((source, f"{os.path.basename(archive)} exists"))
+                continue
             outcome.archived.append((source, archive))
             fault_point("after-archive")
         except FileNotFoundError:

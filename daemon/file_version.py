@@ -18,8 +18,11 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 # How long after a file's last change (its ctime) a stat can prove the file unchanged: longer
 # than the kernel's coarse clock tick plus the coarsest file-system timestamp (1 s on ext3 and
@@ -42,7 +45,7 @@ class DiskSig:
     seen_ns: int  # wall clock when this version was read or written
 
     @classmethod
-    def of(cls, st: os.stat_result, data: bytes) -> DiskSig:
+    def of(cls, st: os.stat_result, data: FileData) -> DiskSig:
         return cls(
             st.st_dev,
             st.st_ino,
@@ -54,13 +57,13 @@ class DiskSig:
         )
 
     @classmethod
-    def written(cls, st: os.stat_result, data: bytes) -> DiskSig:
+    def written(cls, st: os.stat_result, data: FileData) -> DiskSig:
         """The version a write of ours just put in place. Over `HASH_LIMIT` its stat alone
         vouches for it (`same_stat`), so its bytes are not hashed: that hash was a third of a
         flush at 15 MB under load, and every patch waits for a flush. A digest of None equals
         no file's, so a file that turns up later with other stat fields but these very bytes
         (a `touch`) is read and merged as another writer's: a merge that changes nothing."""
-        if len(data) <= HASH_LIMIT:
+        if st.st_size <= HASH_LIMIT:
             return cls.of(st, data)
         return cls(
             st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, None, time.time_ns()
@@ -89,8 +92,18 @@ class DiskSig:
         return self.ctime_ns >= self.seen_ns - RACY_NS
 
 
-def digest_of(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
+FileData = bytes | Sequence[bytes | msgspec.Raw]
+"""A file's bytes, whole or as the pieces they are written from (engine/store.py
+`store_pieces`)."""
+
+
+def digest_of(data: FileData) -> bytes:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).digest()
+    digest = hashlib.sha256()
+    for piece in data:
+        digest.update(piece)
+    return digest.digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +147,18 @@ class StoreFile(Protocol):
         when the stat cannot tell."""
         ...
 
-    def replace(self, data: bytes, expected: DiskSig | None) -> Replaced:
+    def replace(
+        self, data: FileData, expected: DiskSig | None, keep_previous_at: str | None = None
+    ) -> Replaced:
         """Durably put `data` where `expected` is. Raises `ExternalChange` (nothing written)
-        when the file is no longer `expected`, `StoreWriteError` when the write failed."""
+        when the file is no longer `expected`, `StoreWriteError` when the write failed. With
+        `keep_previous_at`, the version replaced is left durably at that path (where the file
+        system can exchange two names atomically; see `keeps_previous`)."""
+        ...
+
+    @property
+    def keeps_previous(self) -> bool:
+        """Whether `replace` can keep the version it replaces."""
         ...
 
     def keep_aside(self, data: bytes, suffix: str) -> str:

@@ -5,11 +5,17 @@ JSON Lines of `Begin` (an entry, written and fsynced before the store write it d
 an fsync of the directory); a torn last line (a crash mid-append) is dropped when the file is
 read, and the file rewritten without it through `write_durably`.
 
-Retention, applied whenever an entry finishes: at most `KEEP_ENTRIES` finished entries and
-none older than `KEEP_DAYS`; an entry that renamed files to archives is kept only while one of
-those archives still exists (once the last has expired there is nothing to rename back).
+Retention, applied whenever an entry finishes: at most `KEEP_ENTRIES` finished entries, of
+them at most `KEEP_SNAPSHOTS` with a snapshot, and none older than `KEEP_DAYS`; an entry that
+renamed files to archives is kept only while one of those archives still exists (once the last
+has expired there is nothing to rename back).
 Unfinished entries are never dropped: opening the journal finishes or rolls them back first
 (`StoreJournal.recover`), so after a crash the store, its files and the journal agree again.
+
+A big cleanup's rows stay in a snapshot, `.sessiond-undo/<store name>.<entry id>` in the
+store's dir: the version its store write replaced (`snapshot_path`). The subdirectory keeps it
+out of every count and sweep of the sessions dir (OpenClaw's and ours look at regular files
+directly in it). It goes when its entry goes, or when its write turned out never to land.
 """
 
 from __future__ import annotations
@@ -30,16 +36,20 @@ from sessiond.daemon.durable_file import (
     write_durably,
 )
 from sessiond.daemon.fault_hooks import fault_point
+from sessiond.daemon.store_files import JOURNAL_SUFFIX
 from sessiond.engine.errors import JournalEntryNotFound, NotRestorable
 from sessiond.engine.journal import (
     RECORD,
     Begin,
     Finish,
     JournalEntry,
+    by_snapshot,
     commit_state,
+    compacted,
     counts,
+    with_rows,
 )
-from sessiond.engine.store import Store
+from sessiond.engine.store import Store, load_store_bytes
 from sessiond.engine.transcripts import iso_stamp
 from sessiond.protocol.undo import EntryState, JournalEntrySummary
 
@@ -52,8 +62,12 @@ def _log() -> Any:
     return structlog.get_logger("sessiond.journal")
 
 
-JOURNAL_SUFFIX = ".journal"
+SNAPSHOT_DIR = ".sessiond-undo"
+SNAPSHOT_MIN_BYTES = 8 << 20
+"""From this many bytes of removed rows on, an entry names a snapshot instead of holding them:
+the snapshot costs the old store's size on disk, but no write and no memory."""
 KEEP_ENTRIES = 50
+KEEP_SNAPSHOTS = 3
 KEEP_DAYS = 30
 _DAY_MS = 86_400_000
 _ENCODER = msgspec.json.Encoder()
@@ -61,6 +75,11 @@ _ENCODER = msgspec.json.Encoder()
 
 def journal_path(store_path: str) -> str:
     return store_path + JOURNAL_SUFFIX
+
+
+def snapshot_name(store_path: str, entry_id: str) -> str:
+    """The entry's snapshot, relative to the store's dir."""
+    return f"{SNAPSHOT_DIR}/{os.path.basename(store_path)}.{entry_id}"
 
 
 def new_entry_id(now_ms: int) -> str:
@@ -161,9 +180,15 @@ class StoreJournal:
             return
         write_durably(self.path, data)
 
-    def begin(self, entry: JournalEntry) -> None:
-        """Durable before returning: the store write it describes may follow."""
-        self._append(Begin(entry))
+    def begin(self, entry: JournalEntry, snapshot: str | None = None) -> None:
+        """Durable before returning: the store write it describes may follow. With `snapshot`
+        (from `snapshot_name`), that write must keep the version it replaces there."""
+        if snapshot is not None:
+            os.makedirs(os.path.join(self.directory, SNAPSHOT_DIR), mode=0o700, exist_ok=True)
+            written = by_snapshot(entry, snapshot)
+        else:
+            written = compacted(entry)
+        self._append(Begin(written))
         self.stats.entries_written += 1
         fault_point("journal-begin")
 
@@ -173,6 +198,8 @@ class StoreJournal:
         tracked = self.entries.get(record.id)
         if tracked is not None and record.state == "done":
             self._count(tracked.entry, record)
+        elif tracked is not None:
+            self._drop_snapshot(tracked.entry)  # its write never landed: nothing to restore
         self.prune(now_ms)
 
     def _count(self, entry: JournalEntry, record: Finish) -> None:
@@ -190,10 +217,14 @@ class StoreJournal:
         finished = [t for t in self.entries.values() if t.finish is not None]
         drop: set[str] = set()
         cutoff = now_ms - KEEP_DAYS * _DAY_MS
+        snapshots = 0
         for index, tracked in enumerate(reversed(finished)):
             entry = tracked.entry
+            snapshots += entry.snapshot is not None
             if index >= KEEP_ENTRIES or entry.time_ms < cutoff:
                 drop.add(entry.id)
+            elif entry.snapshot is not None and snapshots > KEEP_SNAPSHOTS:
+                drop.add(entry.id)  # each costs a whole store on disk: only the newest kept
             elif (
                 tracked.state == "done"
                 and entry.kind != "restore"
@@ -203,12 +234,32 @@ class StoreJournal:
             ):
                 drop.add(entry.id)  # every archive it named has expired
         if drop:
+            for entry_id in drop:
+                self._drop_snapshot(self.entries[entry_id].entry)
             self.entries = {k: v for k, v in self.entries.items() if k not in drop}
             with self.lock:
                 self._rewrite()
 
     def _exists(self, name: str) -> bool:
         return os.path.lexists(os.path.join(self.directory, name))
+
+    def _drop_snapshot(self, entry: JournalEntry) -> None:
+        if entry.snapshot is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, entry.snapshot))
+
+    def with_rows(self, entry: JournalEntry) -> JournalEntry | None:
+        """The entry with every row's bytes (read from its snapshot when it has one); None
+        when its snapshot is gone or is not the version its write replaced."""
+        if entry.snapshot is None:
+            return entry
+        try:
+            with open(os.path.join(self.directory, entry.snapshot), "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        snapshot = load_store_bytes(data, entry.snapshot)
+        return with_rows(entry, None if snapshot.error is not None else snapshot)
 
     # ---------------------------------------------------------------------------- recovery
 
@@ -218,7 +269,7 @@ class StoreJournal:
         already made are reversed). Returns the records written."""
         closed: list[Finish] = []
         for tracked in [t for t in self.entries.values() if t.finish is None]:
-            entry = tracked.entry
+            entry = self.with_rows(tracked.entry) or tracked.entry
             if commit_state(entry, store) == "before":
                 if entry.files_first:
                     for move in entry.moves:
@@ -247,7 +298,24 @@ class StoreJournal:
             )
             self.finish(record, now_ms)
             closed.append(record)
+        self._drop_unnamed_snapshots()
         return closed
+
+    def _drop_unnamed_snapshots(self) -> None:
+        """Snapshots of this store that no entry names (their entry was dropped while its
+        snapshot could not be removed, or the journal was deleted by hand): nothing can use
+        them, and each is a whole store on disk."""
+        prefix = os.path.basename(self.store_path) + "."
+        named = {t.entry.snapshot for t in self.entries.values() if t.entry.snapshot}
+        try:
+            found = os.listdir(os.path.join(self.directory, SNAPSHOT_DIR))
+        except OSError:
+            return
+        for name in found:
+            relative = f"{SNAPSHOT_DIR}/{name}"
+            if name.startswith(prefix) and relative not in named:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.directory, relative))
 
     def _rename(self, source: str, target: str) -> bool | None:
         """True: renamed; None: nothing to do (already done, or gone); False: it failed."""
@@ -295,6 +363,9 @@ class StoreJournal:
             return f"restored by {by}"
         if not tracked.entry.rows and not tracked.entry.moves:
             return "it only deleted files, which cannot come back"
+        snapshot = tracked.entry.snapshot
+        if snapshot is not None and not self._exists(snapshot):
+            return f"the snapshot holding its rows ({snapshot}) is gone"
         return None
 
     def newest_first(self) -> Iterator[Tracked]:
@@ -306,7 +377,7 @@ class StoreJournal:
         if entry_id is None:
             for tracked in self.newest_first():
                 if self.why_not(tracked, restored) is None:
-                    return tracked.entry
+                    return self._rows_for_restore(tracked.entry)
             raise JournalEntryNotFound(
                 "nothing to restore: no journal entry can be restored",
                 {"storePath": self.store_path},
@@ -321,7 +392,16 @@ class StoreJournal:
             raise NotRestorable(
                 f"{entry_id} cannot be restored: {why}", {"id": entry_id, "why": why}
             )
-        return found.entry
+        return self._rows_for_restore(found.entry)
+
+    def _rows_for_restore(self, entry: JournalEntry) -> JournalEntry:
+        full = self.with_rows(entry)
+        if full is None:
+            why = f"the snapshot holding its rows ({entry.snapshot}) cannot be read"
+            raise NotRestorable(
+                f"{entry.id} cannot be restored: {why}", {"id": entry.id, "why": why}
+            )
+        return full
 
     def summaries(self, limit: int) -> list[JournalEntrySummary]:
         restored = self.restored_by()

@@ -53,7 +53,7 @@ from sessiond.engine.store import (
     Store,
     StoreParseError,
     load_store_bytes,
-    serialize_store,
+    store_pieces,
 )
 from sessiond.engine.transcripts import iso_stamp
 from sessiond.engine.write_history import Changes, WriteHistory, diff
@@ -116,6 +116,9 @@ class LiveStore:
     # What cleanup plans read of each row, kept from plan to plan (engine/cleanup/row_index.py);
     # brought up to date whenever the store is read, and by each plan for what changed since.
     plan_index: PlanIndex = field(init=False)
+    # (generation, path): the write that makes that generation durable leaves the version it
+    # replaces at that path, a journal snapshot (daemon/journal.py).
+    keep_previous: tuple[int, str] | None = None
 
     def __post_init__(self, file: StoreFile | None) -> None:
         self.disk = file if file is not None else DiskStoreFile(self.target.store_path)
@@ -176,11 +179,13 @@ class LiveStore:
         changes: dict[str, msgspec.Raw | None],
         reason: ChangeReason,
         order_like: Store | None = None,
+        keep_previous_at: str | None = None,
     ) -> int:
         """Put (Raw) or delete (None) rows in memory; returns the generation to wait for.
 
         `order_like`: put rows back where they stood in that earlier version (a cleanup that
         restores a row must leave the file as the local apply would), not at the end.
+        `keep_previous_at`: the write of this change keeps the version it replaces there.
         """
         if not self.writable:
             raise StoreReadOnly(str(self.broken or self.store.error or self.path))
@@ -207,6 +212,8 @@ class LiveStore:
             restore_order(self.store, order_like)
         self.dirty.update(touched)
         self.gen += 1
+        if keep_previous_at is not None:
+            self.keep_previous = (self.gen, keep_previous_at)
         self.lifecycle.fire(Event.CHANGE)
         self.wake.set()
         self._announce(touched, reason)
@@ -280,12 +287,14 @@ class LiveStore:
 
             base = self.base
             own = self._own(snapshot, keys)
+            keep = self.keep_previous
+            keep_at = keep[1] if keep is not None and keep[0] <= target_gen else None
 
             loop = asyncio.get_running_loop()
 
             def write() -> tuple[Replaced, Changes]:
-                data = serialize_store(snapshot, self.plan_index.is_canonical)
-                done = self.disk.replace(data, expected)
+                data = store_pieces(snapshot, self.plan_index.is_canonical)
+                done = self.disk.replace(data, expected, keep_at)
                 if done.displaced is None:  # else the merge comes first: see below
                     loop.call_soon_threadsafe(self._written, target_gen)
                 # What this version changed, hashed here rather than on the loop.
@@ -310,6 +319,8 @@ class LiveStore:
                 return False
             self.sig = done.version
             self.durable_gen = target_gen
+            if keep_at is not None:
+                self.keep_previous = None
             self.flushes += 1
             self.flush_error = None
             self.last_flush_ms = now_ms()

@@ -21,7 +21,14 @@ from typing import Any, TypeVar
 import msgspec
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
-from sessiond.daemon.journal import KEEP_DAYS, KEEP_ENTRIES, StoreJournal, new_entry_id
+from sessiond.daemon.journal import (
+    KEEP_DAYS,
+    KEEP_ENTRIES,
+    SNAPSHOT_MIN_BYTES,
+    StoreJournal,
+    new_entry_id,
+    snapshot_name,
+)
 from sessiond.daemon.live_store import LiveStore
 from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.daemon.registry import Registry
@@ -525,6 +532,7 @@ async def _drive(
     reply: FileOpsOutcome | None = None
     loop = asyncio.get_running_loop()
     pending: _Late | None = None
+    keep_at: str | None = None
     while True:
         step, result = await asyncio.to_thread(_send, flow, reply)
         reply = None
@@ -534,7 +542,10 @@ async def _drive(
             return result  # type: ignore[return-value]
         if isinstance(step, RecordJournal):
             progress.report("journal", 0, 1)
-            await asyncio.to_thread(journal.begin, step.entry)
+            snapshot = _snapshot_for(live, step.entry)
+            if snapshot is not None:
+                keep_at = os.path.join(journal.directory, snapshot)
+            await asyncio.to_thread(journal.begin, step.entry, snapshot)
         elif isinstance(step, FinishJournal):
             if pending is not None:
                 pending.finish = step
@@ -543,7 +554,8 @@ async def _drive(
         elif isinstance(step, CommitRows):
             progress.report("commit", 0, len(step.changes))
             try:
-                gen = live.apply(step.changes, step.reason, step.order_like)
+                gen = live.apply(step.changes, step.reason, step.order_like, keep_at)
+                keep_at = None  # a second commit (rows put back) keeps nothing
             except StoreReadOnly as exc:
                 raise not_writable(live) from exc
             if not await live.wait_durable(gen):
@@ -571,6 +583,16 @@ async def _drive(
                 else:
                     pending, reply = _Late(archiving, removed), removed
             progress.report("files", total, total)
+
+
+def _snapshot_for(live: LiveStore, entry: JournalEntry) -> str | None:
+    """The snapshot a cleanup's entry names instead of holding its removed rows: only for
+    many rows' bytes, and only where the store's write can keep the version it replaces."""
+    if entry.kind != "cleanup" or not live.disk.keeps_previous or live.sig is None:
+        return None
+    if entry.removed_bytes < SNAPSHOT_MIN_BYTES:
+        return None
+    return snapshot_name(live.path, entry.id)
 
 
 def _joined(archived: FileOpsOutcome, removed: FileOpsOutcome) -> FileOpsOutcome:

@@ -13,10 +13,9 @@ import os
 import threading
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
 
-from sessiond.daemon.journal import JOURNAL_SUFFIX
-from sessiond.daemon.store_lock import STORE_LOCK_SUFFIX
+import msgspec
+from sessiond.daemon.store_files import JOURNAL_SUFFIX, STORE_LOCK_SUFFIX
 from sessiond.engine.disk_view import DirFile, DirListing, absolute
 
 RACY_NS = 2_000_000_000
@@ -80,8 +79,7 @@ def stat_of(path: str) -> tuple[int, float]:
     return st.st_size, st.st_mtime_ns / 1e6
 
 
-@dataclass(slots=True)
-class _Scan:
+class _Scan(msgspec.Struct):
     """One read of a dir: every entry's name and whether it is a symlink, and its regular
     files (lock and journal files left out) as (path, name)."""
 

@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sessiond.daemon.store_files import STORE_LOCK_SUFFIX
+
 STATE_DIR_LOCK = "sessiond.lock"
-STORE_LOCK_SUFFIX = ".sessiond.lock"
 
 
 def store_lock_path(store_path: str) -> str:

@@ -10,19 +10,17 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import json5
-from sessiond.engine.config_position import (
-    Position,
-    json5_error_position,
-    locate_setting,
-)
+import msgspec
 from sessiond.engine.errors import DomainError
 from sessiond.engine.js_semantics import js_trim
 from sessiond.engine.keys import DEFAULT_AGENT_ID, normalize_agent_id
 from sessiond.engine.units import UnitParseError, parse_byte_size, parse_duration_ms
+
+if TYPE_CHECKING:  # engine/config_position.py loads only for a config with a problem
+    from sessiond.engine.config_position import Position
 
 MaintenanceMode = Literal["enforce", "warn"]
 DEFAULT_PRUNE_AFTER_MS = 30 * 86_400_000
@@ -81,8 +79,7 @@ class TargetError(DomainError):
     kind = "store_not_found"
 
 
-@dataclass(frozen=True, slots=True)
-class Maintenance:
+class Maintenance(msgspec.Struct, frozen=True):
     """Resolved `session.maintenance`. A zero setting switches its rule off (None here).
 
     OpenClaw 2026.5.12 reads `pruneAfter: 0` as "everything is stale" and `maxDiskBytes: 0` as
@@ -98,29 +95,26 @@ class Maintenance:
     high_water_bytes: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AgentConfig:
+class AgentConfig(msgspec.Struct, frozen=True):
     id: str
     default: bool = False
     model: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class SessionsConfig:
+class SessionsConfig(msgspec.Struct, frozen=True):
     """The part of `openclaw.json` that session maintenance reads."""
 
     path: str
     dm_scope: str = DEFAULT_DM_SCOPE
     store: str | None = None
-    maintenance: Maintenance = field(default_factory=Maintenance)
+    maintenance: Maintenance = msgspec.field(default_factory=Maintenance)
     agents: tuple[AgentConfig, ...] = ()
     default_model: Any = None
     gateway_token: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class StoreTarget:
+class StoreTarget(msgspec.Struct, frozen=True):
     agent_id: str
     store_path: str
 
@@ -376,6 +370,8 @@ def parse_config_text(text: str, path: str) -> SessionsConfig:
     try:
         raw = json5.loads(text) if text.strip() else {}
     except ValueError as exc:
+        from sessiond.engine.config_position import json5_error_position
+
         found = json5_error_position(str(exc))
         detail = f"JSON5 parse failed: {found[0] if found else exc}"
         raise ConfigError(
@@ -386,6 +382,8 @@ def parse_config_text(text: str, path: str) -> SessionsConfig:
     try:
         return parse_config(raw, path)
     except ConfigError as exc:
+        from sessiond.engine.config_position import locate_setting
+
         exc.details = [
             (problem, locate_setting(text, problem.partition(":")[0])) for problem in exc.problems
         ]
@@ -411,8 +409,7 @@ def default_agent_id(cfg: SessionsConfig) -> str:
     return normalize_agent_id(chosen.id)
 
 
-@dataclass(frozen=True, slots=True)
-class Locations:
+class Locations(msgspec.Struct, frozen=True):
     """Where things live for one invocation: resolved once, passed everywhere."""
 
     state_dir: str

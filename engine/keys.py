@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sessiond.engine.js_semantics import js_trim
 
 _AGENT_ID_VALID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.IGNORECASE)
@@ -30,8 +30,7 @@ KEY_CACHE = 1 << 12
 index (engine/cleanup/row_index.py), not here; 100k keys per rule cost ~100 MB."""
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedKey:
+class ParsedKey(msgspec.Struct, frozen=True):
     agent_id: str
     rest: str
 
@@ -117,7 +116,7 @@ def is_protected(key: str, entry: Any) -> bool:
     by_key = _protected_by_key(key)
     if by_key is not None:
         return by_key
-    return _chat_type(entry) in ("group", "channel", "thread")
+    return chat_type_protects(entry)
 
 
 @functools.lru_cache(maxsize=KEY_CACHE)
@@ -162,41 +161,60 @@ def is_main_scope_stale_direct_key(
 def key_rules(key: str, agent_id: str) -> tuple[bool | None, bool]:
     """(what the key alone decides about protection, whether `dmScope: main` retires it for
     `agent_id` when it is not the active key): `_protected_by_key` and
-    `is_main_scope_stale_direct_key`, from one parse of the key. The plan index asks it once
-    per row; tests/engine/test_units_and_keys.py holds it to the rules one by one."""
-    parsed = parse_agent_session_key.__wrapped__(key)
+    `is_main_scope_stale_direct_key`, from one parse of the key. The plan index asks it of every
+    row a fresh process plans, so the parse is inlined (no `ParsedKey`), the agent ids' normal
+    forms are cached, and a regex runs only on a key holding the words it needs;
+    tests/engine/test_units_and_keys.py holds it to the rules one by one."""
     raw = js_trim(key)
     lowered = raw.lower()
-    rest = js_trim(parsed.rest if parsed else key).lower()
-    synthetic = (
-        lowered.startswith(("subagent:", "acp:"))
-        or (parsed is not None and parsed.rest.startswith(("subagent:", "acp:", "cron:")))
+    # `parse_agent_session_key`: its segments are `parts`, its rest `parts[2:]` joined.
+    parts = lowered.split(":")
+    if "" in parts:
+        parts = [p for p in parts if p]
+    owner = js_trim(parts[1]) if len(parts) >= 3 and parts[0] == "agent" else ""
+    if owner:
+        parsed_rest = ":".join(parts[2:])
+        rest = js_trim(parsed_rest).lower()
+        synthetic = parsed_rest.startswith(("subagent:", "acp:", "cron:"))
+    else:
+        rest = lowered
+        synthetic = False
+    protected: bool | None = None
+    if (
+        synthetic
+        or lowered.startswith(("subagent:", "acp:"))
         or rest.startswith(("hook:", "node:"))
         or rest == "heartbeat"
         or rest.endswith(":heartbeat")
         or ":heartbeat:" in rest
-    )
-    protected: bool | None = None
-    if synthetic:
+    ):
         protected = False
     else:
         marker = lowered.rfind(":thread:") if raw else -1
-        thread = marker != -1 and bool(js_trim(raw[marker + 8 :]))
-        if thread or _TELEGRAM_TOPIC.match(rest) or _GROUP_OR_CHANNEL.match(rest):
+        if (
+            (marker != -1 and js_trim(raw[marker + 8 :]))
+            or (":topic:" in rest and _TELEGRAM_TOPIC.match(rest))
+            or ((":group:" in rest or ":channel:" in rest) and _GROUP_OR_CHANNEL.match(rest))
+        ):
             protected = True
     direct = False
-    if parsed is not None and normalize_agent_id(parsed.agent_id) == normalize_agent_id(agent_id):
-        parts = [p for p in parsed.rest.split(":") if p]
+    if owner and _normal_agent_id(owner) == _normal_agent_id(agent_id):
+        count = len(parts) - 2  # segments of the rest
         direct = (
-            (len(parts) == 2 and parts[0] == "direct")
-            or (len(parts) == 3 and parts[1] == "direct")
-            or (len(parts) == 4 and parts[2] == "direct")
+            (count == 2 and parts[2] == "direct")
+            or (count == 3 and parts[3] == "direct")
+            or (count == 4 and parts[4] == "direct")
         )
     return protected, direct
 
 
-def protected_by(by_key: bool | None, entry: Any) -> bool:
-    """`is_protected` given what the key decided (`key_rules`)."""
-    if by_key is not None:
-        return by_key
+@functools.lru_cache(maxsize=256)
+def _normal_agent_id(value: str) -> str:
+    """`normalize_agent_id` for the few agent ids a store's keys name, once each."""
+    return normalize_agent_id(value)
+
+
+def chat_type_protects(entry: Any) -> bool:
+    """`is_protected` for a key that decides nothing (`key_rules` gave None): the row's
+    chatType (or its origin's) does."""
     return _chat_type(entry) in ("group", "channel", "thread")

@@ -13,7 +13,6 @@ marked read-only, so no later save can replace it with `{}`.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,8 +26,11 @@ _ANY = msgspec.json.Decoder()
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 
-class EntryView(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True):
-    """The fields of a row that cleanup decisions and the dry-run table read; nothing else."""
+class EntryView(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True, gc=False):
+    """The fields of a row that cleanup decisions and the dry-run table read; nothing else.
+
+    Outside the cycle collector, like `RowView`: its values are decoded JSON, which cannot
+    refer back to it, and a plan decodes one per row."""
 
     session_id: Any = None
     session_file: Any = None
@@ -73,7 +75,10 @@ def view_row(raw: msgspec.Raw | bytes) -> RowView:
         try:
             value = _ANY.decode(raw)
         except msgspec.ValidationError:
-            # A number past the float range (1e400): JSON.parse reads Infinity, and so do we.
+            # A number past the float range (1e400): JSON.parse reads Infinity, and so do we
+            # (the stdlib's parser, loaded only for such a row).
+            import json
+
             value = json.loads(bytes(raw))
             if isinstance(value, dict):
                 return RowView(msgspec.convert(value, EntryView), True, True)
@@ -190,7 +195,23 @@ def load_store_bytes(data: bytes | None, path: str) -> Store:
         return Store(status=LoadStatus.NOT_OBJECT, error=error, had_bom=had_bom)
     except msgspec.DecodeError as exc:
         return _corrupt(body, path, exc, had_bom)
-    if any(is_array_index(k) for k in rows):
+    return _loaded(rows, had_bom)
+
+
+def load_store_buffer(buffer: memoryview) -> Store | None:
+    """The store whose file `buffer` holds (a read-only map of it: the rows are views into
+    it), when it is one JSON object without a BOM, as nearly every store is; None for anything
+    else, which `load_store_bytes` then judges from the file's bytes (and says why)."""
+    try:
+        rows = _ROWS.decode(buffer)
+    except msgspec.DecodeError:
+        return None
+    return _loaded(rows, False)
+
+
+def _loaded(rows: dict[str, msgspec.Raw], had_bom: bool) -> Store:
+    # An array index is all digits; most stores have no such key, which `map` rules out in C.
+    if any(map(str.isdigit, rows)) and any(is_array_index(k) for k in rows):
         rows = {k: rows[k] for k in js_key_order(rows)}
     return Store(rows=rows, status=LoadStatus.OK, had_bom=had_bom)
 
@@ -235,6 +256,16 @@ def serialize_store(
         return b"{}"
     if canonical is None:
         return b"{\n" + b",\n".join(row_chunk(k, v) for k, v in store.rows.items()) + b"\n}"
+    return b"".join(store_pieces(store, canonical))
+
+
+def store_pieces(
+    store: Store, canonical: Callable[[str, msgspec.Raw], bool]
+) -> list[bytes | msgspec.Raw]:
+    """`serialize_store`'s bytes as the pieces they are made of, rows copied by reference: a
+    writer that hands them to the disk as they are never holds the file twice in memory."""
+    if not store.rows:
+        return [b"{}"]
     parts: list[bytes | msgspec.Raw] = [b"{\n"]
     for key, raw in store.rows.items():
         if canonical(key, raw):
@@ -242,7 +273,7 @@ def serialize_store(
         else:
             parts += (row_chunk(key, raw), b",\n")
     parts[-1] = b"\n}"
-    return b"".join(parts)
+    return parts
 
 
 def formatted_body(raw: msgspec.Raw | bytes) -> bytes:

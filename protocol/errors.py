@@ -9,9 +9,9 @@ module knows nothing of the engine: the table is keyed by the kind strings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final, Literal
 
+import msgspec
 from sessiond.protocol import gateway_frames, jsonrpc
 
 __all__ = ["ERRORS", "ErrorKind", "WireCodes"]
@@ -34,8 +34,7 @@ ErrorKind = Literal[
 """Every `DomainError.kind`; the method table names the ones each method may raise."""
 
 
-@dataclass(frozen=True, slots=True)
-class WireCodes:
+class WireCodes(msgspec.Struct, frozen=True):
     """How one kind goes out: a JSON-RPC error code and a gateway v4 error code."""
 
     jsonrpc: int

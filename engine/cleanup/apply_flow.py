@@ -255,7 +255,7 @@ def reconcile(plan: StorePlan, outcome: FileOpsOutcome) -> Reconciled:
                 total_bytes_after=budget.total_bytes_after + removal.size + extra,
                 removed_entries=entries,
             )
-    applied = dataclasses.replace(
+    applied = msgspec.structs.replace(
         applied,
         after_count=applied.after_count + len(restore),
         disk_budget=budget,

@@ -63,16 +63,14 @@ class Action(enum.StrEnum):
     KEEP = "keep"
 
 
-@dataclass(frozen=True, slots=True)
-class CleanupOptions:
+class CleanupOptions(msgspec.Struct, frozen=True):
     fix_missing: bool = False
     fix_dm_scope: bool = False
     active_key: str | None = None
     enforce: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Removal:
+class Removal(msgspec.Struct, frozen=True):
     """One planned unlink: which stage wants it, what it frees, and which evicted row owns it."""
 
     path: str
@@ -82,16 +80,14 @@ class Removal:
     owner_chunk_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class FileOps:
+class FileOps(msgspec.Struct, frozen=True):
     """What an apply does to files, in order: renames to archives, then removals."""
 
     archives: tuple[tuple[str, str], ...] = ()
     removals: tuple[Removal, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AppliedFigures:
+class AppliedFigures(msgspec.Struct, frozen=True):
     """What an apply under the plan's mode reports (differs from the preview only under warn)."""
 
     after_count: int
@@ -155,8 +151,7 @@ def would_mutate(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SharedDir:
+class SharedDir(msgspec.Struct, frozen=True):
     """What sibling stores in the same sessions dir contribute to a plan."""
 
     referenced: frozenset[str]
@@ -328,8 +323,7 @@ class PlanViews(Mapping[str, RowView]):
         return len(self._facts)
 
 
-@dataclass(slots=True)
-class _Context:
+class _Context(msgspec.Struct):
     store: Store
     index: PlanIndex
     views: PlanViews
@@ -411,8 +405,7 @@ def _first(entry: AgeEntry) -> float:
     return entry[0]
 
 
-@dataclass(frozen=True, slots=True)
-class _Stale:
+class _Stale(msgspec.Struct, frozen=True):
     """The stale rows (`by_age` entries, in its order) and where they lie in `by_age`: entries
     before `start` are newer than the cutoff, entries from `undated` on have no age (-inf)."""
 

@@ -16,7 +16,6 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
 from sessiond.engine.cleanup.plan import Action, StorePlan
@@ -38,8 +37,7 @@ COUNTED: tuple[str, ...] = (
 _FORMAT = re.compile(r"^p1-(\d+)-([0-9a-f]{16})-(\d+(?:\.\d+){7})$")
 
 
-@dataclass(frozen=True, slots=True)
-class PlanId:
+class PlanId(msgspec.Struct, frozen=True):
     generation: int
     digest: str
     counts: tuple[int, ...]

@@ -22,13 +22,14 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
 from sessiond.engine.disk_view import DirListing
 from sessiond.engine.js_semantics import js_trim, to_number
-from sessiond.engine.keys import key_rules, protected_by
+from sessiond.engine.keys import chat_type_protects, key_rules
 from sessiond.engine.store import RowView, encode_key, formatted_body
 from sessiond.engine.transcripts import InvalidSessionId, validate_session_id
 
@@ -83,7 +84,7 @@ def transcript_name(session_id: Any, session_file: Any, prefix: str) -> tuple[st
     name: str | None = None
     if isinstance(session_id, str) and session_id:
         try:
-            name = validate_session_id(session_id) + ".jsonl"
+            name = _validate_session_id(session_id) + ".jsonl"
         except InvalidSessionId:
             name = None
     if not isinstance(session_file, str):
@@ -94,25 +95,33 @@ def transcript_name(session_id: Any, session_file: Any, prefix: str) -> tuple[st
     return name, name is not None and (trimmed == name or trimmed == prefix + name)
 
 
+_validate_session_id = validate_session_id.__wrapped__
+"""Without its cache: the index asks once per row, and a miss that evicts costs more than the
+rule itself."""
+
+
 def row_facts(key: str, raw: msgspec.Raw, view: RowView, prefix: str, agent_id: str) -> RowFacts:
+    """Asked of every row of a store a fresh process plans, so it calls little: positional
+    fields, and the chatType asked only when the key decides nothing."""
     fields = view.fields
-    by_key, dm_direct = key_rules(key, agent_id)
+    protected, dm_direct = key_rules(key, agent_id)
+    if protected is None:
+        protected = chat_type_protects(fields)
     updated = fields.updated_at
     session_id = fields.session_id
-    sid = session_id if isinstance(session_id, str) and session_id else None
     name, simple = transcript_name(session_id, fields.session_file, prefix)
     checkpoints = fields.compaction_checkpoints
     return RowFacts(
-        raw=raw,
-        view=view,
-        age=-math.inf if updated is None else to_number(updated),
-        dated=updated is not None,
-        protected=protected_by(by_key, fields),
-        sid=sid,
-        name=name,
-        simple=simple,
-        checkpoints=isinstance(checkpoints, list) and bool(checkpoints),
-        dm_direct=dm_direct,
+        raw,
+        view,
+        -math.inf if updated is None else to_number(updated),
+        updated is not None,
+        protected,
+        session_id if isinstance(session_id, str) and session_id else None,
+        name,
+        simple,
+        isinstance(checkpoints, list) and bool(checkpoints),
+        dm_direct,
     )
 
 
@@ -166,6 +175,8 @@ class PlanIndex:
     def sync(self, rows: Mapping[str, msgspec.Raw], view: Callable[[str], RowView]) -> int:
         """Bring the index up to `rows` (`view(key)` decodes a row); returns rows looked at."""
         facts = self.facts
+        if not facts:
+            return self._build(rows, view)
         changed = [k for k, raw in rows.items() if (f := facts.get(k)) is None or f.raw is not raw]
         new = sum(1 for k in changed if k not in facts)
         gone = list(facts.keys() - rows.keys()) if len(facts) + new != len(rows) else []
@@ -193,6 +204,32 @@ class PlanIndex:
                 if not f.protected and not math.isnan(f.age)
             )
         return len(changed) + len(gone)
+
+    def _build(self, rows: Mapping[str, msgspec.Raw], view: Callable[[str], RowView]) -> int:
+        """A first sync (a fresh process's only one): every row is new, so the sets and counts
+        are made whole from the facts, not row by row as `_add` keeps them."""
+        if not rows:
+            return 0
+        self.version += 1
+        prefix, agent_id = self.prefix, self.agent_id
+        facts = self.facts
+        for key, raw in rows.items():
+            facts[key] = row_facts(key, raw, view(key), prefix, agent_id)
+        items = facts.items()
+        self.protected = {k for k, f in items if f.protected}
+        isnan = math.isnan
+        self.undated_nan = {k for k, f in items if not f.protected and isnan(f.age)}
+        self.by_age = sorted(
+            (-f.age, k, f) for k, f in items if not f.protected and not isnan(f.age)
+        )
+        self.dm_direct = {k for k, f in items if f.dm_direct}
+        self.irregular = {k for k, f in items if not f.simple or f.checkpoints}
+        self.sid_rows = dict(Counter(f.sid for f in facts.values() if f.sid is not None))
+        self.shared_sids = {sid for sid, n in self.sid_rows.items() if n > 1}
+        self.name_rows = dict(
+            Counter(f.name for f in facts.values() if f.simple and f.name is not None)
+        )
+        return len(rows)
 
     def _add(self, key: str, f: RowFacts, bulk: bool) -> None:
         if f.protected:

@@ -11,8 +11,8 @@ import gc
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+import msgspec
 from sessiond.engine.cleanup.plan import (
     CleanupOptions,
     SharedDir,
@@ -61,8 +61,7 @@ class _CollectorPause:
 collector_paused = _CollectorPause()
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedStore:
+class PlannedStore(msgspec.Struct, frozen=True):
     plan: StorePlan
     store: Store
 

@@ -6,6 +6,10 @@ entry: finished when its store write landed, rolled back when not. Then the stor
 and the journal agree (every row's transcript at its name, every removed row's transcript
 archived, no entry left open), and a restore of the completed cleanup still gives back the
 original state dir.
+
+Each runs twice: with small rows, whose entry holds them, and with rows big enough (3 MB each)
+that the entry names a snapshot instead, the store version its write replaced
+(daemon/journal.py `SNAPSHOT_MIN_BYTES`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ NOW_MS = 1_800_000_000_000
 DAY = 86_400_000
 CONFIG = {"session": {"maintenance": {"mode": "enforce", "pruneAfter": "30d"}}}
 ROWS = 6
+PAD = {"small": 0, "big": 3 << 20}
 
 APPLY_POINTS = {
     "journal-begin": "rolled-back",
@@ -51,14 +56,17 @@ RESTORE_POINTS = {
 }
 
 
-def _state(root: Path) -> Path:
-    rows = {
+def _state(root: Path, size: str = "small") -> Path:
+    rows: dict[str, dict[str, object]] = {
         f"agent:main:explicit:r{n}": {
             "sessionId": f"s-{n}",
             "updatedAt": NOW_MS - (40 * DAY if n % 2 else DAY),
         }
         for n in range(ROWS)
     }
+    if PAD[size]:
+        for n, row in enumerate(rows.values()):
+            row["pad"] = chr(ord("a") + n) * PAD[size]
     write_state_dir(root, {"main": rows}, CONFIG)
     sessions = store_path(root, "main").parent
     for n in range(ROWS):
@@ -145,15 +153,34 @@ async def _restore_last(proc: DaemonProcess) -> None:
         await c.sessions_restore()
 
 
+def _snapshots(root: Path) -> list[str]:
+    """The snapshot each begin record names, and whether its file is there."""
+    named = []
+    for record in _journal(root):
+        entry = record.get("entry")
+        if isinstance(entry, dict) and entry.get("snapshot"):
+            there = (store_path(root, "main").parent / str(entry["snapshot"])).is_file()
+            named.append(f"{entry['snapshot']}: {'there' if there else 'gone'}")
+    return named
+
+
+@pytest.mark.parametrize("size", sorted(PAD))
 @pytest.mark.parametrize("point", sorted(APPLY_POINTS))
-def test_sigkill_during_an_apply(point: str, tmp_path: Path) -> None:
-    root = _state(tmp_path / "state")
+def test_sigkill_during_an_apply(point: str, size: str, tmp_path: Path) -> None:
+    root = _state(tmp_path / "state", size)
     original = _files(root)
     _kill_during(root, tmp_path / "phase", point, "cleanup")
     with _daemon(root) as proc:  # the start closes the entry
         [state] = _states(root).values()
         assert state == APPLY_POINTS[point]
         _agree(root)
+        snapshots = _snapshots(root)
+        if size == "small":
+            assert snapshots == [], snapshots
+        else:
+            [named] = snapshots
+            # a write that never landed leaves no snapshot behind; one that did keeps it
+            assert named.endswith(": there" if state == "done" else ": gone"), named
         if state == "done":
             assert "orphan.jsonl" not in _files(root), "the apply's unlink was finished"
             run(lambda: _restore_last(proc))
@@ -162,9 +189,10 @@ def test_sigkill_during_an_apply(point: str, tmp_path: Path) -> None:
     assert _files(root) == expected
 
 
+@pytest.mark.parametrize("size", sorted(PAD))
 @pytest.mark.parametrize("point", sorted(RESTORE_POINTS))
-def test_sigkill_during_a_restore(point: str, tmp_path: Path) -> None:
-    root = _state(tmp_path / "state")
+def test_sigkill_during_a_restore(point: str, size: str, tmp_path: Path) -> None:
+    root = _state(tmp_path / "state", size)
     original = _files(root)
     original.pop("orphan.jsonl")  # deleted outright by the cleanup: it cannot come back
     with _daemon(root) as proc:

@@ -44,7 +44,8 @@ from sessiond.engine.transcripts import (
     SessionsDir,
     archive_name,
     archive_timestamp,
-    file_kind,
+    is_archive,
+    is_sweepable,
     parse_archive_stamp_ms,
     validate_session_id,
 )
@@ -215,7 +216,7 @@ class _DirState:
     """The sessions dir as the apply will leave it, step by step, without touching it."""
 
     def __init__(self, files: list[DirFile]) -> None:
-        self.files = [_SimFile(f, f.name, *file_kind(f.name)) for f in files]
+        self.files = [_SimFile(f, f.name, is_archive(f.name), is_sweepable(f.name)) for f in files]
         self.by_canonical = {f.original.canonical: f for f in self.files}
 
     def present(self) -> list[_SimFile]:

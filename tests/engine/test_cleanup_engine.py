@@ -23,6 +23,7 @@ from sessiond.engine.cleanup.plan import Action, CleanupOptions
 from sessiond.engine.cleanup.report import preview_summary
 from sessiond.engine.cleanup.targets import plan_targets
 from sessiond.engine.config import Locations, StoreTarget, parse_config
+from sessiond.engine.transcripts import file_kind, is_archive, is_sweepable
 
 NOW = 1_795_000_000_000
 DAY = 86_400_000
@@ -227,3 +228,19 @@ def test_an_archive_name_is_an_archive_and_never_swept() -> None:
         for name in ("a.jsonl", "x.trajectory.jsonl", "s.trajectory-path.json", "notes"):
             archived = archive_name(f"/d/{name}", "deleted", now).rsplit("/", 1)[1]
             assert is_archive(archived) and not is_sweepable(archived)
+
+
+_NAME_PARTS = st.sampled_from(
+    [
+        "s-1", "sessions", ".json", ".jsonl", ".bak", ".deleted", ".reset", ".", "-topic-2",
+        ".checkpoint.", "0d9b3c7e-1b2a-4c3d-8e4f-5a6b7c8d9e0f", ".trajectory", "-path.json",
+        "2026-11-24T12-31-23.441Z", "2026-11-24T12-31-23Z", ".bak.17", "Z", "notes.txt",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(_NAME_PARTS, min_size=1, max_size=6).map("".join))
+def test_a_files_kind_is_the_two_rules_it_stands_for(name: str) -> None:
+    """`file_kind` answers `.jsonl` names with one test; every name gets what the two rules
+    say (the plan oracle uses `file_kind` itself, so this is what holds it)."""
+    assert file_kind(name) == (is_archive(name), is_sweepable(name))

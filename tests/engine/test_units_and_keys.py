@@ -197,3 +197,73 @@ def test_key_rules_answer_what_the_rules_answer_one_by_one(key: str, agent: str)
         _protected_by_key(key),
         is_main_scope_stale_direct_key(key, agent, None, "main"),
     )
+
+
+FILE_NAME = st.lists(
+    st.sampled_from(
+        [
+            "sessions.json",
+            ".bak.",
+            "7",
+            "00000000-0000-4000-8000-000000000000",
+            ".checkpoint.",
+            ".CHECKPOINT.",
+            ".trajectory",
+            "-path.json",
+            ".jsonl",
+            ".json",
+            ".deleted.",
+            ".reset.",
+            "2026-01-02T03-04-05.678Z",
+            "2026-01-02T03-04-05Z",
+            "Z",
+            "x",
+        ]
+    ),
+    max_size=5,
+).map("".join)
+
+
+@settings(max_examples=2000)
+@given(name=FILE_NAME)
+def test_file_kind_answers_what_the_rules_answer_one_by_one(name: str) -> None:
+    from sessiond.engine.transcripts import file_kind, is_archive, is_sweepable
+
+    assert file_kind(name) == (is_archive(name), is_sweepable(name))
+
+
+def _stamp_by_strptime(stamp: str) -> int | None:
+    """The archive stamp rule as `strptime` reads it (the reference's reading)."""
+    import datetime as dt
+
+    date, _, time = stamp.partition("T")
+    try:
+        moment = dt.datetime.strptime(
+            f"{date}T{time.replace('-', ':')}".rstrip("Z"),
+            "%Y-%m-%dT%H:%M:%S.%f" if "." in time else "%Y-%m-%dT%H:%M:%S",
+        ).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000)
+
+
+TWO = st.sampled_from(["00", "01", "09", "12", "13", "23", "24", "28", "29", "30", "31", "59"])
+STAMP = st.builds(
+    "{}-{}-{}T{}-{}-{}{}Z{}".format,
+    st.sampled_from(["2024", "2025", "1970", "0000", "0001", "9999", "١٩٧٠"]),
+    TWO,
+    TWO,
+    TWO,
+    TWO,
+    st.sampled_from(["00", "59", "60", "61", "07"]),
+    st.sampled_from(["", ".000", ".999", ".5", ".1234"]),
+    st.sampled_from(["", "\n", "x"]),
+)
+
+
+@settings(max_examples=2000)
+@given(stamp=STAMP)
+def test_archive_stamps_read_as_strptime_reads_them(stamp: str) -> None:
+    from sessiond.engine.transcripts import parse_archive_stamp_ms
+
+    assert parse_archive_stamp_ms(stamp) == _stamp_by_strptime(stamp)
