@@ -139,7 +139,7 @@ def _write_all(fd: int, data: FileData) -> None:
         return
     for start in range(0, len(data), _IOV_MAX):
         batch = data[start : start + _IOV_MAX]
-        want = sum(len(piece) for piece in batch)
+        want = sum(map(len, batch))
         written = os.writev(fd, batch)
         if written < want:  # short write (a signal, a nearly full disk): the rest one by one
             _write_all(fd, b"".join(bytes(piece) for piece in batch)[written:])
