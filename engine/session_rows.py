@@ -321,7 +321,7 @@ def is_cron_run_key(key: str) -> bool:
     return parsed is not None and _CRON_RUN.match(parsed.rest) is not None
 
 
-def _agent_of(key: str) -> str | None:
+def agent_of(key: str) -> str | None:
     parsed = parse_agent_session_key(key)
     return normalize_agent_id(parsed.agent_id) if parsed else None
 
@@ -415,20 +415,54 @@ def _matches_search(key: str, facts: EntryFacts | None, needle: str) -> bool:
     return any(isinstance(v, str) and needle in _lower(v) for v in values)
 
 
+def listable_rows(
+    candidates: Sequence[tuple[str, EntryFacts | None, Owner]],
+) -> list[tuple[str, EntryFacts | None, Owner]]:
+    """The candidates a list may show (no cron run keys), in the order it shows them: newest
+    first, ties in store order. A caller that keeps this passes `prepared=True` to
+    `select_rows`, which then neither parses every key nor sorts again."""
+
+    def age(row: tuple[str, EntryFacts | None, Owner]) -> float:
+        facts = row[1]
+        return -_updated_number(facts.updated_at if facts is not None else None)
+
+    shown = [c for c in candidates if not is_cron_run_key(c[0])]
+    return sorted(shown, key=age)  # stable: equal times keep their order
+
+
 def select_rows(
-    candidates: Sequence[tuple[str, EntryFacts | None, Owner]], query: ListQuery, now_ms: int
+    candidates: Sequence[tuple[str, EntryFacts | None, Owner]],
+    query: ListQuery,
+    now_ms: int,
+    prepared: bool = False,
 ) -> Selection[Owner]:
-    """Filter as the reference does, then the newest `limit` (ties keep their store order)."""
+    """Filter as the reference does, then the newest `limit` (ties keep their store order).
+    `prepared`: the candidates are `listable_rows`' (sifted and in that order already)."""
     kept: list[tuple[str, EntryFacts | None, Owner]] = []
     cutoff = None if query.active_minutes is None else now_ms - query.active_minutes * 60_000
+    if prepared and not (
+        query.agent_id or query.spawned_by or query.label or query.search or cutoff is not None
+    ):
+        # Nothing to ask of a row but its key: the page is the first rows not left out.
+        left_out = {"global"} if not query.include_global else set()
+        if not query.include_unknown:
+            left_out.add("unknown")
+        page: list[tuple[str, EntryFacts | None, Owner]] = []
+        for row in candidates:
+            if len(page) >= query.limit:
+                break
+            if row[0] not in left_out:
+                page.append(row)
+        total = len(candidates) - sum(1 for row in candidates if row[0] in left_out)
+        return Selection(page, total, query.limit)
     for key, facts, owner in candidates:
-        if is_cron_run_key(key):
+        if not prepared and is_cron_run_key(key):
             continue
         if key == "global" and not query.include_global:
             continue
         if key == "unknown" and not query.include_unknown:
             continue
-        if query.agent_id and (key in ("global", "unknown") or _agent_of(key) != query.agent_id):
+        if query.agent_id and (key in ("global", "unknown") or agent_of(key) != query.agent_id):
             continue
         if query.spawned_by:
             if key in ("global", "unknown") or not keeps_child_link(facts, now_ms):
@@ -445,12 +479,14 @@ def select_rows(
             if updated < cutoff:
                 continue
         kept.append((key, facts, owner))
+    if prepared:
+        return Selection(kept[: max(query.limit, 0)], len(kept), query.limit)
 
-    def newest_first(i: int) -> tuple[float, int]:
+    def newest(i: int) -> tuple[float, int]:
         facts = kept[i][1]
         return -_updated_number(facts.updated_at if facts is not None else None), i
 
-    order = heapq.nsmallest(query.limit, range(len(kept)), key=newest_first)
+    order = heapq.nsmallest(query.limit, range(len(kept)), key=newest)
     return Selection([kept[i] for i in order], len(kept), query.limit)
 
 

@@ -321,3 +321,36 @@ def test_transcript_reads_are_bounded_and_off_the_list_path(tmp_path: Path) -> N
     assert spent["titles"] < 10 * (8 + 16) * 1024 + 16 * 1024, spent
     assert spent["history"] > 8 * 1024 * 1024, spent  # it did read a tail (big0 is 20 MiB)
     assert spent["history"] < 12 * 1024 * 1024 + 16 * 1024, spent
+
+
+def test_a_list_kept_between_calls_follows_every_change(daemon: DaemonProcess) -> None:
+    """`sessions.list` keeps the combined rows while no store changed (GatewaySessions.listing):
+    a patch, a delete and an external edit each show in the very next list, with and without
+    an agent filter, and a filtered list is the unfiltered one's rows of that agent."""
+    path = store_path(daemon.state_dir, "ops")
+
+    async def rows(s: Session, **params: Any) -> dict[str, Any]:
+        listed = await s.ok("sessions.list", {"limit": 1000, **params})
+        return {r["key"]: r for r in listed["sessions"]}
+
+    async def go() -> None:
+        s = await Session.open(daemon.url)
+        everything = await rows(s)
+        ops = await rows(s, agentId="ops")
+        assert ops and ops == {k: v for k, v in everything.items() if k.startswith("agent:ops:")}
+        assert await rows(s) == everything  # kept: the same answer
+        await s.ok("sessions.patch", {"key": "agent:ops:main", "label": "patched"})
+        assert (await rows(s, agentId="ops"))["agent:ops:main"]["label"] == "patched"
+        assert (await rows(s))["agent:ops:main"]["label"] == "patched"
+        await s.ok("sessions.delete", {"key": "agent:work:discord:direct:u7"})
+        assert "agent:work:discord:direct:u7" not in await rows(s)
+        on_disk = json.loads(path.read_text())
+        on_disk["agent:ops:main"]["label"] = "edited outside"
+        temp = path.with_name("sessions.json.tmp-editor")
+        temp.write_text(json.dumps(on_disk, indent=2))
+        os.replace(temp, path)
+        await until(lambda: _listed_label(s, "agent:ops:main", "edited outside"), timeout=10)
+        assert (await rows(s))["agent:ops:main"]["label"] == "edited outside"
+        await s.close()
+
+    run(go())

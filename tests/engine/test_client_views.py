@@ -12,10 +12,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sessiond.engine.chat_display import fit_history_budget, project_history
 from sessiond.engine.config import parse_config
 from sessiond.engine.session_patch import PatchRefused, apply_patch, reset_entry
 from sessiond.engine.session_rows import (
+    EntryFacts,
     ListQuery,
     ModelRef,
     RowContext,
@@ -25,6 +28,7 @@ from sessiond.engine.session_rows import (
     derive_title,
     entry_facts,
     group_display_name,
+    listable_rows,
     merge_into_combined,
     normalize_loaded_entry,
     resolve_session_key,
@@ -459,3 +463,51 @@ def test_the_combined_view_canonicalises_keys_and_merges_aliases() -> None:
     assert merge_into_combined(cfg, "home", newer, older) == merged | {"updatedAt": 2}
     plain = {"sessionId": "c", "spawnedBy": "agent:home:desk"}
     assert merge_into_combined(cfg, "home", None, plain) is plain
+
+
+_KEYS = st.sampled_from(
+    [
+        "global", "unknown", "main", "agent:main:main", "agent:ops:main", "agent:main:cron:j1",
+        "agent:main:cron:j1:run:r1", "agent:ops:cron:j2:run:r2", "agent:main:telegram:direct:7",
+        "agent:ops:slack:channel:c1", "agent:main:subagent:s1", "agent:Ops:explicit:x",
+    ]
+)  # fmt: skip
+_STAMPS = st.one_of(
+    st.none(), st.integers(0, 10), st.sampled_from([float("nan"), "5", True, -1, 1e300])
+)
+_FACTS_OF = st.builds(
+    EntryFacts,
+    updated_at=_STAMPS,
+    label=st.sampled_from([None, "a", "b"]),
+    spawned_by=st.sampled_from([None, "agent:main:main", "agent:ops:main"]),
+    parent_session_key=st.sampled_from([None, "agent:main:main"]),
+    status=st.sampled_from([None, "running", "done"]),
+)
+_QUERIES = st.builds(
+    ListQuery,
+    limit=st.integers(-1, 6),
+    include_global=st.booleans(),
+    include_unknown=st.booleans(),
+    agent_id=st.sampled_from(["", "main", "ops"]),
+    spawned_by=st.sampled_from(["", "agent:main:main"]),
+    label=st.sampled_from(["", "a"]),
+    search=st.sampled_from(["", "ops", "a"]),
+    active_minutes=st.sampled_from([None, 1, 100]),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(_KEYS, st.one_of(st.none(), _FACTS_OF)), max_size=14, unique_by=lambda r: r[0]
+    ),
+    _QUERIES,
+)
+def test_a_kept_list_selects_what_a_fresh_one_does(
+    rows: list[tuple[str, EntryFacts | None]], query: ListQuery
+) -> None:
+    """The daemon keeps `listable_rows` between lists and selects with `prepared=True`: the
+    page and the total are the ones a selection from the rows as they stand gives."""
+    candidates = [(key, facts, n) for n, (key, facts) in enumerate(rows)]
+    fresh = select_rows(candidates, query, 600_000)
+    kept = select_rows(listable_rows(candidates), query, 600_000, prepared=True)
+    assert (kept.rows, kept.total, kept.limit) == (fresh.rows, fresh.total, fresh.limit)
