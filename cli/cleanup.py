@@ -32,7 +32,7 @@ from sessiond.daemon.store_read import leased_reads, read_store
 from sessiond.engine.cleanup.plan import CleanupOptions
 from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.report import combine, preview_summary
-from sessiond.engine.cleanup.targets import plan_targets
+from sessiond.engine.cleanup.targets import PlannedStore, plan_targets
 from sessiond.engine.config import (
     ConfigError,
     Locations,
@@ -179,12 +179,8 @@ def _locally(
 
     for target in targets:  # a killed apply is finished or rolled back before planning
         open_journal(target.store_path, clock)
-    try:
-        planned = plan_targets(
-            targets, lambda t: read_store(t.store_path), config, options, OsDiskView(), clock, where
-        )
-    except StoreReadOnly as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+    planned = _plan(targets, read_store, config, options, clock, where)
+    if planned is None:
         return EXIT_FAILED
     mode = planned[0].plan.mode if planned else config.maintenance.mode
     plans = [p.plan for p in planned]
@@ -227,6 +223,24 @@ def _locally(
     return EXIT_OK
 
 
+def _plan(
+    targets: list[StoreTarget],
+    read: Callable[[str], Store],
+    config: SessionsConfig,
+    options: CleanupOptions,
+    clock: int,
+    where: Locations,
+) -> list[PlannedStore] | None:
+    """Every target's plan on the files; None (said on stderr) when a store cannot be read."""
+    try:
+        return plan_targets(
+            targets, lambda t: read(t.store_path), config, options, OsDiskView(), clock, where
+        )
+    except StoreReadOnly as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return None
+
+
 def _dry_run(
     args: argparse.Namespace,
     config: SessionsConfig,
@@ -237,12 +251,8 @@ def _dry_run(
     read: Callable[[str], Store],
 ) -> int:
     as_json = bool(args.json)
-    try:
-        planned = plan_targets(
-            targets, lambda t: read(t.store_path), config, options, OsDiskView(), clock, where
-        )
-    except StoreReadOnly as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+    planned = _plan(targets, read, config, options, clock, where)
+    if planned is None:
         return EXIT_FAILED
     mode = planned[0].plan.mode if planned else config.maintenance.mode
     summaries = [preview_summary(p.plan, config, include_actions=not as_json) for p in planned]
