@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
+import structlog
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
 from sessiond.daemon.journal import (
@@ -83,6 +84,8 @@ from sessiond.protocol.undo import (
     RestoreResult,
 )
 
+log = structlog.get_logger("sessiond.cleanup")
+
 _ROW = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 _CURSOR = msgspec.json.Decoder(tuple[int, float, str, str])
@@ -120,6 +123,23 @@ def plan_inputs(registry: Registry) -> PlanInputs:
     if found is None:
         found = _KEPT[registry] = PlanInputs(registry)
     return found
+
+
+async def warm_plans(registry: Registry) -> None:
+    """A dry run of every loaded store, its answer dropped, before the daemon listens.
+
+    The first plan of a store builds what later plans only keep current: the index's facts of
+    every row, the sessions dir's listing and the kinds of its files (at 100k rows ~0.3 s of a
+    first dry run's ~0.45 s). Paid at start instead, the first client's dry run costs what
+    every later one does.
+    """
+    for live in list(registry):
+        if not live.writable:
+            continue  # a store that does not parse is planned by nobody
+        try:
+            await cleanup(registry, CleanupParams(agent=live.agent_id, dry_run=True))
+        except DomainError as exc:  # a config that names no store for it: nothing to warm
+            log.warning("no plan to warm", store=live.path, error=str(exc))
 
 
 def store_for(registry: Registry, agent: str | None) -> LiveStore:

@@ -21,7 +21,13 @@ from sessiond.engine.disk_view import DirFile, DirListing, absolute
 RACY_NS = 2_000_000_000
 """A dir whose mtime or ctime is this close to the clock when it is read is read again next
 time: a change in the same clock tick as the one before would leave both times as they were.
-(git's "racily clean" rule.)"""
+(git's "racily clean" rule.) This is the window for a file system that stamps whole seconds."""
+
+FINE_RACY_NS = 100_000_000
+"""The window for a dir stamped with sub-second times: Linux stamps from a clock that moves
+once a scheduler tick (10 ms at the slowest, HZ=100), so 100 ms is ten ticks of margin. The
+daemon reads a freshly copied or restored sessions dir at start; with the 2 s window that read
+could not be kept, and the first plans each read 90k names again."""
 
 
 class OsDirFile:
@@ -91,6 +97,13 @@ class _Scan(msgspec.Struct):
 DirSig = tuple[int, int, int, int]
 
 
+def racy_window(sig: DirSig) -> int:
+    """How close to the clock a dir's times may be before a read of it cannot be kept:
+    times that are whole seconds may come from a file system with a coarse clock."""
+    coarse = sig[2] % 1_000_000_000 == 0 and sig[3] % 1_000_000_000 == 0
+    return RACY_NS if coarse else FINE_RACY_NS
+
+
 def _dir_sig(directory: str) -> DirSig | None:
     try:
         st = os.stat(directory)
@@ -127,13 +140,14 @@ class ListingCache:
 
     A kept read answers while the dir's device, inode, mtime and ctime are what they were
     when it was read, and only if that read was not racy: any entry added, removed or renamed
-    sets the dir's mtime and ctime to the clock's time, so a read made more than `RACY_NS`
-    after the last change stays exact until the next one. Contents and sizes of files are
-    never kept (they change without the dir changing): they are asked of the disk per plan.
+    sets the dir's mtime and ctime to the clock's time, so a read made more than
+    `racy_window` after the last change stays exact until the next one. Contents and sizes of
+    files are never kept (they change without the dir changing): they are asked of the disk
+    per plan.
     """
 
-    def __init__(self, racy_ns: int = RACY_NS) -> None:
-        self._racy_ns = racy_ns
+    def __init__(self, racy_ns: int | None = None) -> None:
+        self._racy_ns = racy_ns  # None: `racy_window` of each dir
         self._lock = threading.Lock()
         self._scans: dict[str, tuple[DirSig, _Scan]] = {}
         self._last: dict[str, DirListing] = {}  # each dir's latest listing, kept or not
@@ -155,12 +169,15 @@ class ListingCache:
             if kept is not None and kept[0] == sig:
                 self.reuses += 1
                 return kept[1]
+        # The clock before the read: a change after this instant is stamped no earlier than
+        # a tick before it, so only times within the window of it can hide one.
+        now = time.time_ns()
         scan = _scan_dir(directory)
         self.reads += 1
         if scan is None or sig is None:
             return scan
-        now = time.time_ns()
-        racy = now - sig[2] < self._racy_ns or now - sig[3] < self._racy_ns
+        window = racy_window(sig) if self._racy_ns is None else self._racy_ns
+        racy = now - sig[2] < window or now - sig[3] < window
         with self._lock:
             if racy or _dir_sig(directory) != sig:
                 self._scans.pop(directory, None)

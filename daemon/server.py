@@ -574,6 +574,9 @@ class Daemon:
         host, port = server_address(server)
         self.registry.locks.publish(_url_for(host, port))
         self.registry.start()
+        started = time.perf_counter()
+        await methods.warm_plans(self.registry)
+        log.info("plans warmed", ms=round((time.perf_counter() - started) * 1000))
         # What was just loaded lives as long as the daemon: out of the cycle collector's sight,
         # its full passes stay short however big the stores (rows are freed by refcount).
         gc.collect()

@@ -11,9 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
+from sessiond.daemon.os_disk_view import (
+    FINE_RACY_NS,
+    RACY_NS,
+    ListingCache,
+    OsDiskView,
+    racy_window,
+)
 from sessiond.engine.disk_view import canonical
 from sessiond.engine.transcripts import file_kind
 
@@ -107,3 +114,27 @@ def test_a_listing_is_kept_while_the_dir_is_unchanged_and_read_again_after(tmp_p
     (tmp_path / "b.jsonl").write_text("x")
     assert OsDiskView(steady).listing(str(tmp_path)).names.count("b.jsonl") == 1
     assert steady.reads == 2
+
+
+def test_a_dir_stamped_in_fractions_of_a_second_is_kept_a_tenth_of_a_second_after_its_change(
+    tmp_path: Path,
+) -> None:
+    """A sessions dir copied or restored just before the daemon starts is read at start; that
+    read is kept once its last change is FINE_RACY_NS old, not git's two seconds."""
+    (tmp_path / "a.jsonl").write_text("x")
+    sig = os.stat(tmp_path)
+    if sig.st_mtime_ns % 1_000_000_000 == 0 and sig.st_ctime_ns % 1_000_000_000 == 0:
+        pytest.skip("a file system stamping whole seconds: the 2 s window applies (below)")
+    time.sleep(FINE_RACY_NS / 1e9 + 0.05)
+    cache = ListingCache()
+    first = OsDiskView(cache).listing(str(tmp_path))
+    assert OsDiskView(cache).listing(str(tmp_path)) is first
+    assert (cache.reads, cache.reuses) == (1, 1)
+
+
+def test_whole_second_stamps_keep_the_two_second_window() -> None:
+    """Times that are whole seconds may come from a coarse clock (FAT, some network file
+    systems): a change two seconds later could still carry the same time."""
+    assert racy_window((1, 2, 5_000_000_000, 6_000_000_000)) == RACY_NS
+    assert racy_window((1, 2, 5_000_000_000, 6_000_000_001)) == FINE_RACY_NS
+    assert racy_window((1, 2, 5_123_456_789, 5_123_456_789)) == FINE_RACY_NS
