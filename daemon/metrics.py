@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sessiond.daemon.durable_file import write_observers
+from sessiond.daemon.methods import plan_inputs
 from sessiond.daemon.registry import Registry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -84,6 +85,17 @@ class _StoreCollector(Collector):
             "sessiond_journal_entries_written",
             "Cleanup journal entries written",
             value=float(stats.entries_written),
+        )
+        listings = plan_inputs(self.registry).listings
+        yield CounterMetricFamily(
+            "sessiond_dir_reads",
+            "Directory reads made by cleanup plans (a plan on an unchanged dir reads none)",
+            value=float(listings.reads),
+        )
+        yield CounterMetricFamily(
+            "sessiond_dir_reads_saved",
+            "Directory reads a plan did not need: the dir was as the kept listing found it",
+            value=float(listings.reuses),
         )
         clients = GaugeMetricFamily(
             "sessiond_connected_clients", "Open connections by dialect", labels=["dialect"]

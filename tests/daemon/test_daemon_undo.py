@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -280,3 +281,32 @@ def test_raw_progress_errors_are_rpc_errors(tmp_path: Path) -> None:
                 assert bad.value.code == -32602
 
         run(go)
+
+
+def test_a_started_daemon_has_planned_once_and_keeps_a_listing_a_tenth_of_a_second_old(
+    tmp_path: Path,
+) -> None:
+    """The daemon makes one dry run of each store before it listens (so the first client's
+    plan finds the index built), and keeps the listing of a dir last changed more than a
+    tenth of a second before it was read, not git's two seconds: its own lock file changed
+    the sessions dir at start, and the second dry run here, well within two seconds of that,
+    still reads no dir."""
+    root = _state(tmp_path / "state")
+    with _daemon(root) as proc:
+        started = _scrape(proc.port)
+        assert started[("sessiond_dir_reads_total", ())] >= 1  # made before it listened
+        time.sleep(0.15)
+
+        async def dry_run(c: SessiondClient) -> tuple[Any, dict[Any, float]]:
+            return await c.sessions_cleanup(dry_run=True), _scrape(proc.port)
+
+        async def go() -> list[tuple[Any, dict[Any, float]]]:
+            async with SessiondClient(proc.url) as c:
+                return [await dry_run(c), await dry_run(c)]
+
+        (first, after_first), (second, after_second) = run(go)
+    assert first == second and first.would_mutate
+    reads = ("sessiond_dir_reads_total", ())
+    assert after_second[reads] == after_first[reads]
+    saved = ("sessiond_dir_reads_saved_total", ())
+    assert after_second[saved] > after_first[saved]
