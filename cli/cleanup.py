@@ -29,7 +29,7 @@ from sessiond.daemon.clock import now_ms
 from sessiond.daemon.config_file import load_config_file
 from sessiond.daemon.os_disk_view import OsDiskView
 from sessiond.daemon.store_read import leased_reads, read_store
-from sessiond.engine.cleanup.plan import CleanupOptions
+from sessiond.engine.cleanup.plan import CleanupOptions, reads_row_bytes
 from sessiond.engine.cleanup.plan_id import check_plan_id, plan_id
 from sessiond.engine.cleanup.report import combine, preview_summary
 from sessiond.engine.cleanup.targets import PlannedStore, plan_targets
@@ -171,7 +171,7 @@ def _locally(
     clock = now_ms()
     if args.dry_run:
         # The stores are mapped, not copied, and leased until the preview is printed.
-        with leased_reads() as read:
+        with leased_reads(views_only=not reads_row_bytes(config.maintenance)) as read:
             return _dry_run(args, config, targets, where, options, clock, read)
     progress = terminal_progress(as_json)
     # The journal (and the apply) load only for an apply: a dry run is a fresh process too.

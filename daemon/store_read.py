@@ -5,8 +5,12 @@ a dry run, which only reads, never imports the write path (its renameat2 binding
 flow, the journal's hashing): those were a fifth of a fresh CLI process's imports.
 
 `leased_reads` is the local dry run's reader: it maps each store read-only instead of copying
-it (a 100 MB store: ~40 ms of page faults and copying saved, and no private copy) and holds a
-read lease on it (`F_SETLEASE`) while the rows are in use. A mapped file that another process
+it (a 100 MB store: ~40 ms of page faults and copying saved, and no private copy) and decodes
+each row's view in the same pass that finds the rows (`load_store_views`) when the plan
+reads no row's bytes; the views copy what they hold, so the map and its lease are let go at
+once. Otherwise (a disk budget sizes the store from its rows' bytes, or a row is not an
+object) the store is split into rows that point into the map, and holds a read lease on it
+(`F_SETLEASE`) while the rows are in use. A mapped file that another process
 truncated or rewrote in place would change under the plan, or fault it (SIGBUS); the lease
 rules that out: while it is held, the kernel makes anyone who opens the file for writing or
 truncates it wait, and it is not granted while the file is open for writing. (The wait lasts
@@ -28,7 +32,7 @@ import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from sessiond.engine.store import Store, load_store_buffer, load_store_bytes
+from sessiond.engine.store import Store, load_store_buffer, load_store_bytes, load_store_views
 
 _SETLEASE: int | None = getattr(fcntl, "F_SETLEASE", None)  # Linux only
 _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)
@@ -56,8 +60,9 @@ def read_store(path: str) -> Store:
 class _Leases:
     """The files `leased_reads` mapped, each open (and leased) until it ends."""
 
-    def __init__(self, lease: int | None) -> None:
+    def __init__(self, lease: int | None, views_only: bool) -> None:
         self.lease = lease  # F_SETLEASE, or None: no mapping
+        self.views_only = views_only
         self.fds: list[int] = []
 
     def read(self, path: str) -> Store:
@@ -79,8 +84,16 @@ class _Leases:
         except (OSError, ValueError, OverflowError):  # ValueError: an empty file
             os.close(fd)  # which lets go of a lease
             return None
+        buffer = memoryview(mapping)
+        views = load_store_views(buffer) if self.views_only else None
+        if views is not None:  # nothing refers to the map: let it and the lease go now
+            buffer.release()
+            mapping.close()
+            fcntl.fcntl(fd, lease, fcntl.F_UNLCK)
+            os.close(fd)
+            return views
         self.fds.append(fd)
-        return load_store_buffer(memoryview(mapping))
+        return load_store_buffer(buffer)
 
     def release(self) -> None:
         """Let go of every lease. Said outright, not left to the close: each map keeps a
@@ -94,9 +107,11 @@ class _Leases:
 
 
 @contextlib.contextmanager
-def leased_reads() -> Iterator[Callable[[str], Store]]:
+def leased_reads(views_only: bool = False) -> Iterator[Callable[[str], Store]]:
     """A `read_store` whose stores stay valid until the block ends, for a dry run: plan and
     print inside it, and read no row's bytes after it (a writer may truncate the file then).
+    `views_only`: the plan reads no row's bytes (`reads_row_bytes`), so a mapped store is
+    read as views (`load_store_views`).
 
     A lease that another process wants broken is signalled with SIGIO, whose default is to
     end the process: it is ignored for the block (the kernel holds the writer back whether or
@@ -110,7 +125,7 @@ def leased_reads() -> Iterator[Callable[[str], Store]]:
             previous = signal.signal(signal.SIGIO, signal.SIG_IGN)
         except ValueError:  # not the main thread
             lease = None
-    leases = _Leases(lease)
+    leases = _Leases(lease, views_only)
     try:
         yield leases.read
     finally:

@@ -677,6 +677,12 @@ def _referenced_paths(ctx: _Context, remaining: Iterable[str]) -> set[str]:
     return ctx.sdir.referenced(ctx.views[k].fields for k in remaining) | ctx.shared_referenced
 
 
+def reads_row_bytes(maintenance: Maintenance) -> bool:
+    """Whether a plan under `maintenance` reads rows' bytes and not only their views: the
+    disk budget sizes the store that would be left from them (`_budget`)."""
+    return maintenance.max_disk_bytes is not None and maintenance.high_water_bytes is not None
+
+
 def _budget(
     ctx: _Context,
     state: _DirState,
@@ -684,10 +690,11 @@ def _budget(
     store_path: str,
     warn_only: bool,
 ) -> tuple[DiskBudget | None, list[str]]:
+    if not reads_row_bytes(ctx.maintenance):
+        return None, []
     max_bytes = ctx.maintenance.max_disk_bytes
     high_water = ctx.maintenance.high_water_bytes
-    if max_bytes is None or high_water is None:
-        return None, []
+    assert max_bytes is not None and high_water is not None
     remaining = remaining_rows()
     store_canonical = canonical(ctx.sdir.view, store_path)
     archives = set(state.present_archives())

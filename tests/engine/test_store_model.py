@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 
 import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sessiond.engine.store import (
     LoadStatus,
     encode_row,
+    load_store_buffer,
     load_store_bytes,
+    load_store_views,
     row_chunk,
     serialize_store,
+    store_pieces,
     store_size_for_chunks,
 )
 
@@ -97,3 +103,48 @@ def test_view_cache_answers_only_for_the_row_it_decoded() -> None:
     assert store.view("a").fields.session_id == "changed"
     assert copy.view("a").fields.session_id == "one"  # the snapshot still has its own row
     assert store.view("b").fields.session_id == "two"
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+_FIELDS = st.sampled_from(["sessionId", "updatedAt", "chatType", "origin", "model", "other"])
+_ROW = st.dictionaries(_FIELDS, _JSON, max_size=4) | _JSON
+_KEYS = st.sampled_from(["agent:main:a", "agent:main:b", "3", "10", "x", "\u00e9"]) | st.text()
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(_KEYS, _ROW), max_size=8))
+def test_a_store_read_as_views_plans_as_the_store_read_as_rows(
+    rows: list[tuple[str, object]],
+) -> None:
+    """`load_store_views` (one pass) gives every row the view the two passes give it, in the
+    same key order (array indexes first, a repeated key's last row), or declines; its rows
+    have no bytes, and nothing can write or decode them."""
+    body = (
+        b"{"
+        + b",".join(json.dumps(k).encode() + b":" + json.dumps(v).encode() for k, v in rows)
+        + b"}"
+    )
+    both = load_store_buffer(memoryview(body))
+    assert both is not None
+    views = load_store_views(memoryview(body))
+    if views is None:
+        assert any(not isinstance(row, dict) for _key, row in rows)  # even one written over
+        return
+    assert list(views.rows) == list(both.rows)
+    assert [views.view(k) for k in views.rows] == [both.view(k) for k in both.rows]
+    assert not views.has_row_bytes and views.copy().without(set()).has_row_bytes is False
+    with pytest.raises(ValueError):
+        serialize_store(views)
+    with pytest.raises(ValueError):
+        store_pieces(views, lambda key, raw: True)
+    if views.rows:
+        with pytest.raises(ValueError):
+            views.decoded(next(iter(views.rows)))
