@@ -336,7 +336,10 @@ class GatewaySessions:
             for key, facts in self.facts(live):
                 canon = names.get(key)
                 if canon is None:
-                    canon = names[key] = canonical_stored_key(cfg, live.agent_id, key)
+                    canon = canonical_stored_key(cfg, live.agent_id, key)
+                    # Most keys are already canonical: keep the key's own string, not an
+                    # equal copy per row (~8 MB at 100k rows, held while the store is).
+                    canon = names[key] = key if canon == key else canon
                 raw = live.store.rows[key]
                 spawned = facts.spawned_by if facts is not None else None
                 plain = canon not in out and (

@@ -61,6 +61,7 @@ from sessiond.engine.store import (
     StoreParseError,
     load_store_bytes,
     store_pieces,
+    view_row,
 )
 from sessiond.engine.transcripts import iso_stamp
 from sessiond.engine.write_history import Changes, WriteHistory, diff
@@ -610,8 +611,9 @@ class LiveStore:
         if self._index is None:
             order: list[ListKey] = []
             ids: dict[str, int] = {}
-            for key, raw in self.store.rows.items():
-                sort_key, sid = list_key(self.agent_id, key, raw)
+            view = self.store.view
+            for key in self.store.rows:
+                sort_key, sid = list_key(self.agent_id, key, view(key))
                 order.append(sort_key)
                 if sid is not None:
                     ids[sid] = ids.get(sid, 0) + 1
@@ -625,7 +627,7 @@ class LiveStore:
         if index is None:
             return
         if old is not None:
-            sort_key, sid = list_key(self.agent_id, key, old)
+            sort_key, sid = list_key(self.agent_id, key, view_row(old))
             i = bisect.bisect_left(index.order, sort_key)
             if i == len(index.order) or index.order[i] != sort_key:
                 self._index = None  # not where it should be: rebuild on next use
@@ -637,8 +639,8 @@ class LiveStore:
                     index.session_ids[sid] = left
                 else:
                     index.session_ids.pop(sid, None)
-        if new is not None:
-            sort_key, sid = list_key(self.agent_id, key, new)
+        if new is not None:  # in the store by now: its view is the one a plan reads too
+            sort_key, sid = list_key(self.agent_id, key, self.store.view(key))
             bisect.insort(index.order, sort_key)
             if sid is not None:
                 index.session_ids[sid] = index.session_ids.get(sid, 0) + 1
