@@ -257,6 +257,17 @@ class GatewaySessions:
         self._listed = _Listed(version, listable, with_parent)
         return self._listed
 
+    def forget(self, live: LiveStore) -> None:
+        """Drop what was derived from `live`'s rows (their facts, canonical keys, the kept
+        listing): a cleanup apply of it begins (`Registry.before_apply`)."""
+        self._facts.pop(live.path, None)
+        self._canonical.pop(live.path, None)
+        kept = self._listed
+        if kept is not None and any(
+            isinstance(part, tuple) and part[0] is live for part in kept.version[1:]
+        ):
+            self._listed = None
+
     # ------------------------------------------------------------------------------ stores
 
     @property

@@ -202,7 +202,7 @@ class LiveStore:
         if not self.writable:
             raise StoreReadOnly(str(self.broken or self.store.error or self.path))
         touched: list[str] = []
-        if len(changes) > max(1_000, len(self.store) // 8):
+        if self.bulk(len(changes)):
             # A bulk change (a cleanup removing most rows): rebuilding the list index once, on
             # the next list, beats keeping it sorted row by row (a list delete each: seconds).
             self._index = None
@@ -230,6 +230,17 @@ class LiveStore:
         self.wake.set()
         self._announce(touched, reason)
         return self.gen
+
+    def bulk(self, rows: int) -> bool:
+        """Whether a change of `rows` rows is a bulk one, after which the list index is built
+        again rather than kept current."""
+        return rows > max(1_000, len(self.store) // 8)
+
+    def drop_list_index(self) -> None:
+        """Forget the list index (built again on the next list): a bulk change coming (a big
+        cleanup's) would drop it anyway, and kept through that change's journal entry and
+        write it is memory at their peak (~20 MB at 100k rows)."""
+        self._index = None
 
     def _announce(self, keys: list[str], reason: ChangeReason) -> None:
         self.seq += 1

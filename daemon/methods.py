@@ -448,6 +448,9 @@ async def _cleanup_locked(
     def load(target: StoreTarget) -> Store:
         return snapshots[target.store_path]
 
+    if not params.dry_run:
+        for live in lives.values():
+            registry.before_apply(live)
     rows = sum(len(s) for s in snapshots.values())
     progress.begin("sessions.cleanup", "plan", rows)
     clock = now_ms()
@@ -491,6 +494,8 @@ async def _cleanup_locked(
     summaries = []
     for p in planned:
         live = lives[p.plan.target.store_path]
+        if live.bulk(len(p.plan.removed_keys) + len(p.plan.repairs)):
+            live.drop_list_index()  # stale once the rows change; dead weight until then
         journal = registry.journals.open(live.path, live.store, clock)
         header = EntryHeader(new_entry_id(clock), clock)
         flow = apply_flow(p.plan, snapshots[live.path], header, options)
