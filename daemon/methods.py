@@ -31,6 +31,7 @@ from sessiond.daemon.journal import (
     snapshot_name,
 )
 from sessiond.daemon.live_store import LiveStore
+from sessiond.daemon.malloc_arenas import release_free_memory
 from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
@@ -484,7 +485,12 @@ async def _cleanup_locked(
         # In a thread too: naming a plan of 100k rows sorts its keys.
         result = await asyncio.to_thread(preview)
         progress.end("previewed")
+        # What the plan freed goes back to the system once the answer is on its way.
+        asyncio.get_running_loop().run_in_executor(None, release_free_memory)
         return result
+    # What the plan freed, back to the system before the journal entry and the store write
+    # (the apply's peak) allocate theirs: daemon/malloc_arenas.py.
+    await asyncio.to_thread(release_free_memory)
     if params.plan_id is not None:
         try:
             check_plan_id(params.plan_id, plans, generation)  # StalePlan, or InvalidParams
