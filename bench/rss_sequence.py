@@ -122,7 +122,7 @@ async def sequence(url: str, journal: Path, mark: Callable[[str], None]) -> dict
         mark("100 gateway lists")
         started = time.perf_counter()
         await g.call("sessions.cleanup", {}, timeout=600)
-        seconds["apply"] = time.perf_counter() - started
+        seconds["gateway apply answered"] = time.perf_counter() - started
         mark("gateway apply answered")
         started = time.perf_counter()
         await g.call("sessions.list", {"limit": 100}, timeout=60)
@@ -249,7 +249,7 @@ def main() -> None:
         "--settle",
         action="store_true",
         help="start the dry runs only once the copied sessions dir changed 2.5 s ago (a dir"
-        " read within 2 s of a change is read again by the next plan: daemon/os_disk_view.py)",
+        " read within its racy window of a change is read again: daemon/os_disk_view.py)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sessiond-rss-"))
