@@ -257,6 +257,17 @@ class GatewaySessions:
         self._listed = _Listed(version, listable, with_parent)
         return self._listed
 
+    def forget(self, live: LiveStore) -> None:
+        """Drop what was derived from `live`'s rows (their facts, canonical keys, the kept
+        listing): a cleanup apply of it begins (`Registry.before_apply`)."""
+        self._facts.pop(live.path, None)
+        self._canonical.pop(live.path, None)
+        kept = self._listed
+        if kept is not None and any(
+            isinstance(part, tuple) and part[0] is live for part in kept.version[1:]
+        ):
+            self._listed = None
+
     # ------------------------------------------------------------------------------ stores
 
     @property
@@ -336,7 +347,10 @@ class GatewaySessions:
             for key, facts in self.facts(live):
                 canon = names.get(key)
                 if canon is None:
-                    canon = names[key] = canonical_stored_key(cfg, live.agent_id, key)
+                    canon = canonical_stored_key(cfg, live.agent_id, key)
+                    # Most keys are already canonical: keep the key's own string, not an
+                    # equal copy per row (~8 MB at 100k rows, held while the store is).
+                    canon = names[key] = key if canon == key else canon
                 raw = live.store.rows[key]
                 spawned = facts.spawned_by if facts is not None else None
                 plain = canon not in out and (

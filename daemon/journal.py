@@ -21,6 +21,7 @@ directly in it). It goes when its entry goes, or when its write turned out never
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import threading
@@ -71,6 +72,52 @@ KEEP_SNAPSHOTS = 3
 KEEP_DAYS = 30
 _DAY_MS = 86_400_000
 _ENCODER = msgspec.json.Encoder()
+
+
+CHUNK_ITEMS = 4096
+"""An entry with more rows, moves and deletions than this is encoded a slice of each list at a
+time (`encoded_pieces`): a 100k-row cleanup's Begin is ~24 MB as one piece, and that piece
+stood at the apply's peak memory beside the plan and the entry it encodes."""
+_SLOT = "\x00sessiond-journal-slot-{}\x00"
+
+
+def encoded_pieces(record: Begin | Finish, chunk: int = CHUNK_ITEMS) -> Iterator[bytes]:
+    """The record's JSON (no newline), byte for byte what one `encode` gives, in pieces: a big
+    entry's lists are left out of a first encoding (a marker string stands in each), then
+    encoded `chunk` items at a time into their places. A marker that the entry's own text
+    happens to hold, or one that cannot be found once, gives the one-piece encoding."""
+    if not isinstance(record, Begin):
+        yield _ENCODER.encode(record)
+        return
+    entry = record.entry
+    lists: list[tuple[str, list[Any]]] = [
+        ("rows", entry.rows),
+        ("moves", entry.moves),
+        ("deletes", entry.deletes),
+    ]
+    if sum(len(items) for _, items in lists) <= chunk:
+        yield _ENCODER.encode(record)
+        return
+    filled = [(name, items) for name, items in lists if items]
+    head = _ENCODER.encode(
+        Begin(msgspec.structs.replace(entry, **{n: [_SLOT.format(n)] for n, _ in filled}))
+    )
+    places: list[tuple[int, bytes, list[Any]]] = []
+    for name, items in filled:
+        marker = _ENCODER.encode(_SLOT.format(name))
+        if head.count(marker) != 1:
+            yield _ENCODER.encode(record)
+            return
+        places.append((head.find(marker), marker, items))
+    done = 0
+    for at, marker, items in sorted(places, key=lambda place: place[0]):
+        yield head[done:at]
+        for start in range(0, len(items), chunk):
+            if start:
+                yield b","
+            yield _ENCODER.encode(items[start : start + chunk])[1:-1]
+        done = at + len(marker)
+    yield head[done:]
 
 
 def journal_path(store_path: str) -> str:
@@ -154,14 +201,27 @@ class StoreJournal:
     # ---------------------------------------------------------------------------- writing
 
     def _append(self, record: Begin | Finish) -> None:
-        line = _ENCODER.encode(record) + b"\n"
+        # Written in pieces (`encoded_pieces`), the newline on its own: a big cleanup's record
+        # (65k rows and 59k moves) is ~24 MB, once and again with the newline added, at the
+        # apply's peak memory. O_APPEND under the lock keeps the writes together; a crash
+        # among them leaves a torn last record, which `load` drops (or, whole but without its
+        # newline, rewrites).
         with self.lock:
             created = not os.path.exists(self.path)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, STORE_FILE_MODE)
             try:
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(fd, view) :]
+                start = os.fstat(fd).st_size
+                try:
+                    for part in itertools.chain(encoded_pieces(record), (b"\n",)):
+                        view = memoryview(part)
+                        while view:
+                            view = view[os.write(fd, view) :]
+                except BaseException:
+                    # A piece that cannot be encoded (a lone surrogate) or written: the file
+                    # goes back to its last whole record, as when the record was one piece.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, start)
+                    raise
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -63,6 +63,7 @@ from sessiond.engine.store import (
     load_store_bytes,
     store_image,
     store_pieces,
+    view_row,
 )
 from sessiond.engine.transcripts import iso_stamp
 from sessiond.engine.write_history import Changes, WriteHistory, diff
@@ -207,7 +208,7 @@ class LiveStore:
         if not self.writable:
             raise StoreReadOnly(str(self.broken or self.store.error or self.path))
         touched: list[str] = []
-        if len(changes) > max(1_000, len(self.store) // 8):
+        if self.bulk(len(changes)):
             # A bulk change (a cleanup removing most rows): rebuilding the list index once, on
             # the next list, beats keeping it sorted row by row (a list delete each: seconds).
             self._index = None
@@ -235,6 +236,17 @@ class LiveStore:
         self.wake.set()
         self._announce(touched, reason)
         return self.gen
+
+    def bulk(self, rows: int) -> bool:
+        """Whether a change of `rows` rows is a bulk one, after which the list index is built
+        again rather than kept current."""
+        return rows > max(1_000, len(self.store) // 8)
+
+    def drop_list_index(self) -> None:
+        """Forget the list index (built again on the next list): a bulk change coming (a big
+        cleanup's) would drop it anyway, and kept through that change's journal entry and
+        write it is memory at their peak (~20 MB at 100k rows)."""
+        self._index = None
 
     def _announce(self, keys: list[str], reason: ChangeReason) -> None:
         self.seq += 1
@@ -627,8 +639,9 @@ class LiveStore:
         if self._index is None:
             order: list[ListKey] = []
             ids: dict[str, int] = {}
-            for key, raw in self.store.rows.items():
-                sort_key, sid = list_key(self.agent_id, key, raw)
+            view = self.store.view
+            for key in self.store.rows:
+                sort_key, sid = list_key(self.agent_id, key, view(key))
                 order.append(sort_key)
                 if sid is not None:
                     ids[sid] = ids.get(sid, 0) + 1
@@ -642,7 +655,7 @@ class LiveStore:
         if index is None:
             return
         if old is not None:
-            sort_key, sid = list_key(self.agent_id, key, old)
+            sort_key, sid = list_key(self.agent_id, key, view_row(old))
             i = bisect.bisect_left(index.order, sort_key)
             if i == len(index.order) or index.order[i] != sort_key:
                 self._index = None  # not where it should be: rebuild on next use
@@ -654,8 +667,8 @@ class LiveStore:
                     index.session_ids[sid] = left
                 else:
                     index.session_ids.pop(sid, None)
-        if new is not None:
-            sort_key, sid = list_key(self.agent_id, key, new)
+        if new is not None:  # in the store by now: its view is the one a plan reads too
+            sort_key, sid = list_key(self.agent_id, key, self.store.view(key))
             bisect.insort(index.order, sort_key)
             if sid is not None:
                 index.session_ids[sid] = index.session_ids.get(sid, 0) + 1

@@ -31,6 +31,7 @@ from sessiond.daemon.journal import (
     snapshot_name,
 )
 from sessiond.daemon.live_store import LiveStore
+from sessiond.daemon.malloc_arenas import release_free_memory
 from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
@@ -448,6 +449,9 @@ async def _cleanup_locked(
     def load(target: StoreTarget) -> Store:
         return snapshots[target.store_path]
 
+    if not params.dry_run:
+        for live in lives.values():
+            registry.before_apply(live)
     rows = sum(len(s) for s in snapshots.values())
     progress.begin("sessions.cleanup", "plan", rows)
     clock = now_ms()
@@ -484,7 +488,12 @@ async def _cleanup_locked(
         # Past INLINE_PLAN_ROWS in a thread too: naming a plan of 100k rows sorts its keys.
         result = await _off_loop_past(rows, preview)
         progress.end("previewed")
+        # What the plan freed goes back to the system once the answer is on its way.
+        asyncio.get_running_loop().run_in_executor(None, release_free_memory)
         return result
+    # What the plan freed, back to the system before the journal entry and the store write
+    # (the apply's peak) allocate theirs: daemon/malloc_arenas.py.
+    await asyncio.to_thread(release_free_memory)
     if params.plan_id is not None:
         try:
             check_plan_id(params.plan_id, plans, generation)  # StalePlan, or InvalidParams
@@ -494,6 +503,8 @@ async def _cleanup_locked(
     summaries = []
     for p in planned:
         live = lives[p.plan.target.store_path]
+        if live.bulk(len(p.plan.removed_keys) + len(p.plan.repairs)):
+            live.drop_list_index()  # stale once the rows change; dead weight until then
         journal = registry.journals.open(live.path, live.store, clock)
         header = EntryHeader(new_entry_id(clock), clock)
         flow = apply_flow(p.plan, snapshots[live.path], header, options)

@@ -48,10 +48,22 @@ class Registry:
         self._reloading: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self.journals = Journals()  # issue 15: each store's cleanup journal
+        # Caches built from a store's rows elsewhere (the gateway's list facts), each told to
+        # drop that store's when a cleanup apply of it begins (`before_apply`).
+        self.derived: list[Callable[[LiveStore], None]] = []
 
     def _notify(self, change: SessionsChanged) -> None:
         for listener in list(self.listeners):
             listener(change)
+
+    def before_apply(self, live: LiveStore) -> None:
+        """A cleanup apply of `live` begins: what was derived elsewhere from its rows (the
+        gateway's list facts, ~55 MB at 100k rows) goes now. An apply that removes many rows
+        makes it stale anyway, and kept through the apply's plan, journal entry and store
+        write it stood at their peak memory; the next list builds it again from the rows
+        left (an apply that changed nothing costs that list the rebuild)."""
+        for drop in self.derived:
+            drop(live)
 
     def targets(self) -> list[StoreTarget]:
         return resolve_targets(self.config, self.where, all_agents=True)

@@ -256,6 +256,7 @@ class Daemon:
         )
         self.gateway = GatewaySessions(self)  # OpenClaw's clients (issue 14)
         self.registry.listeners.append(self.gateway.on_change)
+        self.registry.derived.append(self.gateway.forget)
 
     # ------------------------------------------------------------------------ HTTP and upgrade
 

@@ -8,7 +8,7 @@ dry run and an apply share one plan.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Set
 from typing import Protocol
 
 
@@ -98,7 +98,7 @@ class DirListing:
         paths: list[str],
         canonicals: list[str],
         names: list[str],
-        entries: frozenset[str],
+        entries: Set[str],
         plain: bool,
         previous: DirListing | None = None,
     ) -> None:

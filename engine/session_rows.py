@@ -141,8 +141,10 @@ def _either(first: Any, second: Any) -> Any:
 # ------------------------------------------------------------------------------ row facts
 
 
-class EntryFacts(msgspec.Struct, rename="camel", frozen=True):
-    """The fields of a row that list filters and the child index read, decoded once per row."""
+class EntryFacts(msgspec.Struct, rename="camel", frozen=True, gc=False):
+    """The fields of a row that list filters and the child index read, decoded once per row.
+    Outside the cycle collector, like `RowView`: decoded JSON cannot refer back to it, and
+    the gateway keeps one per row."""
 
     updated_at: Any = None
     label: Any = None

@@ -249,6 +249,35 @@ def test_external_edits_reach_subscribers_and_unsubscribe_stops_them(
     assert others == []
 
 
+def test_a_list_after_a_cleanup_apply_holds_the_rows_it_left(daemon: DaemonProcess) -> None:
+    """A cleanup apply drops the gateway's kept rows and facts of its store when it begins
+    (`Registry.before_apply`): the next list, built again, holds exactly the rows the apply
+    left, each as it was listed before, and the other agents' rows as they were."""
+
+    async def rows(s: Session) -> dict[str, Any]:
+        listed = await s.ok("sessions.list", {"limit": 1000})
+        return {r["key"]: r for r in listed["sessions"]}
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        s = await Session.open(daemon.url)
+        before = await rows(s)
+        assert await rows(s) == before  # kept
+        await s.ok("sessions.cleanup", {"agent": "support", "enforce": True, "fixMissing": True})
+        after = await rows(s)
+        await s.close()
+        return before, after
+
+    before, after = run(go())
+    left = read_rows(daemon.state_dir, "support")
+    support = {k for k in before if k.startswith("agent:support:")}
+    assert support - left.keys(), "the apply removed no listed row: nothing tested"
+    assert {k for k in after if k.startswith("agent:support:")} == support & left.keys()
+    assert after == {k: v for k, v in before.items() if k in after}
+    assert {k for k in after if not k.startswith("agent:support:")} == {
+        k for k in before if not k.startswith("agent:support:")
+    }
+
+
 async def _listed_label(s: Session, key: str, label: str) -> bool:
     listed = await s.ok("sessions.list", {"agentId": "ops", "limit": 1000})
     return any(r["key"] == key and r.get("label") == label for r in listed["sessions"])
