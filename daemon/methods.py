@@ -488,12 +488,15 @@ async def _cleanup_locked(
         # Past INLINE_PLAN_ROWS in a thread too: naming a plan of 100k rows sorts its keys.
         result = await _off_loop_past(rows, preview)
         progress.end("previewed")
-        # What the plan freed goes back to the system once the answer is on its way.
-        asyncio.get_running_loop().run_in_executor(None, release_free_memory)
+        if rows > INLINE_PLAN_ROWS:
+            # What a big plan freed goes back to the system once the answer is on its way
+            # (a small one frees little, and stress/load.py's dry runs would pay a thread each).
+            asyncio.get_running_loop().run_in_executor(None, release_free_memory)
         return result
-    # What the plan freed, back to the system before the journal entry and the store write
-    # (the apply's peak) allocate theirs: daemon/malloc_arenas.py.
-    await asyncio.to_thread(release_free_memory)
+    if rows > INLINE_PLAN_ROWS:
+        # What the plan freed, back to the system before the journal entry and the store
+        # write (the apply's peak) allocate theirs: daemon/malloc_arenas.py.
+        await asyncio.to_thread(release_free_memory)
     if params.plan_id is not None:
         try:
             check_plan_id(params.plan_id, plans, generation)  # StalePlan, or InvalidParams
