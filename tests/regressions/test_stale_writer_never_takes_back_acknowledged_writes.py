@@ -412,3 +412,44 @@ def test_a_write_that_lost_a_conflict_is_not_taken_back_by_a_file_built_before_i
     repairs = logged(proc, "stale write repaired")
     assert [(e["key"], e["why"]) for e in repairs] == [("agent:main:x", "superseded value")]
     assert status.conflicts == 1 and status.stale_writes_repaired == 1
+
+
+def test_a_file_built_before_a_durable_patch_changes_a_row_another_writer_holds_now(
+    tmp_path: Path,
+) -> None:
+    """A writer reads, sessiond writes x durably, a second writer (fresh read) changes x, and
+    then the first writer's file lands with x changed to a value sessiond never had, with a
+    smaller `updatedAt` (races.py: an editor's in-place save lost to sessiond's rename, held in
+    a stale read and saved again: `durable n=388 lost (file has ext 296)`). Both that writer and
+    sessiond changed x after its read, so the conflict rule decides against the row held now:
+    it is not taken back below the acknowledged patch."""
+    root, path = start(
+        tmp_path, {"agent:main:main": {"updatedAt": 1}, "agent:main:x": {"updatedAt": 1}}
+    )
+    stale, fresh = OutsideWriter(path), OutsideWriter(path)
+    with DaemonProcess(root) as proc:
+
+        async def go() -> Any:
+            async with await RpcClient.connect(proc.url) as c:
+                stale.read()
+                stale.rows["agent:main:x"] = {"updatedAt": 5, "v": "stale writer"}
+                fields = {"updatedAt": 10, "v": "daemon"}
+                assert (
+                    await c.call("sessions.patch", {"key": "agent:main:x", "fields": fields})
+                ).durable
+                # A later write the fresh writer's file shows it saw (so it saw x too).
+                await c.call("sessions.patch", {"key": "agent:main:y", "fields": {"v": 2}})
+                await settled(c, path)
+                fresh.read()
+                fresh.rows["agent:main:x"] = {"updatedAt": 20, "v": "fresh writer"}
+                fresh.save()
+                await settled(c, path)
+                stale.save()
+                await settled(c, path)
+                return await c.call("daemon.status")
+
+        status = run(go)
+    assert read_rows(root, "main")["agent:main:x"] == {"updatedAt": 20, "v": "fresh writer"}
+    conflicts = logged(proc, "conflict between an external edit and an unflushed change")
+    assert [(e["key"], e["winner"]) for e in conflicts] == [("agent:main:x", "daemon")]
+    assert status.conflicts == 1
