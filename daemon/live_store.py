@@ -66,7 +66,7 @@ from sessiond.engine.store import (
     view_row,
 )
 from sessiond.engine.transcripts import iso_stamp
-from sessiond.engine.write_history import Changes, WriteHistory, diff
+from sessiond.engine.write_history import Changes, WriteHistory, diff, row_hash
 from sessiond.protocol.methods import ChangeReason, SessionsChanged, StoreStatus
 
 log = structlog.get_logger("sessiond.stores")
@@ -418,6 +418,7 @@ class LiveStore:
             self._own(self.store, self.authored),
         )
         # The disk's order: their file, then ours over it.
+        self._record_overtaken(outcome, now)
         history = self.history
         history.record(self.base, theirs, changed_keys(self.base, theirs), at_ns=now)
         mine = changed_keys(theirs, written)
@@ -527,8 +528,26 @@ class LiveStore:
             self._own(self.store, self.authored),
         )
         changed = changed_keys(self.base, loaded)
+        self._record_overtaken(outcome, now)
         self.history.record(self.base, loaded, changed, at_ns=now)
         await self._take(outcome, loaded, outcome.pending)
+
+    def _record_overtaken(self, outcome: MergeOutcome, at_ns: int) -> None:
+        """Own unflushed rows that lost a conflict to the file being merged are answered
+        `durable: true`, as if that file had come a moment after their write (docs/reliability.md,
+        "Conflict rule"). So the history holds them as a version of sessiond's own just before
+        the file's: a later file built on a read from before them is then a stale write of a row
+        sessiond wrote (repaired), not the row's writer taking back its own change, and cannot
+        put the row back to what it was before an acknowledged write."""
+        lost: Changes = {}
+        for conflict in outcome.conflicts:
+            key = conflict.key
+            if conflict.winner == "external" and key in self.dirty:
+                before, mine = row_hash(self.base.get(key)), row_hash(self.store.get(key))
+                if before != mine:
+                    lost[key] = (before, mine, True)
+        if lost:
+            self.history.add(lost, at_ns=at_ns)
 
     def _forget_authored(self) -> None:
         """Keep only what a later merge can use: own rows the history or a pending write covers."""

@@ -10,8 +10,9 @@ built on one (a stale write; `engine.write_history` infers it):
   never saw it); and any key the file puts back to a row from before the daemon's latest write
   of it keeps the row served now (that file was built before that write);
 - a key only the file changed takes the file's version;
-- a key both changed (the daemon after the base, written or still unflushed) is a conflict,
-  unless both made the same change. **The external file wins, except when both sides still
+- a key both changed (the daemon after the base, written or still unflushed; once written, even
+  if another writer's row has replaced it since: the rule then weighs the row held now) is a
+  conflict, unless both made the same change. **The external file wins, except when both sides still
   have the row and the daemon's `updatedAt` is a number strictly greater than the file's
   `updatedAt`**: then the daemon's row wins. An external deletion of a row the writer saw wins
   (an unflushed daemon change of it loses); a daemon deletion of a row the file changed loses
@@ -145,7 +146,9 @@ def merge_external(
                 keep = "stale absent"
             elif unflushed and mine_hash != facts.seen:
                 keep = _conflict(outcome, key, mine, ext)
-        elif mine_hash != facts.seen and (newer or unflushed):  # both changed it
+        elif mine_hash != facts.seen and (newer or unflushed or facts.own_later):
+            # Both changed it: the writer, and sessiond after the writer's read (an own write,
+            # even one another writer's row has replaced since: the rule compares that row).
             keep = _conflict(outcome, key, mine, ext)
         if keep is None:
             continue

@@ -117,6 +117,7 @@ class RowFacts:
     on_disk: RowHash  # the row in the newest version (what a fresh reader would have seen)
     mine_came_later: bool  # `mine` went on disk only after the version the writer saw
     superseded: frozenset[int]  # rows on disk before sessiond's latest own write of the row
+    own_later: bool = False  # an own write of the row went on disk after the version seen
 
 
 @dataclass(slots=True)
@@ -214,19 +215,20 @@ class WriteHistory:
         if row is None:
             return RowFacts(on_disk, on_disk, False, frozenset())
         seen = row.first
-        came_later = False
+        came_later = own_later = False
         older: set[RowHash] = {row.first}  # every row before the change at hand
         superseded: set[RowHash] = set()
         for number, _before, after, own in row.changes():
             if number <= base:
                 seen = after
-            elif after == mine:
-                came_later = True
+            else:
+                came_later = came_later or after == mine
+                own_later = own_later or own
             if own:
                 superseded |= older  # a write of sessiond's own replaced all of them
             older.add(after)
         superseded.discard(None)
         superseded.discard(mine)
         return RowFacts(
-            seen, on_disk, came_later, frozenset(v for v in superseded if v is not None)
+            seen, on_disk, came_later, frozenset(v for v in superseded if v is not None), own_later
         )

@@ -306,7 +306,10 @@ def run(edits: int, writes: int, seed: int, workdir: Path, stale_age: float = 2.
         last_ack = max(acked) if acked else None
         if last_ack and n < last_ack[0]:
             stats[f"{family} lost"] += 1
-            report.fail(f"{key}: durable n={last_ack[0]} lost (file has {final['by']} {n})")
+            report.fail(
+                f"{key}: durable n={last_ack[0]} lost (file has {final['by']} {n}); "
+                + trail(key, n, last_ack[1], editor.edits, logs)
+            )
             continue
         if family == "s":
             edit = ext_last.get(key)
@@ -413,6 +416,29 @@ def run(edits: int, writes: int, seed: int, workdir: Path, stale_age: float = 2.
         violations_lost=stats["e lost"] + stats["d lost"] + stats["s lost"],
     )
     return report
+
+
+def trail(key: str, n: int, acked_at: float, edits: list[Edit], logs: list[Any]) -> str:
+    """Where a lost row went, for the violation: what the daemon logged about it (conflicts,
+    repairs) and the editor's files that wrote its final value back after the ack."""
+    notes = []
+    for e in logs:
+        if e.get("key") != key:
+            continue
+        if str(e.get("event", "")).startswith("conflict"):
+            at = (e.get("daemon_updated_at"), e.get("external_updated_at"))
+            notes.append(f"conflict won by {e.get('winner')} (daemon, file updatedAt: {at})")
+        elif e.get("event") == "stale write repaired":
+            notes.append(f"repaired ({e.get('why')})")
+    back = [
+        f"#{e.index} {e.mode} read {e.age:.2f} s old, before the ack "
+        f"{e.written - e.age < acked_at}, stale {e.stale}, window {e.window}"
+        for e in edits
+        if e.written > acked_at and e.body.get(key) == n
+    ][:3]
+    return (
+        f"daemon logged: {notes[-4:] or 'nothing'}; first files writing {n} after the ack: {back}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

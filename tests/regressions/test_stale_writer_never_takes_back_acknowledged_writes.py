@@ -363,3 +363,93 @@ def test_a_rename_that_lands_after_the_check_is_handed_back_and_kept(tmp_path: P
     assert on_disk[rpc(0)] == {"updatedAt": 7}, "sessiond's acknowledged write was lost"
     assert on_disk[ext(0)] == {"updatedAt": 8}, "the other writer's rename was overwritten"
     assert logged(proc, "another writer's file landed after the check; merging it")
+
+
+# ------------------------------------- a write that lost a conflict, then a stale file (races.py)
+
+
+def test_a_write_that_lost_a_conflict_is_not_taken_back_by_a_file_built_before_it(
+    tmp_path: Path,
+) -> None:
+    """sessiond's patch of x waits before its check (fault hook) while a fresh writer renames
+    in x with a greater `updatedAt`: the file wins the conflict and the patch is answered
+    `durable: true`, "as if the external write had come a moment later". Then a writer whose
+    read predates the patch renames its file, which still holds x as it was before the patch.
+    Had the patch reached the disk first, that file would be a stale write repaired; it must be
+    here too: x stays the fresh writer's, not the row from before the acknowledged patch.
+    (stress/races.py: `durable n=407 lost (file has ext 232)`, about one run in eight.)"""
+    first = {"updatedAt": 1, "v": "first"}
+    outside = {"updatedAt": 20, "v": "outside"}
+    root, path = start(tmp_path, {"agent:main:main": {"updatedAt": 1}, "agent:main:x": first})
+    phase = tmp_path / "phase"
+    stale, fresh = OutsideWriter(path), OutsideWriter(path)
+    with DaemonProcess(root, env=fault_env(phase, "after-temp-write:pause", 0.3)) as proc:
+
+        async def go() -> Any:
+            async with await RpcClient.connect(proc.url) as c:
+                stale.read()  # x as it was before the patch
+                fields = {"updatedAt": 10, "v": "daemon"}
+                patch = asyncio.create_task(
+                    c.call("sessions.patch", {"key": "agent:main:x", "fields": fields})
+                )
+                await asyncio.to_thread(wait_phase, phase, "after-temp-write")
+                fresh.read()
+                fresh.rows["agent:main:x"] = outside
+                fresh.save()  # lands before the patch's write checks the file
+                assert (await patch).durable
+                await settled(c, path)
+                stale.rows[ext(0)] = {"updatedAt": 30, "v": "stale writer"}
+                stale.save()
+                await settled(c, path)
+                return await c.call("daemon.status")
+
+        status = run(go)
+    on_disk = read_rows(root, "main")
+    assert on_disk[ext(0)] == {"updatedAt": 30, "v": "stale writer"}
+    assert on_disk["agent:main:x"] == outside, "a file built before a durable patch took it back"
+    conflicts = logged(proc, "conflict between an external edit and an unflushed change")
+    assert [(e["key"], e["winner"]) for e in conflicts] == [("agent:main:x", "external")]
+    repairs = logged(proc, "stale write repaired")
+    assert [(e["key"], e["why"]) for e in repairs] == [("agent:main:x", "superseded value")]
+    assert status.conflicts == 1 and status.stale_writes_repaired == 1
+
+
+def test_a_file_built_before_a_durable_patch_changes_a_row_another_writer_holds_now(
+    tmp_path: Path,
+) -> None:
+    """A writer reads, sessiond writes x durably, a second writer (fresh read) changes x, and
+    then the first writer's file lands with x changed to a value sessiond never had, with a
+    smaller `updatedAt` (races.py: an editor's in-place save lost to sessiond's rename, held in
+    a stale read and saved again: `durable n=388 lost (file has ext 296)`). Both that writer and
+    sessiond changed x after its read, so the conflict rule decides against the row held now:
+    it is not taken back below the acknowledged patch."""
+    root, path = start(
+        tmp_path, {"agent:main:main": {"updatedAt": 1}, "agent:main:x": {"updatedAt": 1}}
+    )
+    stale, fresh = OutsideWriter(path), OutsideWriter(path)
+    with DaemonProcess(root) as proc:
+
+        async def go() -> Any:
+            async with await RpcClient.connect(proc.url) as c:
+                stale.read()
+                stale.rows["agent:main:x"] = {"updatedAt": 5, "v": "stale writer"}
+                fields = {"updatedAt": 10, "v": "daemon"}
+                assert (
+                    await c.call("sessions.patch", {"key": "agent:main:x", "fields": fields})
+                ).durable
+                # A later write the fresh writer's file shows it saw (so it saw x too).
+                await c.call("sessions.patch", {"key": "agent:main:y", "fields": {"v": 2}})
+                await settled(c, path)
+                fresh.read()
+                fresh.rows["agent:main:x"] = {"updatedAt": 20, "v": "fresh writer"}
+                fresh.save()
+                await settled(c, path)
+                stale.save()
+                await settled(c, path)
+                return await c.call("daemon.status")
+
+        status = run(go)
+    assert read_rows(root, "main")["agent:main:x"] == {"updatedAt": 20, "v": "fresh writer"}
+    conflicts = logged(proc, "conflict between an external edit and an unflushed change")
+    assert [(e["key"], e["winner"]) for e in conflicts] == [("agent:main:x", "daemon")]
+    assert status.conflicts == 1
