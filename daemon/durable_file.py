@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import itertools
 import os
 import platform
 import queue
-import secrets
 import sys
 import threading
 import time
@@ -33,6 +31,7 @@ from sessiond.daemon.file_version import (
     read_with_stat,
     still_version,
 )
+from sessiond.daemon.store_files import TEMP_PREFIX, TEMP_SUFFIX, temp_name
 from sessiond.daemon.store_read import read_store as read_store
 from sessiond.daemon.store_read import read_store_bytes as read_store_bytes
 from sessiond.engine.cleanup.apply_flow import FileOpsOutcome
@@ -51,12 +50,6 @@ def _log() -> Any:
 _T = TypeVar("_T")
 
 STORE_FILE_MODE = 0o600
-TEMP_PREFIX = ".sessiond-"
-TEMP_SUFFIX = ".tmp"
-# Temp names: `<pid>.<this run's random tag><count>`, unique without a random draw (a system
-# call) per write; the tag keeps a reused pid's names apart from a dead writer's leftovers.
-_TEMP_RUN = secrets.token_hex(4)
-_temp_count = itertools.count()
 
 
 class StoreWriteError(OSError):
@@ -154,9 +147,7 @@ def _durable_temp(path: str, data: FileData, temp: str | None = None) -> tuple[s
     leaves no temp."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if temp is None:
-        unique = f"{os.getpid()}.{_TEMP_RUN}{next(_temp_count)}"
-        name = f"{TEMP_PREFIX}{os.path.basename(path)}.{unique}{TEMP_SUFFIX}"
-        temp = os.path.join(directory, name)
+        temp = os.path.join(directory, temp_name(os.path.basename(path)))
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)  # an earlier attempt's, whose write failed

@@ -15,7 +15,7 @@ import time
 from collections.abc import Collection
 
 import msgspec
-from sessiond.daemon.store_files import JOURNAL_SUFFIX, STORE_LOCK_SUFFIX
+from sessiond.daemon.store_files import JOURNAL_SUFFIX, STORE_LOCK_SUFFIX, is_own_temp
 from sessiond.engine.disk_view import DirFile, DirListing, absolute
 
 RACY_NS = 2_000_000_000
@@ -127,6 +127,8 @@ def _scan_dir(directory: str) -> _Scan | None:
     names: list[str] = []
     for entry in entries:
         name = entry.name
+        if name[0] == "." and is_own_temp(name):
+            continue  # a write of ours in progress: not part of the dir's state
         try:
             link = entry.is_symlink()
             regular = not link and entry.is_file(follow_symlinks=False)

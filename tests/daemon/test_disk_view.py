@@ -21,6 +21,7 @@ from sessiond.daemon.os_disk_view import (
     OsDiskView,
     racy_window,
 )
+from sessiond.daemon.store_files import TEMP_PREFIX, TEMP_SUFFIX, is_own_temp, temp_name
 from sessiond.engine.disk_view import canonical
 from sessiond.engine.transcripts import file_kind
 
@@ -138,3 +139,23 @@ def test_whole_second_stamps_keep_the_two_second_window() -> None:
     assert racy_window((1, 2, 5_000_000_000, 6_000_000_000)) == RACY_NS
     assert racy_window((1, 2, 5_000_000_000, 6_000_000_001)) == FINE_RACY_NS
     assert racy_window((1, 2, 5_123_456_789, 5_123_456_789)) == FINE_RACY_NS
+
+
+def test_a_write_of_ours_in_progress_leaves_the_listing_as_it_was(tmp_path: Path) -> None:
+    """Under a stream of patches a flush is nearly always in progress when a dry run lists the
+    dir; its temp file must not make the listing new (every plan would redo what it keeps by
+    listing). Another process's temp, a leftover of a dead writer, is still listed."""
+    (tmp_path / "a.jsonl").write_text("x")
+    (tmp_path / "sessions.json").write_text("{}")
+    cache = ListingCache()
+    before = OsDiskView(cache).listing(str(tmp_path))
+    ours = tmp_path / temp_name("sessions.json")
+    ours.write_text("{}")
+    during = OsDiskView(cache).listing(str(tmp_path))
+    assert cache.reads == 2  # the dir changed: read again ...
+    assert during is before  # ... and found as it was
+    assert is_own_temp(ours.name) and ours.name not in during.entries
+    theirs = tmp_path / f"{TEMP_PREFIX}sessions.json.1.deadbeef0{TEMP_SUFFIX}"
+    theirs.write_text("{}")
+    assert not is_own_temp(theirs.name)
+    assert theirs.name in OsDiskView(cache).listing(str(tmp_path)).names
