@@ -111,6 +111,8 @@ class Metrics:
     def __init__(self, registry: Registry, dialects: Callable[[], Iterable[str]]) -> None:
         self.stores = registry
         self.registry = CollectorRegistry(auto_describe=True)
+        self._counts: dict[tuple[str, str], Counter] = {}
+        self._timings: dict[str, Histogram] = {}
         self.requests = Counter(
             "sessiond_requests",
             "Requests answered, by method and outcome (ok, error, internal)",
@@ -138,8 +140,15 @@ class Metrics:
             self.flush_duration.observe(seconds)
 
     def request(self, method: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(method, outcome).inc()
-        self.latency.labels(method).observe(seconds)
+        # The labelled children, kept: `labels()` takes a lock and builds a key per call.
+        count = self._counts.get((method, outcome))
+        if count is None:
+            count = self._counts[method, outcome] = self.requests.labels(method, outcome)
+        timing = self._timings.get(method)
+        if timing is None:
+            timing = self._timings[method] = self.latency.labels(method)
+        count.inc()
+        timing.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
