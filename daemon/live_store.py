@@ -67,7 +67,7 @@ from sessiond.engine.store import (
 )
 from sessiond.engine.transcripts import iso_stamp
 from sessiond.engine.write_history import Changes, WriteHistory, diff, row_hash
-from sessiond.protocol.methods import ChangeReason, SessionsChanged, StoreStatus
+from sessiond.protocol.methods import ChangeReason, SessionsChanged, SessionSummary, StoreStatus
 
 log = structlog.get_logger("sessiond.stores")
 
@@ -128,6 +128,8 @@ class LiveStore:
     disk: StoreFile = field(init=False)
     _index: _Index | None = None
     _views: dict[str, tuple[msgspec.Raw, RowView]] = field(default_factory=dict)
+    # Each listed row's `sessions.list` entry, by the row it was made from (daemon/methods.py).
+    summaries: dict[str, tuple[msgspec.Raw, SessionSummary]] = field(default_factory=dict)
     # What cleanup plans read of each row, kept from plan to plan (engine/cleanup/row_index.py);
     # brought up to date whenever the store is read, and by each plan for what changed since.
     plan_index: PlanIndex = field(init=False)
@@ -216,6 +218,7 @@ class LiveStore:
             if raw is None:
                 old = self.store.delete(key)
                 self._views.pop(key, None)
+                self.summaries.pop(key, None)
                 if old is None:
                     continue
             else:
@@ -615,6 +618,8 @@ class LiveStore:
         # list() copies the keys in one step: a planner thread may be filling the cache.
         for gone in [k for k in list(self._views) if k not in outcome.store.rows]:
             self._views.pop(gone, None)
+        for gone in [k for k in self.summaries if k not in outcome.store.rows]:
+            del self.summaries[gone]
         outcome.store.view_cache = self._views
         self.store = outcome.store
         self.base = on_disk

@@ -192,6 +192,31 @@ def test_list_get_patch_delete_and_noop(daemon: DaemonProcess) -> None:
     run(go)
 
 
+def test_list_entries_follow_each_change_of_their_row(daemon: DaemonProcess) -> None:
+    """List entries are kept from page to page (daemon/methods.py `_summary`): a patched row's
+    next entry is the new one, a deleted row has none, and an untouched row's is as it was."""
+
+    async def go() -> None:
+        async with await RpcClient.connect(daemon.url) as c:
+
+            async def listed() -> dict[str, Any]:
+                page = await c.call("sessions.list", {"limit": 50})
+                return {s.key: s for s in page.sessions}
+
+            key = "agent:main:listed"
+            await c.call("sessions.patch", {"key": key, "fields": {"updatedAt": 1700}})
+            first = await listed()
+            assert first[key].model is None
+            await c.call("sessions.patch", {"key": key, "fields": {"model": "m2"}})
+            second = await listed()
+            assert second[key].model == "m2" and second[key].updated_at == 1700
+            assert second["agent:main:new"] == first["agent:main:new"]
+            await c.call("sessions.delete", {"key": key})
+            assert key not in await listed()
+
+    run(go)
+
+
 def test_subscriptions_carry_seq(daemon: DaemonProcess) -> None:
     async def go() -> None:
         async with (
