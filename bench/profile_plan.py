@@ -5,14 +5,20 @@ work (plan, summary, JSON) is timed, and with --profile profiled (cProfile, top 
 cumulative and by own time).
 
     .venv/bin/python bench/profile_plan.py STATE_DIR [--runs 3] [--profile] [--first] [--top 25]
+        [--churn ROWS]
+
+--churn: before each timed run, patch that many random rows (a new `updatedAt`) and add and
+remove a file in each sessions dir, as a daemon under stress/load.py sees between two dry runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import itertools
 import os
 import pstats
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -30,8 +36,11 @@ from sessiond.engine.cleanup.targets import plan_targets
 from sessiond.engine.config import Locations, StoreTarget, resolve_config_path, resolve_targets
 
 
-def dry_run_of(root: Path, options: CleanupOptions | None = None) -> Callable[[], bytes]:
-    """Load every store of `root` as the daemon does; return one warm dry run."""
+def dry_run_of(
+    root: Path, options: CleanupOptions | None = None, churn: int = 0
+) -> tuple[Callable[[], bytes], Callable[[], None]]:
+    """Load every store of `root` as the daemon does; return one warm dry run, and what comes
+    between two of them (`churn` rows patched and each sessions dir touched: see --churn)."""
     env = dict(os.environ, OPENCLAW_STATE_DIR=str(root), HOME=str(root))
     where = Locations.from_env(env, os.getcwd())
     config = load_config_file(resolve_config_path(env, where.state_dir, os.getcwd()))
@@ -46,6 +55,20 @@ def dry_run_of(root: Path, options: CleanupOptions | None = None) -> Callable[[]
 
     def index_for(target: StoreTarget) -> PlanIndex:
         return lives[target.store_path].plan_index  # as the daemon's: warmed by the load
+
+    rng = random.Random(17)
+    bump = itertools.count(1)
+
+    def changes() -> None:
+        for live in lives.values():
+            keys = list(live.store.rows)
+            for key in rng.sample(keys, min(churn, len(keys))):
+                row = msgspec.json.decode(live.store.rows[key])
+                row["updatedAt"] = row.get("updatedAt", 0) + next(bump)
+                live.apply({key: msgspec.Raw(msgspec.json.encode(row))}, "patch")
+            touched = Path(live.path).parent / ".profile-plan-touch"
+            touched.write_bytes(b"")
+            touched.unlink()
 
     def dry_run() -> bytes:
         snapshots = {p: live.store.copy() for p, live in lives.items()}
@@ -67,7 +90,7 @@ def dry_run_of(root: Path, options: CleanupOptions | None = None) -> Callable[[]
         )
         return msgspec.json.encode(result)
 
-    return dry_run
+    return dry_run, changes
 
 
 def main() -> None:
@@ -77,8 +100,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--first", action="store_true", help="profile the first dry run too")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--churn", type=int, default=0, help="rows patched before each run")
     args = parser.parse_args()
-    dry_run = dry_run_of(args.root)
+    dry_run, changes = dry_run_of(args.root, churn=args.churn)
     if args.first:  # the first plan of a freshly started daemon, not a warm one
         prof = cProfile.Profile()
         t = time.perf_counter()
@@ -89,6 +113,7 @@ def main() -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
     times = []
     for _ in range(args.runs):
+        changes()
         t = time.perf_counter()
         out = dry_run()
         times.append(time.perf_counter() - t)
@@ -97,6 +122,7 @@ def main() -> None:
         f"{[round(x * 1000) for x in times]} ms, {len(out)} B, load {os.getloadavg()[0]:.1f}"
     )
     if args.profile:
+        changes()
         prof = cProfile.Profile()
         prof.enable()
         dry_run()
