@@ -99,7 +99,7 @@ class PlanInputs:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = weakref.ref(registry)
-        self.listings = ListingCache()
+        self.listings = ListingCache(exact_changes=True)
         self.background: set[asyncio.Future[None]] = set()  # applies' late renames
 
     async def settled(self) -> None:

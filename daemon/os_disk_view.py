@@ -8,13 +8,16 @@ less than that.
 
 from __future__ import annotations
 
+import enum
 import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Collection
 
 import msgspec
+from sessiond.daemon.dir_changes import DirChanges
 from sessiond.daemon.store_files import JOURNAL_SUFFIX, STORE_LOCK_SUFFIX, is_own_temp
 from sessiond.engine.disk_view import DirFile, DirListing, absolute
 
@@ -96,6 +99,57 @@ class _Scan(msgspec.Struct):
     paths: list[str]
     names: list[str]
     listing: DirListing | None = None  # made on first use, for a dir that is its own realpath
+    others: frozenset[str] = frozenset()  # entries neither links nor listed files (dirs, ...)
+
+    def state(self, name: str) -> _EntryState:
+        link = self.links.get(name)
+        if link is None:
+            return _EntryState.ABSENT
+        if link:
+            return _EntryState.LINK
+        return _EntryState.OTHER if name in self.others else _EntryState.LISTED
+
+
+class _EntryState(enum.Enum):
+    """What one name of a dir is, as far as a listing cares."""
+
+    ABSENT = "absent"
+    LINK = "link"
+    LISTED = "listed"  # a regular file, neither a lock nor a journal: planned and counted
+    OTHER = "other"  # a dir, a fifo, a lock or journal file: present, never planned
+
+
+def _state_on_disk(directory: str, name: str) -> _EntryState:
+    try:
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+    except FileNotFoundError:
+        return _EntryState.ABSENT
+    except OSError:
+        return _EntryState.OTHER  # there, but not ours to look at (EACCES on a path below)
+    if stat.S_ISLNK(mode):
+        return _EntryState.LINK
+    if stat.S_ISREG(mode) and not _never_listed(name):
+        return _EntryState.LISTED
+    return _EntryState.OTHER
+
+
+def _never_listed(name: str) -> bool:
+    # A daemon's lock (daemon/store_lock.py) or a store's cleanup journal
+    # (daemon/journal.py): never planned, never counted.
+    return name.endswith((STORE_LOCK_SUFFIX, JOURNAL_SUFFIX))
+
+
+def _unchanged(directory: str, scan: _Scan, touched: set[str]) -> bool:
+    """Whether `scan` still holds for every `touched` name, looked at now. A flush's temp,
+    exchanged and removed, touches the store file and leaves it a listed file: unchanged.
+    Anything else that changed means a new read: a read keeps the order the kernel lists
+    the dir in, which the plan's file operations follow (as the reference's do)."""
+    for name in touched:
+        if name[0] == "." and is_own_temp(name):
+            continue
+        if _state_on_disk(directory, name) is not scan.state(name):
+            return False
+    return True
 
 
 DirSig = tuple[int, int, int, int]
@@ -125,6 +179,7 @@ def _scan_dir(directory: str) -> _Scan | None:
     links: dict[str, bool] = {}
     paths: list[str] = []
     names: list[str] = []
+    others: list[str] = []
     for entry in entries:
         name = entry.name
         if name[0] == "." and is_own_temp(name):
@@ -135,30 +190,39 @@ def _scan_dir(directory: str) -> _Scan | None:
         except OSError:
             link = regular = False
         links[name] = link
-        # A daemon's lock (daemon/store_lock.py) or a store's cleanup journal
-        # (daemon/journal.py): never planned, never counted.
-        if regular and not name.endswith((STORE_LOCK_SUFFIX, JOURNAL_SUFFIX)):
+        if regular and not _never_listed(name):
             paths.append(entry.path)
             names.append(name)
-    return _Scan(links, paths, names)
+        elif not link:
+            others.append(name)
+    return _Scan(links, paths, names, None, frozenset(others))
 
 
 class ListingCache:
     """Dir reads kept across plans (the daemon holds one for its life).
 
-    A kept read answers while the dir's device, inode, mtime and ctime are what they were
-    when it was read, and only if that read was not racy: any entry added, removed or renamed
-    sets the dir's mtime and ctime to the clock's time, so a read made more than
-    `racy_window` after the last change stays exact until the next one. Contents and sizes of
-    files are never kept (they change without the dir changing): they are asked of the disk
-    per plan.
+    With `exact_changes` (the daemon's), a dir on a local file system is watched from before
+    its read, and a kept read answers while every name changed since is as it was
+    (`dir_changes.DirChanges`): a dir a flush just touched is not read again.
+
+    Otherwise, or where a dir cannot be watched, a kept read answers while the dir's device,
+    inode, mtime and ctime are what they were when it was read, and only if that read was not
+    racy: any entry added, removed or renamed sets the dir's mtime and ctime to the clock's
+    time, so a read made more than `racy_window` after the last change stays exact until the
+    next one.
+
+    Contents and sizes of files are never kept (they change without the dir changing): they
+    are asked of the disk per plan.
     """
 
-    def __init__(self, racy_ns: int | None = None) -> None:
+    def __init__(self, racy_ns: int | None = None, *, exact_changes: bool = False) -> None:
         self._racy_ns = racy_ns  # None: `racy_window` of each dir
         self._lock = threading.Lock()
         self._scans: dict[str, tuple[DirSig, _Scan]] = {}
         self._last: dict[str, DirListing] = {}  # each dir's latest listing, kept or not
+        self._changes = DirChanges() if exact_changes else None
+        self._watched: set[str] = set()  # dirs whose kept read the events keep current
+        self._reading: dict[str, int] = {}  # a read's turn per dir: only the last one is kept
         self.reads = 0
         self.reuses = 0
 
@@ -169,14 +233,29 @@ class ListingCache:
         with self._lock:
             self._last[listing.directory] = listing
 
+    def close(self) -> None:
+        if self._changes is not None:
+            self._changes.close()
+
     def scan(self, directory: str) -> _Scan | None:
         sig = _dir_sig(directory)
+        turn = 0
         if sig is not None:
             with self._lock:
                 kept = self._scans.get(directory)
-            if kept is not None and kept[0] == sig:
-                self.reuses += 1
-                return kept[1]
+                if kept is not None and directory in self._watched and self._changes is not None:
+                    touched = None if kept[0][:2] != sig[:2] else self._changes.touched(directory)
+                    if touched is not None and _unchanged(directory, kept[1], touched):
+                        self._scans[directory] = (sig, kept[1])
+                        self.reuses += 1
+                        return kept[1]
+                    self._watched.discard(directory)  # changed, another dir now, or events lost
+                elif kept is not None and kept[0] == sig:
+                    self.reuses += 1
+                    return kept[1]
+                turn = self._reading[directory] = self._reading.get(directory, 0) + 1
+        # Watched from before the read: a change the read may miss is among the names touched.
+        watched = sig is not None and self._changes is not None and self._changes.start(directory)
         # The clock before the read: a change after this instant is stamped no earlier than
         # a tick before it, so only times within the window of it can hide one.
         now = time.time_ns()
@@ -187,9 +266,16 @@ class ListingCache:
         window = racy_window(sig) if self._racy_ns is None else self._racy_ns
         racy = now - sig[2] < window or now - sig[3] < window
         with self._lock:
-            if racy or _dir_sig(directory) != sig:
+            if self._reading.get(directory) != turn:
+                pass  # a later read started meanwhile (another thread): its result is kept
+            elif watched:
+                self._watched.add(directory)
+                self._scans[directory] = (sig, scan)
+            elif racy or _dir_sig(directory) != sig:
+                self._watched.discard(directory)
                 self._scans.pop(directory, None)
             else:
+                self._watched.discard(directory)
                 self._scans[directory] = (sig, scan)
         return scan
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sessiond.daemon.dir_changes import LOCAL_FILE_SYSTEMS, DirChanges, mount_type
 from sessiond.daemon.os_disk_view import (
     FINE_RACY_NS,
     RACY_NS,
@@ -72,18 +73,20 @@ FILE_OPS = st.lists(
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=FILE_OPS)
+@given(ops=FILE_OPS, exact=st.booleans())
 def test_a_kept_listing_equals_a_fresh_read_after_any_change(
-    ops: list[tuple[str, str, str]],
+    ops: list[tuple[str, str, str]], exact: bool
 ) -> None:
     """With no racy window at all, the dir's own times must tell every change (each change
-    here lands on a later clock tick than the read before it)."""
+    here lands on a later clock tick than the read before it); with `exact_changes`, the
+    names inotify reports must, with no sleep between a change and the next plan."""
     with tempfile.TemporaryDirectory() as temp:
         directory = Path(temp)
-        cache = ListingCache(racy_ns=0)
+        cache = ListingCache(racy_ns=0, exact_changes=exact)
         assert _names(OsDiskView(cache), directory) == _names(OsDiskView(), directory)
         for op, name, other in ops:
-            time.sleep(0.012)  # past the file system's clock tick: each change moves its time
+            if not exact:
+                time.sleep(0.012)  # past the clock tick: each change moves the dir's time
             path, target = directory / name, directory / other
             with contextlib.suppress(OSError):
                 if op == "create":
@@ -159,3 +162,80 @@ def test_a_write_of_ours_in_progress_leaves_the_listing_as_it_was(tmp_path: Path
     theirs.write_text("{}")
     assert not is_own_temp(theirs.name)
     assert theirs.name in OsDiskView(cache).listing(str(tmp_path)).names
+
+
+def _flush_like_ours(directory: Path) -> None:
+    """What a flush does to the dir: a temp of ours written, exchanged with sessions.json (a
+    rename here), and the old version removed."""
+    temp = directory / temp_name("sessions.json")
+    temp.write_text("{}")
+    os.replace(temp, directory / "sessions.json")
+
+
+@pytest.mark.skipif(not DirChanges().available, reason="no inotify here")
+def test_with_exact_changes_a_flush_leaves_the_listing_without_a_read(tmp_path: Path) -> None:
+    """A flush moves the dir's times, so without events every plan after one read the dir
+    again; with them, the names it touched are looked at and found as they were. A transcript
+    made right after, within the same clock tick, is seen by the very next plan."""
+    (tmp_path / "a.jsonl").write_text("x")
+    (tmp_path / "sessions.json").write_text("{}")
+    cache = ListingCache(exact_changes=True)
+    first = OsDiskView(cache).listing(str(tmp_path))
+    for _ in range(3):
+        _flush_like_ours(tmp_path)
+        assert OsDiskView(cache).listing(str(tmp_path)) is first
+    assert (cache.reads, cache.reuses) == (1, 3)
+    _flush_like_ours(tmp_path)
+    (tmp_path / "b.jsonl").write_text("x")
+    os.symlink("a.jsonl", tmp_path / "c.jsonl")
+    (tmp_path / "a.jsonl").unlink()
+    after = OsDiskView(cache).listing(str(tmp_path))
+    assert cache.reads == 2  # changed: read again, in the order the kernel lists it
+    assert sorted(after.names) == ["b.jsonl", "sessions.json"]
+    assert sorted(after.entries) == ["b.jsonl", "c.jsonl", "sessions.json"]
+    assert _names(OsDiskView(cache), tmp_path) == _names(OsDiskView(), tmp_path)
+
+
+@pytest.mark.skipif(not DirChanges().available, reason="no inotify here")
+def test_with_exact_changes_lost_events_mean_a_read(tmp_path: Path) -> None:
+    """A watch the kernel drops (its dir removed and made anew) or a queue that overflowed
+    cannot tell what changed: the dir is read again, and watched again from before that read."""
+    directory = tmp_path / "sessions"
+    directory.mkdir()
+    (directory / "a.jsonl").write_text("x")
+    cache = ListingCache(exact_changes=True)
+    OsDiskView(cache).listing(str(directory))
+    for entry in directory.iterdir():
+        entry.unlink()
+    directory.rmdir()
+    directory.mkdir()
+    (directory / "b.jsonl").write_text("x")
+    assert OsDiskView(cache).listing(str(directory)).names == ["b.jsonl"]
+    assert cache.reads == 2
+    queue_cap = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    if queue_cap > 40_000:
+        pytest.skip("a queue too long to overflow quickly here")
+    for i in range(queue_cap // 2 + 10):  # two events each: past the queue's length
+        (directory / f"t{i}").write_text("")
+        (directory / f"t{i}").unlink()
+    (directory / "c.jsonl").write_text("x")
+    assert sorted(OsDiskView(cache).listing(str(directory)).names) == ["b.jsonl", "c.jsonl"]
+    assert cache.reads == 3
+
+
+MOUNTINFO = [
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+    "30 22 0:40 / /mnt/nfs rw,relatime shared:9 - nfs4 server:/export rw,vers=4.2",
+    "31 22 0:41 / /mnt/with\\040space rw shared:10 - tmpfs tmpfs rw",
+    "32 30 0:42 / /mnt/nfs/local rw shared:11 - xfs /dev/sdb1 rw",
+]
+
+
+def test_only_local_file_systems_are_watched() -> None:
+    """inotify sees only this kernel's changes: a dir on NFS (or SMB, 9p, FUSE...) is read."""
+    assert mount_type("/home/u/.openclaw", MOUNTINFO) == "ext4"
+    assert mount_type("/mnt/nfs/agents/main/sessions", MOUNTINFO) == "nfs4"
+    assert mount_type("/mnt/nfs/local/sessions", MOUNTINFO) == "xfs"
+    assert mount_type("/mnt/nfsother", MOUNTINFO) == "ext4"
+    assert mount_type("/mnt/with space/x", MOUNTINFO) == "tmpfs"
+    assert "nfs4" not in LOCAL_FILE_SYSTEMS and "ext4" in LOCAL_FILE_SYSTEMS
