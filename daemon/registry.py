@@ -51,6 +51,9 @@ class Registry:
         # Caches built from a store's rows elsewhere (the gateway's list facts), each told to
         # drop that store's when a cleanup apply of it begins (`before_apply`).
         self.derived: list[Callable[[LiveStore], None]] = []
+        self._by_agent: dict[str, LiveStore] = {}  # `by_agent`'s answers, checked on use
+        self._default_of: SessionsConfig | None = None
+        self._default_id = ""
 
     def _notify(self, change: SessionsChanged) -> None:
         for listener in list(self.listeners):
@@ -144,8 +147,22 @@ class Registry:
                 listener(added, removed)
 
     def by_agent(self, agent: str | None) -> LiveStore | None:
-        agent_id = normalize_agent_id(agent) if agent else default_agent_id(self.config)
-        return next((s for s in self.stores.values() if s.agent_id == agent_id), None)
+        """The store of `agent` (None: the config's default agent). Asked by every request, so
+        the default agent is worked out once per config and each answer kept while that store
+        is still registered under that agent."""
+        if agent:
+            agent_id = normalize_agent_id(agent)
+        else:
+            if self._default_of is not self.config:
+                self._default_id, self._default_of = default_agent_id(self.config), self.config
+            agent_id = self._default_id
+        kept = self._by_agent.get(agent_id)
+        if kept is not None and kept.agent_id == agent_id and self.stores.get(kept.path) is kept:
+            return kept
+        found = next((s for s in self.stores.values() if s.agent_id == agent_id), None)
+        if found is not None:
+            self._by_agent[agent_id] = found
+        return found
 
     def __iter__(self) -> Iterator[LiveStore]:
         return iter(list(self.stores.values()))
