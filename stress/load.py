@@ -11,6 +11,7 @@ second half's peak is not above the first half's by more than 25% + 20 MB). At t
 end every client's last acknowledged patch must be in the file.
 
     PYTHONPATH=tests .venv/bin/python stress/load.py [--clients 200] [--seconds 20] [--rows 5000]
+        [--json OUT]
 """
 
 from __future__ import annotations
@@ -199,9 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--json", type=Path, help="also write the figures and verdict here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sessiond-load-") as temp:
-        return run(args.clients, args.seconds, args.rows, Path(temp)).finish()
+        report = run(args.clients, args.seconds, args.rows, Path(temp))
+    code = report.finish()
+    if args.json is not None:
+        verdict = {"figures": report.figures, "ok": report.ok, "failures": report.violations}
+        args.json.write_text(json.dumps(verdict, indent=1))
+    return code
 
 
 if __name__ == "__main__":
