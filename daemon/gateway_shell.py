@@ -29,6 +29,7 @@ from sessiond.daemon.gateway_dialect import (
     State,
     SwitchToJsonRpc,
 )
+from sessiond.daemon.request_log import enter_request, leave_request
 from sessiond.engine import session_rows
 from sessiond.engine.config import default_agent_id
 from sessiond.engine.errors import DomainError
@@ -87,18 +88,18 @@ async def serve_gateway(daemon: Daemon, conn: Connection, first: bytes | None) -
 
     async def run(dispatch: Dispatch) -> None:
         try:
-            with structlog.contextvars.bound_contextvars(
-                req=dispatch.request_id, method=dispatch.method
-            ):
-                try:
-                    result = await daemon.dispatch(conn, dispatch.call)
-                    paths = {s.agent_id: s.path for s in daemon.registry}
-                    reply = machine.answer(dispatch, result, now_ms(), paths)
-                except DomainError as exc:
-                    reply = machine.refuse(dispatch, exc)
-                except Exception as exc:
-                    log.exception("internal error", method=dispatch.method, req=dispatch.request_id)
-                    reply = machine.crashed(dispatch, exc)
+            token = enter_request(dispatch.request_id, dispatch.method)
+            try:
+                result = await daemon.dispatch(conn, dispatch.call)
+                paths = {s.agent_id: s.path for s in daemon.registry}
+                reply = machine.answer(dispatch, result, now_ms(), paths)
+            except DomainError as exc:
+                reply = machine.refuse(dispatch, exc)
+            except Exception as exc:
+                log.exception("internal error", method=dispatch.method, req=dispatch.request_id)
+                reply = machine.crashed(dispatch, exc)
+            finally:
+                leave_request(token)
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(reply, text=True)
         finally:
