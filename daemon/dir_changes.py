@@ -111,7 +111,6 @@ class DirChanges:
         self._touched: dict[str, set[str]] = {}
         self._lost: set[str] = set()
         self._refused: set[str] = set()  # dirs we do not watch (not local, no watch left)
-        self._closer: weakref.finalize[[int], DirChanges] | None = None
         self._open()
 
     @property
@@ -135,7 +134,7 @@ class DirChanges:
             self._fd, self._add_watch, self._rm_watch = fd, add, rm
             # Closed with this object at the latest: an instance is a per-user resource (128
             # by default), and a test process makes many registries.
-            self._closer = weakref.finalize(self, _close_quietly, fd)
+            weakref.finalize(self, _close_quietly, fd)
 
     def start(self, directory: str) -> bool:
         """Watch `directory` from now on (forgetting what touched it so far): call it before
@@ -186,14 +185,6 @@ class DirChanges:
                 return None
             self._touched[directory] = set()
             return found
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closer is not None:
-                self._closer()
-            self._fd = None
-            self._wd_of.clear()
-            self._dirs_of.clear()
 
     def _drain(self) -> None:
         """Read every queued event: names into `_touched`, lost watches into `_lost`."""

@@ -233,10 +233,6 @@ class ListingCache:
         with self._lock:
             self._last[listing.directory] = listing
 
-    def close(self) -> None:
-        if self._changes is not None:
-            self._changes.close()
-
     def scan(self, directory: str) -> _Scan | None:
         sig = _dir_sig(directory)
         turn = 0
