@@ -51,7 +51,7 @@ def dry_run_of(
         live.load_initial()
     rows = sum(len(v.store) for v in lives.values())
     print(f"load {time.perf_counter() - started:.2f} s, rows {rows}")
-    listings = ListingCache()
+    listings = ListingCache(exact_changes=True)  # as the daemon's
 
     def index_for(target: StoreTarget) -> PlanIndex:
         return lives[target.store_path].plan_index  # as the daemon's: warmed by the load
