@@ -270,12 +270,17 @@ def test_systemd_socket_activate_starts_the_child_on_first_connection(tmp_path: 
     )
     try:
         deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(path):
-            assert time.monotonic() < deadline, "systemd-socket-activate never listened"
-            time.sleep(0.01)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
             client.settimeout(TIMEOUT)
-            client.connect(path)
+            # The path appears at bind, a moment before listen: until then a connect is
+            # refused (or finds no file), which is not yet an answer.
+            while True:
+                try:
+                    client.connect(path)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    assert time.monotonic() < deadline, "systemd-socket-activate never listened"
+                    time.sleep(0.01)
             reply = client.recv(100)
         report = _finish(proc)
     finally:
