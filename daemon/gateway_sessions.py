@@ -62,7 +62,6 @@ from sessiond.engine.session_patch import PatchRefused, apply_patch, reset_entry
 from sessiond.engine.session_rows import (
     LIST_DEFAULT_LIMIT,
     TITLE_ROWS,
-    EntryFacts,
     ListQuery,
     RowContext,
     agent_main_session_key,
@@ -74,7 +73,6 @@ from sessiond.engine.session_rows import (
     changed_payload,
     child_index,
     default_model,
-    entry_facts,
     listable_rows,
     main_session_key,
     merge_into_combined,
@@ -86,6 +84,7 @@ from sessiond.engine.session_rows import (
     session_model,
     status_row,
 )
+from sessiond.engine.store import EntryView, entry_view
 from sessiond.engine.transcript_tail import (
     PreviewItem as TailItem,
 )
@@ -167,12 +166,12 @@ class Combined:
     """One row of the combined view: its canonical key, facts, owning store and bytes."""
 
     key: str
-    facts: EntryFacts | None
+    facts: EntryView | None
     live: LiveStore
     raw: msgspec.Raw
 
 
-Candidate = tuple[str, EntryFacts | None, Combined]
+Candidate = tuple[str, EntryView | None, Combined]
 
 
 @dataclass(slots=True)
@@ -183,7 +182,7 @@ class _Listed:
 
     version: tuple[object, ...]
     listable: list[Candidate]  # newest first, ties in store order
-    with_parent: list[tuple[str, EntryFacts | None]]
+    with_parent: list[tuple[str, EntryView | None]]
     by_agent: dict[str, list[Candidate]] = field(default_factory=dict)
 
     def of_agent(self, agent_id: str) -> list[Candidate]:
@@ -229,7 +228,6 @@ class GatewaySessions:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self._facts: dict[str, dict[str, tuple[msgspec.Raw, EntryFacts | None]]] = {}
         self._canonical: dict[str, dict[str, str]] = {}
         self.subscribers: set[int] = set()
         self._changes: asyncio.Queue[tuple[str, list[tuple[str, msgspec.Raw | None]], str]] = (
@@ -249,7 +247,7 @@ class GatewaySessions:
         candidates = [(row.key, row.facts, row) for row in rows]
         listable = listable_rows(candidates)
         # Only rows naming a parent can be anyone's child (`child_index` skips the rest).
-        with_parent: list[tuple[str, EntryFacts | None]] = [
+        with_parent: list[tuple[str, EntryView | None]] = [
             (key, facts)
             for key, facts, _ in candidates
             if facts is not None and (facts.spawned_by or facts.parent_session_key)
@@ -258,9 +256,8 @@ class GatewaySessions:
         return self._listed
 
     def forget(self, live: LiveStore) -> None:
-        """Drop what was derived from `live`'s rows (their facts, canonical keys, the kept
-        listing): a cleanup apply of it begins (`Registry.before_apply`)."""
-        self._facts.pop(live.path, None)
+        """Drop what was derived from `live`'s rows (their canonical keys, the kept listing):
+        a cleanup apply of it begins (`Registry.before_apply`)."""
         self._canonical.pop(live.path, None)
         kept = self._listed
         if kept is not None and any(
@@ -286,19 +283,12 @@ class GatewaySessions:
             self.registry.config.store, agent_id, where.state_dir, where.home, where.cwd
         )
 
-    def facts(self, live: LiveStore) -> Iterator[tuple[str, EntryFacts | None]]:
-        """Every row's list facts, decoded once per row version (cached by the row's bytes)."""
-        cache = self._facts.setdefault(live.path, {})
-        rows = live.store.rows
-        if len(cache) > 2 * len(rows) + 64:
-            for gone in [k for k in cache if k not in rows]:
-                del cache[gone]
-        for key, raw in rows.items():
-            hit = cache.get(key)
-            if hit is None or hit[0] is not raw:
-                hit = (raw, entry_facts(raw))
-                cache[key] = hit
-            yield key, hit[1]
+    def facts(self, live: LiveStore) -> Iterator[tuple[str, EntryView | None]]:
+        """Every row's fields, from the store's views (decoded once per row version)."""
+        view = live.store.view
+        for key in live.store.rows:
+            fields = view(key)
+            yield key, fields.fields if fields.is_object else None
 
     def find(self, key: str) -> Found:
         """The row a client's key names, as the reference finds it: among the canonical key,
@@ -327,14 +317,9 @@ class GatewaySessions:
             return Found(live, canonical, agent_id, best[1], rows[best[1]])
         return Found(live, canonical, agent_id, None, None)
 
-    def facts_of(self, live: LiveStore, key: str) -> EntryFacts | None:
-        raw = live.store.rows[key]
-        cache = self._facts.setdefault(live.path, {})
-        hit = cache.get(key)
-        if hit is None or hit[0] is not raw:
-            hit = (raw, entry_facts(raw))
-            cache[key] = hit
-        return hit[1]
+    def facts_of(self, live: LiveStore, key: str) -> EntryView | None:
+        view = live.store.view(key)
+        return view.fields if view.is_object else None
 
     def combined(self, stores: list[LiveStore]) -> list[Combined]:
         """The reference's combined view of these stores: canonical keys in first-seen order;
@@ -363,7 +348,7 @@ class GatewaySessions:
                 existing = _ROW.decode(before.raw) if before is not None else None
                 merged = merge_into_combined(cfg, live.agent_id, existing, _ROW.decode(raw))
                 encoded = msgspec.Raw(_ENCODER.encode(merged))
-                out[canon] = Combined(canon, entry_facts(encoded), live, encoded)
+                out[canon] = Combined(canon, entry_view(encoded), live, encoded)
         return list(out.values())
 
     def row_context(self, live: LiveStore | None, now: int) -> RowContext:
@@ -909,7 +894,7 @@ def _history_chars(cfg: Any) -> int:
 
 def _recent(
     stores: list[LiveStore], gw: GatewaySessions, now: int, limit: int
-) -> list[tuple[LiveStore, str, EntryFacts | None]]:
+) -> list[tuple[LiveStore, str, EntryView | None]]:
     rows = [
         (live, key, facts)
         for live in stores
@@ -923,7 +908,7 @@ def _recent(
     return [rows[i] for i in order[:limit]]
 
 
-def _updated(facts: EntryFacts | None) -> float:
+def _updated(facts: EntryView | None) -> float:
     value = facts.updated_at if facts is not None else None
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 

@@ -25,6 +25,7 @@ import msgspec
 from sessiond.engine.config import SessionsConfig, default_agent_id, list_agent_ids
 from sessiond.engine.js_semantics import js_trim, to_number, utf16_len, utf16_slice
 from sessiond.engine.keys import normalize_agent_id, parse_agent_session_key
+from sessiond.engine.store import EntryView
 from sessiond.engine.transcript_tail import TitleFields, UsageSnapshot
 from sessiond.protocol.gateway_frames import (
     AgentIdentity,
@@ -41,7 +42,6 @@ __all__ = [
     "DEFAULT_PROVIDER",
     "LIST_DEFAULT_LIMIT",
     "TITLE_ROWS",
-    "EntryFacts",
     "ListQuery",
     "ModelRef",
     "RowContext",
@@ -53,7 +53,6 @@ __all__ = [
     "changed_payload",
     "child_index",
     "derive_title",
-    "entry_facts",
     "main_session_key",
     "merge_into_combined",
     "needs_transcript_usage",
@@ -136,40 +135,6 @@ def _unset_if_none(value: Any) -> Any:
 def _either(first: Any, second: Any) -> Any:
     """JS `first ?? second` where both may be UNSET (absent) or None (null)."""
     return second if first is None or first is msgspec.UNSET else first
-
-
-# ------------------------------------------------------------------------------ row facts
-
-
-class EntryFacts(msgspec.Struct, rename="camel", frozen=True, gc=False):
-    """The fields of a row that list filters and the child index read, decoded once per row.
-    Outside the cycle collector, like `RowView`: decoded JSON cannot refer back to it, and
-    the gateway keeps one per row."""
-
-    updated_at: Any = None
-    label: Any = None
-    spawned_by: Any = None
-    parent_session_key: Any = None
-    display_name: Any = None
-    subject: Any = None
-    session_id: Any = None
-    channel: Any = None
-    group_channel: Any = None
-    space: Any = None
-    status: Any = None
-    ended_at: Any = None
-    started_at: Any = None
-
-
-_FACTS = msgspec.json.Decoder(EntryFacts)
-
-
-def entry_facts(raw: bytes | msgspec.Raw) -> EntryFacts | None:
-    """The row's facts; None when the row is not a JSON object (a `null` or a string row)."""
-    try:
-        return _FACTS.decode(raw)
-    except msgspec.ValidationError:
-        return None
 
 
 # ----------------------------------------------------------------------------- session keys
@@ -349,12 +314,12 @@ class ListQuery:
 class Selection(Generic[Owner]):
     """The page (newest first), how many rows matched, and the limit that cut it."""
 
-    rows: list[tuple[str, EntryFacts | None, Owner]]
+    rows: list[tuple[str, EntryView | None, Owner]]
     total: int
     limit: int
 
 
-def keeps_child_link(facts: EntryFacts | None, now_ms: int) -> bool:
+def keeps_child_link(facts: EntryView | None, now_ms: int) -> bool:
     """A store-recorded child stays linked while running, or for a while after it ended."""
     if facts is None:
         return False
@@ -367,7 +332,7 @@ def keeps_child_link(facts: EntryFacts | None, now_ms: int) -> bool:
     return _finite_positive_stamp(updated) and now_ms - updated <= STORE_ONLY_CHILD_MS
 
 
-def child_index(rows: Iterable[tuple[str, EntryFacts | None]], now_ms: int) -> dict[str, list[str]]:
+def child_index(rows: Iterable[tuple[str, EntryView | None]], now_ms: int) -> dict[str, list[str]]:
     """Parent key -> child keys, from each row's `spawnedBy` and `parentSessionKey`."""
     children: dict[str, list[str]] = {}
     for key, facts in rows:
@@ -393,7 +358,7 @@ def parse_group_key(key: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _search_display_name(key: str, facts: EntryFacts) -> Any:
+def _search_display_name(key: str, facts: EntryView) -> Any:
     if facts.display_name:
         return facts.display_name
     group = parse_group_key(key)
@@ -405,8 +370,8 @@ def _search_display_name(key: str, facts: EntryFacts) -> Any:
     )
 
 
-def _matches_search(key: str, facts: EntryFacts | None, needle: str) -> bool:
-    known = facts if facts is not None else EntryFacts()
+def _matches_search(key: str, facts: EntryView | None, needle: str) -> bool:
+    known = facts if facts is not None else EntryView()
     values = (
         _search_display_name(key, known),
         known.label,
@@ -418,13 +383,13 @@ def _matches_search(key: str, facts: EntryFacts | None, needle: str) -> bool:
 
 
 def listable_rows(
-    candidates: Sequence[tuple[str, EntryFacts | None, Owner]],
-) -> list[tuple[str, EntryFacts | None, Owner]]:
+    candidates: Sequence[tuple[str, EntryView | None, Owner]],
+) -> list[tuple[str, EntryView | None, Owner]]:
     """The candidates a list may show (no cron run keys), in the order it shows them: newest
     first, ties in store order. A caller that keeps this passes `prepared=True` to
     `select_rows`, which then neither parses every key nor sorts again."""
 
-    def age(row: tuple[str, EntryFacts | None, Owner]) -> float:
+    def age(row: tuple[str, EntryView | None, Owner]) -> float:
         facts = row[1]
         return -_updated_number(facts.updated_at if facts is not None else None)
 
@@ -433,14 +398,14 @@ def listable_rows(
 
 
 def select_rows(
-    candidates: Sequence[tuple[str, EntryFacts | None, Owner]],
+    candidates: Sequence[tuple[str, EntryView | None, Owner]],
     query: ListQuery,
     now_ms: int,
     prepared: bool = False,
 ) -> Selection[Owner]:
     """Filter as the reference does, then the newest `limit` (ties keep their store order).
     `prepared`: the candidates are `listable_rows`' (sifted and in that order already)."""
-    kept: list[tuple[str, EntryFacts | None, Owner]] = []
+    kept: list[tuple[str, EntryView | None, Owner]] = []
     cutoff = None if query.active_minutes is None else now_ms - query.active_minutes * 60_000
     if prepared and not (
         query.agent_id or query.spawned_by or query.label or query.search or cutoff is not None
@@ -449,7 +414,7 @@ def select_rows(
         left_out = {"global"} if not query.include_global else set()
         if not query.include_unknown:
             left_out.add("unknown")
-        page: list[tuple[str, EntryFacts | None, Owner]] = []
+        page: list[tuple[str, EntryView | None, Owner]] = []
         for row in candidates:
             if len(page) >= query.limit:
                 break

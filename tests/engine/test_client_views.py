@@ -18,7 +18,6 @@ from sessiond.engine.chat_display import fit_history_budget, project_history
 from sessiond.engine.config import parse_config
 from sessiond.engine.session_patch import PatchRefused, apply_patch, reset_entry
 from sessiond.engine.session_rows import (
-    EntryFacts,
     ListQuery,
     ModelRef,
     RowContext,
@@ -26,7 +25,6 @@ from sessiond.engine.session_rows import (
     canonical_stored_key,
     child_index,
     derive_title,
-    entry_facts,
     group_display_name,
     listable_rows,
     merge_into_combined,
@@ -34,6 +32,7 @@ from sessiond.engine.session_rows import (
     resolve_session_key,
     select_rows,
 )
+from sessiond.engine.store import EntryView, entry_view
 from sessiond.engine.transcript_tail import (
     first_user_message,
     last_message_preview,
@@ -242,7 +241,7 @@ def test_selection_filters_and_keeps_store_order_among_equal_times() -> None:
         "agent:main:old": {"updatedAt": NOW - 100 * HOUR},
         "agent:main:null": None,
     }
-    candidates = [(k, entry_facts(raw(v)), "store") for k, v in rows.items()]
+    candidates = [(k, entry_view(raw(v)), "store") for k, v in rows.items()]
 
     def keys(query: ListQuery) -> list[str]:
         return [k for k, _f, _o in select_rows(candidates, query, NOW).rows]
@@ -476,7 +475,7 @@ _STAMPS = st.one_of(
     st.none(), st.integers(0, 10), st.sampled_from([float("nan"), "5", True, -1, 1e300])
 )
 _FACTS_OF = st.builds(
-    EntryFacts,
+    EntryView,
     updated_at=_STAMPS,
     label=st.sampled_from([None, "a", "b"]),
     spawned_by=st.sampled_from([None, "agent:main:main", "agent:ops:main"]),
@@ -503,7 +502,7 @@ _QUERIES = st.builds(
     _QUERIES,
 )
 def test_a_kept_list_selects_what_a_fresh_one_does(
-    rows: list[tuple[str, EntryFacts | None]], query: ListQuery
+    rows: list[tuple[str, EntryView | None]], query: ListQuery
 ) -> None:
     """The daemon keeps `listable_rows` between lists and selects with `prepared=True`: the
     page and the total are the ones a selection from the rows as they stand gives."""
