@@ -20,10 +20,11 @@ def serve_command(args: argparse.Namespace) -> int:
     # stays light (cli/main.py imports this module for its exit statuses).
     import asyncio
 
-    from sessiond.daemon.malloc_arenas import limit_malloc_arenas
+    from sessiond.daemon.glibc_malloc import fix_mmap_threshold, limit_malloc_arenas
     from sessiond.daemon.server import ServeOptions, StartupError, configure_logging, run_daemon
 
-    limit_malloc_arenas()  # before the first thread: see daemon/malloc_arenas.py
+    limit_malloc_arenas()  # before the first thread: see daemon/glibc_malloc.py
+    fix_mmap_threshold()
     configure_logging()
     options = ServeOptions(
         state_dir=args.state_dir,

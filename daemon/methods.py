@@ -22,6 +22,7 @@ import msgspec
 import structlog
 from sessiond.daemon.clock import now_ms
 from sessiond.daemon.durable_file import apply_file_ops
+from sessiond.daemon.glibc_malloc import release_free_memory
 from sessiond.daemon.journal import (
     KEEP_DAYS,
     KEEP_ENTRIES,
@@ -31,7 +32,6 @@ from sessiond.daemon.journal import (
     snapshot_name,
 )
 from sessiond.daemon.live_store import LiveStore
-from sessiond.daemon.malloc_arenas import release_free_memory
 from sessiond.daemon.os_disk_view import ListingCache, OsDiskView
 from sessiond.daemon.registry import Registry
 from sessiond.engine.cleanup.apply_flow import (
@@ -514,7 +514,7 @@ async def _cleanup_locked(
         return result
     if rows > INLINE_PLAN_ROWS:
         # What the plan freed, back to the system before the journal entry and the store
-        # write (the apply's peak) allocate theirs: daemon/malloc_arenas.py.
+        # write (the apply's peak) allocate theirs: daemon/glibc_malloc.py.
         await asyncio.to_thread(release_free_memory)
     if params.plan_id is not None:
         try:
