@@ -9,8 +9,9 @@ arenas and the peak RSS grows by what each keeps: ~15-20 MB of a 100k-row apply'
 The mmap threshold. A block past it is a map of its own, unmapped when freed. glibc raises the
 threshold to the size of each such block freed (up to 32 MB), so after the first dry run's
 multi-MB lists and answers, blocks of that size come from the heap, where what is freed stays.
-Fixed at glibc's starting 128 KiB, the 100k-row daemon of `bench/rss_sequence.py` peaks at
-639-640 MB instead of 647-660 (four runs each), and holds 612 MB after its apply instead of 648.
+Fixed at 1 MiB, the 100k-row daemon of `bench/rss_sequence.py` peaks at 630-633 MB instead of
+640-660 (limit 657). 128 KiB (glibc's start) gave 628-640, with a map and an unmap for each
+of a 5k-row dry run's dicts; 4 MiB gave 646.
 
 An operator's own `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES` wins; other
 C libraries are left alone.
@@ -32,7 +33,7 @@ from collections.abc import Callable
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter numbers
 M_ARENA_MAX = -8
 DAEMON_ARENAS = 2
-DAEMON_MMAP_THRESHOLD = 128 * 1024
+DAEMON_MMAP_THRESHOLD = 1 << 20
 
 
 def _glibc_mallopt() -> Callable[[int, int], int] | None:
