@@ -29,6 +29,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter numbers
 M_ARENA_MAX = -8
@@ -36,55 +37,41 @@ DAEMON_ARENAS = 2
 DAEMON_MMAP_THRESHOLD = 1 << 20
 
 
-def _glibc_mallopt() -> Callable[[int, int], int] | None:
+def _glibc_function(name: str, *argtypes: Any) -> Callable[..., int] | None:
+    """glibc's `name` (returning a C int); None on another OS or C library, whose allocator
+    works otherwise."""
     if sys.platform != "linux":
         return None
     try:
         libc = ctypes.CDLL(None)
     except OSError:
         return None
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None or getattr(libc, "gnu_get_libc_version", None) is None:
-        return None  # not glibc: its allocator works otherwise
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt  # type: ignore[no-any-return]
+    function = getattr(libc, name, None)
+    if function is None or getattr(libc, "gnu_get_libc_version", None) is None:
+        return None
+    function.argtypes = list(argtypes)
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+_MALLOPT = _glibc_function("mallopt", ctypes.c_int, ctypes.c_int)
+_TRIM = _glibc_function("malloc_trim", ctypes.c_size_t)
 
 
 def limit_malloc_arenas(arenas: int = DAEMON_ARENAS) -> bool:
     """Call before any thread starts; True when glibc took the limit."""
-    mallopt = _glibc_mallopt()
-    if mallopt is None or "MALLOC_ARENA_MAX" in os.environ:
+    if _MALLOPT is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
-    return bool(mallopt(M_ARENA_MAX, arenas))
+    return bool(_MALLOPT(M_ARENA_MAX, arenas))
 
 
 def fix_mmap_threshold(size: int = DAEMON_MMAP_THRESHOLD) -> bool:
     """Call before the store loads; True when glibc took the threshold (and so stopped moving
     it)."""
-    mallopt = _glibc_mallopt()
     tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if mallopt is None or "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in tunables:
+    if _MALLOPT is None or "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in tunables:
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, size))
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    if sys.platform != "linux":
-        return None
-    try:
-        libc = ctypes.CDLL(None)
-    except OSError:
-        return None
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is None or getattr(libc, "gnu_get_libc_version", None) is None:
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
-
-
-_TRIM = _malloc_trim()
+    return bool(_MALLOPT(M_MMAP_THRESHOLD, size))
 
 
 def release_free_memory() -> bool:
