@@ -9,7 +9,7 @@ arenas and the peak RSS grows by what each keeps: ~15-20 MB of a 100k-row apply'
 The mmap threshold. A block past it is a map of its own, unmapped when freed. glibc raises the
 threshold to the size of each such block freed (up to 32 MB), so after the first dry run's
 multi-MB lists and answers, blocks of that size come from the heap, where what is freed stays.
-Fixed at 1 MiB, the 100k-row daemon of `bench/rss_sequence.py` peaks at 630-633 MB instead of
+Fixed at 1 MiB, the 100k-row daemon of `bench/rss_sequence.py` peaks at 629-642 MB instead of
 640-660 (limit 657). 128 KiB (glibc's start) gave 628-640, with a map and an unmap for each
 of a 5k-row dry run's dicts; 4 MiB gave 646.
 
