@@ -287,8 +287,7 @@ class GatewaySessions:
         """Every row's fields, from the store's views (decoded once per row version)."""
         view = live.store.view
         for key in live.store.rows:
-            fields = view(key)
-            yield key, fields.fields if fields.is_object else None
+            yield key, view(key).entry
 
     def find(self, key: str) -> Found:
         """The row a client's key names, as the reference finds it: among the canonical key,
@@ -318,8 +317,7 @@ class GatewaySessions:
         return Found(live, canonical, agent_id, None, None)
 
     def facts_of(self, live: LiveStore, key: str) -> EntryView | None:
-        view = live.store.view(key)
-        return view.fields if view.is_object else None
+        return live.store.view(key).entry
 
     def combined(self, stores: list[LiveStore]) -> list[Combined]:
         """The reference's combined view of these stores: canonical keys in first-seen order;

@@ -82,6 +82,11 @@ class RowView(msgspec.Struct, frozen=True, gc=False):
     is_object: bool
     truthy: bool
 
+    @property
+    def entry(self) -> EntryView | None:
+        """`fields` when the row is a JSON object; None for a `null` or a string row."""
+        return self.fields if self.is_object else None
+
 
 def view_row(raw: msgspec.Raw | bytes) -> RowView:
     try:
@@ -101,9 +106,8 @@ def view_row(raw: msgspec.Raw | bytes) -> RowView:
 
 
 def entry_view(raw: msgspec.Raw | bytes) -> EntryView | None:
-    """The row's fields; None when the row is not a JSON object (a `null` or a string row)."""
-    view = view_row(raw)
-    return view.fields if view.is_object else None
+    """`view_row(raw).entry`: the row's fields, None when it is not a JSON object."""
+    return view_row(raw).entry
 
 
 class LoadStatus(enum.Enum):
